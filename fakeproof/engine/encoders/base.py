@@ -1,0 +1,93 @@
+"""The encoder interface every registered face encoder implements.
+
+An encoder is a torch module plus an :class:`EncoderSpec` that states, in one place, the crop it
+expects (size, colour order) and how pixels are normalised. Nothing outside the encoder's own module
+knows how its input is normalised: callers hand over aligned uint8 RGB crops of ``spec.input_size``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A weight file an encoder or generator needs: where it is expected and where to get it."""
+
+    name: str
+    path: Path | None
+    licence: str
+    source: str
+    sha256: str | None = None
+    ships_with: str | None = None  # the registry package that ships it, if any
+
+    @property
+    def present(self) -> bool:
+        return self.path is not None and Path(self.path).exists()
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    name: str
+    input_size: tuple[int, int]  # (height, width) of the aligned crop
+    color_order: str  # "RGB" or "BGR": the order the network's first layer expects
+    normalisation: str  # human-readable formula, e.g. "(x/255-0.5)/0.5" or "per-image standardisation"
+    embedding_dim: int
+    licence: str
+    source: str
+    weights: tuple[WeightFile, ...] = field(default_factory=tuple)
+    # extra context around the ArcFace template, as a fraction of the crop side (0 = tight template)
+    align_margin: float = 0.0
+
+    def describe(self) -> dict:
+        d = asdict(self)
+        d["weights"] = [w.name for w in self.weights]
+        return d
+
+
+class Encoder(torch.nn.Module):
+    """Base class: subclasses implement :meth:`normalise` (uint8 RGB NHWC -> float NCHW) and
+    :meth:`forward` (normalised NCHW -> raw embedding)."""
+
+    spec: EncoderSpec
+
+    def normalise(self, crops: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def to_input(self, crops: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        """Stack aligned uint8 RGB crops (H, W, 3) into the normalised NCHW tensor this encoder takes."""
+        arr = np.ascontiguousarray(np.stack(list(crops)) if not isinstance(crops, np.ndarray) else crops)
+        if arr.ndim == 3:
+            arr = arr[None]
+        h, w = self.spec.input_size
+        if arr.shape[1:3] != (h, w):
+            raise ValueError(f"{self.spec.name} expects {h}x{w} crops, got {arr.shape[1]}x{arr.shape[2]}")
+        t = torch.from_numpy(arr)
+        if self.spec.color_order == "BGR":
+            t = t.flip(-1)
+        dev = next(self.parameters()).device
+        return self.normalise(t.to(dev))
+
+    @torch.no_grad()
+    def embed(self, crops: Sequence[np.ndarray] | np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """L2-normalised float32 embeddings of aligned uint8 RGB crops, shape (N, D)."""
+        was_training = self.training
+        self.eval()
+        out = []
+        arr = list(crops) if not isinstance(crops, np.ndarray) else crops
+        for i in range(0, len(arr), batch_size):
+            x = self.to_input(arr[i : i + batch_size])
+            e = self(x)
+            out.append(torch.nn.functional.normalize(e.float(), dim=1).cpu().numpy())
+        if was_training:
+            self.train()
+        if not out:
+            return np.zeros((0, self.spec.embedding_dim), np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+
+EncoderFactory = Callable[..., Encoder]

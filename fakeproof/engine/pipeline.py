@@ -1,0 +1,290 @@
+"""The face engine: photo -> (detection, 5 landmarks) -> aligned crop -> L2-normalised embedding.
+
+Every stage goes through :class:`FaceEngine`; nothing else in fakeproof detects, aligns or embeds.
+Decoding, detection and alignment run in a thread pool (OpenCV and ONNX Runtime release the GIL);
+embedding runs batched. Both aligned crops and embeddings are cached on disk by file content.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..ui import progress_task
+from .align import align_face
+from .cache import CropCache, EmbeddingCache, file_digest
+from .detect import Face, get_detector, pick_main_face
+from .encoders import Encoder, get_encoder
+from .images import ImageLoadError, decode_rgb
+from .paths import cache_home
+from .template import template_for
+
+PRE_ALIGNED_MAX_SIDE = 256  # images this small and square are candidates for "already aligned"
+
+
+@dataclass
+class FaceRecord:
+    """What the engine saw in one photo. ``ok`` means a crop exists (detected or by fallback)."""
+
+    path: str
+    ok: bool = False
+    error: str | None = None
+    n_faces: int = 0
+    det_score: float | None = None
+    bbox: list[float] | None = None
+    landmarks: list[list[float]] | None = None
+    fallback: str | None = None  # None = detected; "pre_aligned" | "whole_image"
+    warnings: list[str] = field(default_factory=list)
+    digest: str | None = None
+
+    @property
+    def detected(self) -> bool:
+        return self.ok and self.fallback is None
+
+    def to_meta(self) -> dict:
+        d = asdict(self)
+        d.pop("path")
+        return d
+
+
+@dataclass
+class EmbedResult:
+    embeddings: np.ndarray  # (N, D) float32, L2-normalised; NaN rows where no crop could be made
+    records: list[FaceRecord]
+
+    @property
+    def ok(self) -> np.ndarray:
+        return np.array([r.ok for r in self.records], bool)
+
+    @property
+    def errors(self) -> list[FaceRecord]:
+        return [r for r in self.records if not r.ok]
+
+
+def resolve_device(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def encoder_fingerprint(encoder: Encoder) -> str:
+    fp = getattr(encoder, "fingerprint", None)
+    if fp:
+        return fp
+    h = hashlib.blake2b(digest_size=12)
+    h.update(encoder.spec.name.encode())
+    for k, v in encoder.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().to("cpu").contiguous().numpy().tobytes())
+    encoder.fingerprint = h.hexdigest()
+    return encoder.fingerprint
+
+
+class FaceEngine:
+    """Detection, alignment and embedding with caches.
+
+    encoder: a registry name (``facenet``, ``adaface_ir101``, ``onnx:PATH``) or an :class:`Encoder`.
+    detector: ``mtcnn`` or ``scrfd:PACK_DIR``. margin: context around the ArcFace template
+    (default: the encoder's own ``spec.align_margin``). fallback: ``auto`` (pre-aligned crops, then
+    the whole image) or ``none`` (no face = no crop).
+    """
+
+    def __init__(
+        self,
+        encoder: str | Encoder = "facenet",
+        detector: str = "mtcnn",
+        device: str = "auto",
+        margin: float | None = None,
+        weights=None,
+        models_dir=None,
+        cache_dir=None,
+        use_cache: bool = True,
+        workers: int | None = None,
+        detect_max_side: int = 1024,
+        fallback: str = "auto",
+    ):
+        self.device = resolve_device(device)
+        self.encoder = encoder if isinstance(encoder, Encoder) else get_encoder(encoder, weights=weights, models_dir=models_dir, device=self.device)
+        self.encoder.to(self.device) if not getattr(self.encoder, "is_onnx", False) else None
+        self.spec = self.encoder.spec
+        self.detector_name = detector
+        self._detector = None
+        self.margin = self.spec.align_margin if margin is None else float(margin)
+        self.crop_size = tuple(self.spec.input_size)
+        self.detect_max_side = detect_max_side
+        self.fallback = fallback
+        self.workers = workers or min(8, os.cpu_count() or 2)
+        self.use_cache = use_cache
+        root = Path(cache_dir) if cache_dir else cache_home() / "engine"
+        self._crop_cache = CropCache(root / "crops.sqlite") if use_cache else None
+        self._emb_cache = EmbeddingCache(root / "embeddings.sqlite") if use_cache else None
+        self.stats = {"crop_hits": 0, "crop_misses": 0, "emb_hits": 0, "emb_misses": 0}
+
+    # -- settings that make a cached crop / embedding valid ---------------------------------------
+    @property
+    def crop_key_suffix(self) -> str:
+        return f"{self.detector_name}|{self.crop_size[0]}x{self.crop_size[1]}|m{self.margin:.3f}|fb:{self.fallback}"
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            self._detector = get_detector(self.detector_name)
+        return self._detector
+
+    # -- one photo ---------------------------------------------------------------------------------
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """All faces, in ``rgb`` pixel coordinates; detection runs on a copy of at most detect_max_side."""
+        h, w = rgb.shape[:2]
+        f = min(1.0, self.detect_max_side / max(h, w))
+        small = rgb if f >= 1.0 else _resize(rgb, f)
+        faces = self.detector.detect(small)
+        if not faces and max(h, w) <= PRE_ALIGNED_MAX_SIDE:
+            # tight crops (e.g. 112x112 aligned faces) leave MTCNN no context: retry with a border
+            pad = max(h, w) // 3
+            padded = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), mode="constant", constant_values=0)
+            faces = [Face(fc.bbox - np.array([pad, pad, pad, pad]), fc.score, fc.landmarks - pad) for fc in self.detector.detect(padded)]
+            return faces
+        return [fc.scaled(1.0 / f) for fc in faces] if f < 1.0 else faces
+
+    def prepare(self, data: bytes, path="<bytes>") -> tuple[FaceRecord, np.ndarray | None]:
+        """Decode, detect, align one photo. Never raises for a bad image: the record says why."""
+        rec = FaceRecord(path=str(path), digest=file_digest(data))
+        try:
+            img = decode_rgb(data, path)
+        except ImageLoadError as e:
+            rec.error = e.reason
+            return rec, None
+        rec.warnings = list(img.warnings)
+        rgb = img.rgb
+        faces = self.detect(rgb)
+        rec.n_faces = len(faces)
+        main = pick_main_face(faces, rgb.shape)
+        if main is not None:
+            lm = main.landmarks
+            rec.det_score = round(main.score, 4)
+            rec.bbox = [round(float(v) / img.scale, 1) for v in main.bbox]
+        elif self.fallback == "auto":
+            h, w = rgb.shape[:2]
+            if max(h, w) <= PRE_ALIGNED_MAX_SIDE and 0.8 <= w / h <= 1.25:
+                rec.fallback = "pre_aligned"  # treat the photo itself as an ArcFace-aligned crop
+                lm = template_for((h, w))
+            else:
+                rec.fallback = "whole_image"  # the central square, as if it were an aligned crop
+                s = min(h, w)
+                lm = template_for(s) + np.array([(w - s) / 2, (h - s) / 2], np.float32)
+        else:
+            rec.error = "no face detected"
+            return rec, None
+        rec.landmarks = [[round(float(x) / img.scale, 2), round(float(y) / img.scale, 2)] for x, y in lm]
+        crop = align_face(rgb, lm, self.crop_size, self.margin)
+        rec.ok = True
+        return rec, crop
+
+    # -- many photos -------------------------------------------------------------------------------
+    def crops(self, paths: Sequence, progress: bool = True, desc: str = "aligning faces") -> tuple[list[FaceRecord], list[np.ndarray | None]]:
+        """Aligned crops of ``paths`` (crop cache first, then a worker pool for the rest)."""
+        paths = [str(p) for p in paths]
+        records: list[FaceRecord | None] = [None] * len(paths)
+        crops: list[np.ndarray | None] = [None] * len(paths)
+        datas: dict[int, bytes] = {}
+        keys: list[str | None] = [None] * len(paths)
+        for i, p in enumerate(paths):
+            try:
+                data = Path(p).read_bytes()
+            except OSError as e:
+                records[i] = FaceRecord(path=p, error="file not found" if isinstance(e, FileNotFoundError) else f"cannot read ({e.strerror or e})")
+                continue
+            datas[i] = data
+            keys[i] = file_digest(data) + "|" + self.crop_key_suffix
+        todo = list(datas)
+        if self._crop_cache is not None and todo:
+            hits = self._crop_cache.get([keys[i] for i in todo])
+            rest = []
+            for i in todo:
+                hit = hits.get(keys[i])
+                if hit is None:
+                    rest.append(i)
+                    continue
+                crop, meta = hit
+                records[i] = FaceRecord(path=paths[i], **meta)
+                crops[i] = crop if records[i].ok else None
+            self.stats["crop_hits"] += len(todo) - len(rest)
+            todo = rest
+        self.stats["crop_misses"] += len(todo)
+        if todo:
+            new = []
+            with progress_task(desc, len(todo), progress) as advance, ThreadPoolExecutor(self.workers) as pool:
+                t0 = time.perf_counter()
+                for n, (i, (rec, crop)) in enumerate(zip(todo, pool.map(lambda j: self.prepare(datas[j], paths[j]), todo)), 1):
+                    records[i], crops[i] = rec, crop
+                    new.append((keys[i], crop if crop is not None else np.zeros((1, 1, 3), np.uint8), rec.to_meta()))
+                    advance(1, f"{n / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
+                    if len(new) >= 256 and self._crop_cache is not None:
+                        self._crop_cache.put(new)
+                        new = []
+            if self._crop_cache is not None:
+                self._crop_cache.put(new)
+        return records, crops  # type: ignore[return-value]
+
+    def embed_crops(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        return self.encoder.embed(crops, batch_size=batch_size)
+
+    def embed_paths(self, paths: Sequence, progress: bool = True, batch_size: int = 32) -> EmbedResult:
+        """Embeddings of ``paths`` in order; a photo that cannot be read gets a NaN row and a record."""
+        paths = [str(p) for p in paths]
+        d = self.spec.embedding_dim
+        out = np.full((len(paths), d), np.nan, np.float32)
+        fp = encoder_fingerprint(self.encoder)
+        # fast path: embeddings cached under (file digest, crop settings, encoder)
+        records: list[FaceRecord | None] = [None] * len(paths)
+        keys: list[str | None] = [None] * len(paths)
+        if self._emb_cache is not None:
+            for i, p in enumerate(paths):
+                try:
+                    keys[i] = file_digest(Path(p).read_bytes()) + "|" + self.crop_key_suffix + "|" + fp
+                except OSError:
+                    pass
+            hits = self._emb_cache.get([k for k in keys if k])
+            for i, k in enumerate(keys):
+                if k and k in hits:
+                    emb, meta = hits[k]
+                    records[i] = FaceRecord(path=paths[i], **meta)
+                    out[i] = emb
+            self.stats["emb_hits"] += sum(r is not None for r in records)
+        todo = [i for i, r in enumerate(records) if r is None]
+        self.stats["emb_misses"] += len(todo)
+        if todo:
+            recs, crops = self.crops([paths[i] for i in todo], progress=progress)
+            ok = [j for j, c in enumerate(crops) if c is not None]
+            if ok:
+                with progress_task("embedding", len(ok), progress) as advance:
+                    embs = []
+                    for s in range(0, len(ok), batch_size):
+                        chunk = ok[s : s + batch_size]
+                        embs.append(self.embed_crops([crops[j] for j in chunk], batch_size=batch_size))
+                        advance(len(chunk))
+                    embs = np.concatenate(embs)
+                for j, e in zip(ok, embs):
+                    out[todo[j]] = e
+            new = []
+            for j, i in enumerate(todo):
+                records[i] = recs[j]
+                if crops[j] is not None and keys[i]:
+                    new.append((keys[i], out[i], recs[j].to_meta()))
+            if self._emb_cache is not None:
+                self._emb_cache.put(new)
+        return EmbedResult(out, records)  # type: ignore[arg-type]
+
+
+def _resize(rgb: np.ndarray, f: float) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    return cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,54 @@
+"""``fakeproof models list|prepare``: what weights fakeproof knows, which are present, where to get them."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .engine.encoders import encoder_spec, list_encoders
+from .ui import console, summary_table
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _extra_weight_rows(models_dir) -> list[list]:
+    """Generator weights declared by the generate stage's backends (if that stage provides them)."""
+    try:
+        from .generate.registry import list_backend_weights
+    except ImportError:
+        return []
+    rows = []
+    for backend, w in list_backend_weights(models_dir):
+        rows.append([f"generator:{backend}", "-", "-", "-", w.name, "yes" if w.present else "NO", w.licence, str(w.path) if w.path else "-", w.source])
+    return rows
+
+
+@app.command("list")
+def list_cmd(models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Folder with user-supplied weights.")):
+    """Every registered encoder (and generator backend weight): input, normalisation, file, presence, licence, source."""
+    rows = []
+    for s in list_encoders(models_dir):
+        ws = s.weights or ()
+        present = all(w.present for w in ws) if ws else False
+        files = ", ".join(str(w.path) if w.path else w.name for w in ws) or "-"
+        rows.append(
+            [s.name, f"{s.input_size[0]}x{s.input_size[1]}", s.color_order, s.normalisation, ", ".join(w.name for w in ws) or "-", "yes" if present else "NO", s.licence, files, s.source]
+        )
+    rows += _extra_weight_rows(models_dir)
+    cols = ["name", "input", "colour", "normalisation", "weight file", "present", "licence", "expected at", "where to get it"]
+    console.print(summary_table("fakeproof models", rows, cols))
+    console.print("Also: [bold]onnx:PATH[/] for any ArcFace-style ONNX recogniser (e.g. insightface w600k_r50.onnx).")
+
+
+@app.command("prepare")
+def prepare_cmd(encoder: str = typer.Option("facenet", help="Encoder to convert and cache now.")):
+    """Convert and cache the shipped weights once (FaceNet graph -> torch state dict), warm the detector."""
+    from .engine import FaceEngine
+
+    spec = encoder_spec(encoder)
+    eng = FaceEngine(encoder, device="cpu")
+    import numpy as np
+
+    eng.detect(np.zeros((64, 64, 3), np.uint8))
+    console.print(f"[green]ready[/]: {spec.name} ({spec.input_size[0]}x{spec.input_size[1]}, dim {spec.embedding_dim}) and MTCNN")

@@ -1,0 +1,37 @@
+"""Shared test setup: an isolated, persistent fakeproof home (converted weights, engine caches)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("FAKEPROOF_HOME", str(REPO / ".cache" / "test-home"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(REPO / ".cache" / "test-home" / "fiftyone-db"))
+_ssl = REPO / ".cache" / "libssl11" / "root" / "usr" / "lib" / "x86_64-linux-gnu"
+if _ssl.exists() and str(_ssl) not in os.environ.get("LD_LIBRARY_PATH", ""):
+    # mongod is a child process: it reads LD_LIBRARY_PATH when FiftyOne starts it
+    os.environ["LD_LIBRARY_PATH"] = f"{_ssl}:{os.environ.get('LD_LIBRARY_PATH', '')}"
+
+
+def package_image(name: str) -> Path:
+    """A real photo that an installed dependency ships (insightface's sample images)."""
+    import insightface
+
+    p = Path(insightface.__file__).parent / "data" / "images" / name
+    assert p.exists(), p
+    return p
+
+
+@pytest.fixture(scope="session")
+def group_photo() -> Path:
+    return package_image("t1.jpg")
+
+
+@pytest.fixture(scope="session")
+def portrait_photo() -> Path:
+    return package_image("Tom_Hanks_54745.png")
