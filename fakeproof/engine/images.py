@@ -9,13 +9,14 @@ Handled: EXIF orientation, grayscale / palette / RGBA / LA / CMYK / 16-bit PNG, 
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 # Photos larger than this (in pixels) are refused rather than decoded: ~ a 16k x 16k image.
 MAX_PIXELS = 16384 * 16384
@@ -57,12 +58,22 @@ def _to_uint8_rgb(img: Image.Image, notes: list[str]) -> np.ndarray:
     return np.asarray(img.convert("RGB"))  # L, P, CMYK, YCbCr, 1
 
 
+_TRUNCATED_LOCK = threading.Lock()
+
+
 def _decode_truncated(data: bytes, path) -> np.ndarray | None:
-    """OpenCV decodes what a truncated JPEG/PNG holds (the rest stays grey); None if nothing."""
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if arr is None:
-        return None
-    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    """Decode what a truncated JPEG/PNG holds (the missing rest stays grey); None if nothing."""
+    with _TRUNCATED_LOCK:  # PIL's switch is global: flip it only around this one decode
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            img = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+            img.load()
+            return _to_uint8_rgb(img, [])
+        except Exception:
+            arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            return None if arr is None else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 def decode_rgb(data: bytes, path="<bytes>", max_side: int | None = DEFAULT_MAX_SIDE) -> LoadedImage:
