@@ -6,7 +6,14 @@ from typing import Optional
 
 import typer
 
+from ..ui import console, summary_table
+
 app = typer.Typer(no_args_is_help=True)
+
+
+def _fail(msg: str) -> None:
+    console.print(f"[red]error:[/red] {msg}")
+    raise typer.Exit(1)
 
 
 @app.command("clean")
@@ -14,7 +21,126 @@ def clean(
     dataset: Path = typer.Argument(..., help="Dataset root: images/<identity>/<file> + meta.json"),
     threshold: float = typer.Option(0.5, "--threshold", help="Cosine similarity for an edge between two photos."),
     encoder: str = typer.Option("facenet", "--encoder"),
-    out: Optional[Path] = typer.Option(None, "--out"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default DATASET/curation)."),
+    fake_threshold: Optional[float] = typer.Option(None, "--fake-threshold", help="Deepfake rows below this mean cosine to their identity are flagged (default threshold/2)."),
+    max_heatmaps: int = typer.Option(100, "--max-heatmaps"),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir"),
+    weights: Optional[Path] = typer.Option(None, "--weights"),
+    device: str = typer.Option("auto", "--device"),
 ):
-    """Flag photos that do not belong to their identity (graph of cosine similarities)."""
-    raise typer.Exit(2)
+    """Flag photos that do not belong to their identity (graph of cosine similarities). Read-only."""
+    from ..data import MetaError
+    from ..engine import FaceEngine
+    from .clean import run_clean
+
+    try:
+        eng = FaceEngine(encoder, device=device, weights=weights, models_dir=models_dir)
+        res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
+    except (MetaError, FileNotFoundError, ValueError, KeyError) as e:
+        _fail(str(e))
+    s, a = res.summary, res.analysis
+    rows = [
+        ("images", s["images"]),
+        ("real / deepfake", f"{s['real']} / {s['deepfakes']}"),
+        ("identities", s["identities"]),
+        ("flagged", s["flagged"]),
+        *[(f"  {k}", v) for k, v in s["reasons"].items()],
+        ("merge candidates", s["merge_candidates"]),
+        ("missing / unlisted files", f"{len(s['missing_files'])} / {len(s['unlisted_files'])}"),
+        ("encoder", f"{s['encoder']} (threshold {threshold:g})"),
+        ("time", f"embed {s['timings']['embed_s']:.1f}s, graphs {s['timings']['graphs_s']:.2f}s, total {s['timings']['total_s']:.1f}s"),
+        ("output", str(res.out)),
+    ]
+    console.print(summary_table("curate clean", rows, ["", "value"]))
+    top = a.flagged.sort_values("score", na_position="first").head(15)
+    if len(top):
+        console.print(
+            summary_table(
+                "worst flagged photos (full list: flags.csv)",
+                [(r.key, r.reason, r.score, r.suggested_identity, r.suggested_cosine) for r in top.itertuples()],
+                ["key", "reason", "score", "suggested", "cosine"],
+            )
+        )
+    for m in a.merges[:10]:
+        console.print(f"merge candidate: {m[0]} ~ {m[1]} (mean cosine {m[2]:.3f})")
+
+
+@app.command("review")
+def review(
+    dataset: Path = typer.Argument(..., help="Dataset root that `curate clean` ran on."),
+    port: int = typer.Option(5151, "--port"),
+    remote: bool = typer.Option(False, "--remote", help="Serve the App for a browser on another machine."),
+    address: Optional[str] = typer.Option(None, "--address", help="Address to bind (default FiftyOne's)."),
+    no_launch: bool = typer.Option(False, "--no-launch", help="Only build/update the FiftyOne dataset."),
+    curation: Optional[Path] = typer.Option(None, "--curation", help="Folder with flags.csv (default DATASET/curation)."),
+    name: Optional[str] = typer.Option(None, "--name", help="FiftyOne dataset name (default fakeproof-<folder>-<hash>)."),
+    view: str = typer.Option("suspects", "--view", help="Saved view to open: suspects, by_identity, merge_candidates."),
+):
+    """Build or update the persistent FiftyOne dataset and open the App on the suspects."""
+    from .review import build_review_dataset, launch
+
+    try:
+        ds = build_review_dataset(dataset, curation, name)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    n_flag = len(ds.match_tags("needs_review"))
+    console.print(
+        summary_table(
+            "curate review",
+            [("FiftyOne dataset", ds.name), ("samples", len(ds)), ("needs_review", n_flag), ("saved views", ", ".join(ds.list_saved_views()))],
+            ["", "value"],
+        )
+    )
+    console.print("Tag samples keep / mislabeled / not_a_face / accept_suggestion / identity:<name>, then run "
+                  f"`fakeproof curate apply {dataset} --from fiftyone`.")
+    if not no_launch:
+        console.print(f"App on port {port} (Ctrl-C to stop)")
+        launch(ds, view=view, port=port, remote=remote, address=address, wait=True)
+
+
+@app.command("apply")
+def apply(
+    dataset: Path = typer.Argument(..., help="Dataset root."),
+    source: str = typer.Option("fiftyone", "--from", help="fiftyone, or a flags.csv with a filled `decision` column."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, change nothing."),
+    undo_: bool = typer.Option(False, "--undo", help="Reverse the latest applied batch."),
+    name: Optional[str] = typer.Option(None, "--name", help="FiftyOne dataset name (default fakeproof-<folder>-<hash>)."),
+):
+    """Move relabelled photos, quarantine rejected ones, rewrite meta.json atomically, log history."""
+    from ..data import MetaError
+    from . import apply as ap
+    from .decisions import from_fiftyone, from_flags_csv
+
+    if undo_:
+        try:
+            r = ap.undo(dataset)
+        except (ValueError, FileExistsError, MetaError) as e:
+            _fail(str(e))
+        if r is None:
+            _fail(f"{ap.history_path(dataset)}: no applied batch to undo")
+        head, changes, how = r
+        console.print(f"undid batch {head['batch']} ({len(changes)} changes); meta.json {how}")
+        return
+    try:
+        if source == "fiftyone":
+            decisions, errors = from_fiftyone(dataset, name)
+        else:
+            decisions, errors = from_flags_csv(Path(source))
+        changes, skipped = ap.plan(dataset, decisions)
+    except (FileNotFoundError, ValueError, MetaError) as e:
+        _fail(str(e))
+    for e in errors + skipped:
+        console.print(f"[yellow]skipped:[/yellow] {e}")
+    keeps = sum(d.action == "keep" for d in decisions)
+    console.print(
+        summary_table(
+            "curate apply" + (" (dry run)" if dry_run else ""),
+            [(c.action, c.path_from, c.path_to, c.decision) for c in changes],
+            ["action", "from", "to", "decision"],
+        )
+    )
+    console.print(f"{len(changes)} changes, {keeps} kept, {len(errors) + len(skipped)} skipped")
+    if dry_run or not changes:
+        return
+    batch = ap.execute(dataset, changes, source=source)
+    console.print(f"applied batch {batch}; history in {ap.history_path(dataset)}; undo with `fakeproof curate apply {dataset} --undo`")

@@ -34,3 +34,24 @@ def template_for(size: int | tuple[int, int], margin: float = 0.0) -> np.ndarray
     out[:, 0] = pts[:, 0] / box * w + w / 2.0
     out[:, 1] = pts[:, 1] / box * h + h / 2.0
     return out
+
+
+# The older ("v1") ArcFace template, in the same 112x112 coordinates and point order. Some face
+# swappers (Ghost / sber-swap, SimSwap) were trained on crops aligned to it, so their adapters must
+# align with it too; everything else uses ARCFACE_TEMPLATE.
+ARCFACE_V1_TEMPLATE = np.array(
+    [
+        [39.7300, 51.1380],
+        [72.2700, 51.1380],
+        [56.0000, 68.4930],
+        [42.4630, 87.0100],
+        [69.5370, 87.0100],
+    ],
+    dtype=np.float32,
+)
+
+
+def template_v1_for(size: int | tuple[int, int]) -> np.ndarray:
+    """:data:`ARCFACE_V1_TEMPLATE` scaled to a crop of ``size`` (no margin)."""
+    h, w = (size, size) if isinstance(size, int) else size
+    return ARCFACE_V1_TEMPLATE * np.array([w / ARCFACE_TEMPLATE_SIZE, h / ARCFACE_TEMPLATE_SIZE], np.float32)

@@ -1,0 +1,31 @@
+"""Helpers shared by the benchmark scripts: where the real data lives, and timing."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))
+
+
+def shared_or_skip(sub: str) -> Path:
+    """``../shared/data/<sub>``, or print a skip line and exit 0 where it is absent."""
+    p = SHARED_DATA / sub
+    if not p.exists():
+        print(f"SKIP: {p} not found (benchmarks read ../shared/data beside the checkout)")
+        raise SystemExit(0)
+    return p
+
+
+def timeit(fn, repeat: int = 3, warmup: int = 1) -> float:
+    """Best wall time of ``repeat`` runs (seconds), after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best

@@ -1,0 +1,92 @@
+"""``curate clean``: embed every image with the face engine, analyse, write the curation folder.
+
+Read-only for the dataset: it never touches ``meta.json`` or an image; everything goes to
+``DATASET/curation/`` (or ``out``). Embeddings come from the engine's content cache, so re-running
+with another threshold only redoes the (fast) graph stage.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data import TrainingDataset
+from ..engine import FaceEngine
+from .analyse import Analysis, PhotoInfo, analyse
+from .report import write_embeddings, write_heatmaps, write_similarity, write_summary, write_tables
+
+
+@dataclass
+class CleanResult:
+    analysis: Analysis
+    out: Path
+    dataset: TrainingDataset
+    summary: dict
+
+
+def curation_dir(dataset: Path, out: Path | None = None) -> Path:
+    return Path(out) if out else Path(dataset) / "curation"
+
+
+def run_clean(
+    dataset,
+    threshold: float = 0.5,
+    encoder="facenet",
+    out=None,
+    engine: FaceEngine | None = None,
+    fake_threshold: float | None = None,
+    dup_threshold: float = 0.95,
+    max_heatmaps: int = 100,
+    progress: bool = True,
+) -> CleanResult:
+    dataset = Path(dataset)
+    t0 = time.perf_counter()
+    ds = TrainingDataset.load(dataset)
+    if not ds.items:
+        raise ValueError(f"{dataset / 'meta.json'}: no image of meta.json exists under {ds.images_dir}")
+    items = sorted(ds.items, key=lambda it: it.key)
+    eng = engine or FaceEngine(encoder)
+    res = eng.embed_paths([it.path for it in items], progress=progress)
+    t_embed = time.perf_counter()
+    info = [PhotoInfo(r.ok, r.error, r.n_faces if r.ok else None, r.fallback, r.digest) for r in res.records]
+    a = analyse(
+        [it.key for it in items],
+        [it.identity for it in items],
+        np.array([it.is_deepfake for it in items], bool),
+        res.embeddings,
+        threshold,
+        info,
+        fake_threshold=fake_threshold,
+        dup_threshold=dup_threshold,
+        progress=progress,
+    )
+    o = curation_dir(dataset, out)
+    o.mkdir(parents=True, exist_ok=True)
+    write_tables(a, o)
+    write_similarity(a, o)
+    write_embeddings([it.key for it in items], res.embeddings, o)
+    maps = write_heatmaps(a, o, max_heatmaps)
+    f = a.flags
+    summary = {
+        "dataset": str(dataset.resolve()),
+        "threshold": threshold,
+        "fake_threshold": threshold / 2 if fake_threshold is None else fake_threshold,
+        "encoder": eng.spec.name,
+        "margin": eng.margin,
+        "images": len(f),
+        "real": int((f.is_deepfake == 0).sum()),
+        "deepfakes": int((f.is_deepfake == 1).sum()),
+        "identities": len(a.identities),
+        "flagged": int(f.flagged.sum()),
+        "reasons": {k: int(v) for k, v in f[f.flagged].reason.value_counts().items()},
+        "merge_candidates": len(a.merges),
+        "missing_files": ds.missing_files,
+        "unlisted_files": ds.unlisted_files,
+        "heatmaps": len(maps),
+        "timings": {"embed_s": t_embed - t0, **a.timings, "total_s": time.perf_counter() - t0},
+        "engine_cache": dict(eng.stats),
+    }
+    write_summary(o, summary)
+    return CleanResult(a, o, ds, summary)

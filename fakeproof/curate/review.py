@@ -1,0 +1,129 @@
+"""``curate review``: a persistent FiftyOne dataset of the curation results, and the App on it.
+
+One sample per image, with the fields of ``flags.csv`` (identity, is_deepfake, flagged, reason,
+score, component, suggested_identity, ...), the embedding, and the identity-level merge candidate.
+Flagged samples carry the tag ``needs_review``. Saved views: ``suspects`` (flagged, worst score
+first), ``by_identity`` (flagged, grouped by identity), ``merge_candidates``.
+
+Reviewers decide with tags (all editable in the App): ``keep``, ``mislabeled``, ``not_a_face``,
+``accept_suggestion`` (relabel to ``suggested_identity``) and ``identity:<name>`` (relabel to that
+identity), or by setting the ``corrected_identity`` field from Python. Re-running ``review`` after
+another ``clean`` updates the fields and the ``needs_review`` tags but never the reviewers' tags.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .report import read_embeddings
+
+REVIEW_TAGS = ("keep", "mislabeled", "not_a_face", "accept_suggestion")
+IDENTITY_TAG_PREFIX = "identity:"
+NEEDS_REVIEW = "needs_review"
+SAVED_VIEWS = ("suspects", "by_identity", "merge_candidates")
+
+
+def dataset_name(root) -> str:
+    """``fakeproof-<folder>-<8 hex of the absolute path>``: stable per dataset folder."""
+    p = Path(root).resolve()
+    folder = re.sub(r"[^A-Za-z0-9_-]+", "_", p.name)[:40] or "dataset"
+    return f"fakeproof-{folder}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
+
+
+def read_flags(curation: Path) -> pd.DataFrame:
+    path = Path(curation) / "flags.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; run `fakeproof curate clean {Path(curation).parent}` first")
+    return pd.read_csv(path, dtype={"key": str, "identity": str, "suggested_identity": str, "reason": str, "notes": str, "decision": str}, keep_default_na=False, na_values={"score": [""], "suggested_cosine": [""], "component": [""], "n_faces": [""]})
+
+
+def _num(v):
+    if v is None or v == "":
+        return None
+    f = float(v)
+    return None if math.isnan(f) else f
+
+
+def build_review_dataset(root, curation=None, name: str | None = None):
+    """Create or update the persistent FiftyOne dataset for ``root``; returns it."""
+    import fiftyone as fo
+
+    root = Path(root).resolve()
+    curation = Path(curation) if curation else root / "curation"
+    flags = read_flags(curation)
+    emb = read_embeddings(curation)
+    idents = pd.read_csv(curation / "identities.csv", dtype=str, keep_default_na=False) if (curation / "identities.csv").exists() else None
+    merge_of = dict(zip(idents.identity, idents.merge_candidate)) if idents is not None else {}
+    name = name or dataset_name(root)
+
+    ds = fo.load_dataset(name) if fo.dataset_exists(name) else fo.Dataset(name)
+    ds.persistent = True
+    paths = {str(root / "images" / k): k for k in flags.key}
+    have = dict(zip(ds.values("filepath"), ds.values("id"))) if len(ds) else {}
+    gone = [sid for fp, sid in have.items() if fp not in paths]
+    if gone:
+        ds.delete_samples(gone)
+    new = [fp for fp in paths if fp not in have]
+    if new:
+        ds.add_samples([fo.Sample(filepath=fp) for fp in new])
+    for fld, kind in (("corrected_identity", fo.StringField), ("embedding", fo.VectorField)):
+        if fld not in ds.get_field_schema():
+            ds.add_sample_field(fld, kind)
+
+    rows = flags.set_index("key")
+    by_fp = {fp: rows.loc[k] for fp, k in paths.items()}
+    str_or_none = lambda v: (str(v) if isinstance(v, str) and v else None)  # noqa: E731
+    columns = {
+        "key": lambda fp, r: paths[fp],
+        "identity": lambda fp, r: r["identity"],
+        "is_deepfake": lambda fp, r: bool(int(r["is_deepfake"])),
+        "flagged": lambda fp, r: str(r["flagged"]).lower() == "true",
+        "reason": lambda fp, r: str_or_none(r["reason"]),
+        "score": lambda fp, r: _num(r["score"]),
+        "component": lambda fp, r: None if _num(r["component"]) is None else int(_num(r["component"])),
+        "suggested_identity": lambda fp, r: str_or_none(r["suggested_identity"]),
+        "suggested_cosine": lambda fp, r: _num(r["suggested_cosine"]),
+        "notes": lambda fp, r: str_or_none(r["notes"]),
+        "merge_candidate": lambda fp, r: str_or_none(merge_of.get(r["identity"], "")),
+    }
+    for fld, get in columns.items():
+        ds.set_values(fld, {fp: get(fp, r) for fp, r in by_fp.items()}, key_field="filepath")
+    vecs = {}
+    for fp, k in paths.items():
+        e = emb.get(k)
+        vecs[fp] = e if e is not None and np.isfinite(e).all() else None
+    ds.set_values("embedding", vecs, key_field="filepath")
+
+    ds.untag_samples(NEEDS_REVIEW)
+    flagged_fps = [fp for fp, r in by_fp.items() if str(r["flagged"]).lower() == "true"]
+    if flagged_fps:
+        ds.select_by("filepath", flagged_fps).tag_samples(NEEDS_REVIEW)
+
+    from fiftyone import ViewField as F
+
+    ds.save_view("suspects", ds.match_tags(NEEDS_REVIEW).sort_by("score"), description="flagged photos, least like their identity first", overwrite=True)
+    ds.save_view("by_identity", ds.match_tags(NEEDS_REVIEW).sort_by([("identity", 1), ("score", 1)]), description="flagged photos grouped by identity", overwrite=True)
+    ds.save_view("merge_candidates", ds.match(F("merge_candidate") != None).sort_by("identity"), description="identities that look like another identity", overwrite=True)  # noqa: E711
+    ds.info["fakeproof"] = {"dataset": str(root), "curation": str(curation.resolve()), "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    ds.save()
+    return ds
+
+
+def launch(ds, view: str = "suspects", port: int = 5151, remote: bool = False, address: str | None = None, wait: bool = True):
+    """Open the App on a saved view; with ``wait`` blocks until the App is closed (Ctrl-C)."""
+    import fiftyone as fo
+
+    v = ds.load_saved_view(view) if view in ds.list_saved_views() else ds.view()
+    session = fo.launch_app(v, port=port, remote=remote, address=address, auto=not remote)
+    if wait:
+        try:
+            session.wait()
+        finally:
+            session.close()
+    return session

@@ -1,0 +1,64 @@
+"""Model-side training switches: freezing the early blocks, and BatchNorm handling.
+
+"Blocks" are found generically, for any registered encoder: descend through wrappers that hold a
+single parametrised child, then list the parametrised children in registration order, expanding
+``nn.Sequential``/``nn.ModuleList`` containers into their members (so an IResNet's ``body`` counts
+each residual unit and FaceNet's ``repeat_1`` counts each Inception-ResNet block).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _has_params(m: nn.Module) -> bool:
+    return any(True for _ in m.parameters())
+
+
+def block_list(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``[(qualified name, module), ...]`` of the model's blocks, input side first."""
+    prefix, m = "", model
+    while True:
+        kids = [(n, c) for n, c in m.named_children() if _has_params(c)]
+        if len(kids) == 1 and not isinstance(kids[0][1], (nn.Sequential, nn.ModuleList)) and list(kids[0][1].children()):
+            prefix, m = f"{prefix}{kids[0][0]}.", kids[0][1]
+            continue
+        break
+    out: list[tuple[str, nn.Module]] = []
+    for n, c in kids:
+        if isinstance(c, (nn.Sequential, nn.ModuleList)):
+            out += [(f"{prefix}{n}.{n2}", c2) for n2, c2 in c.named_children() if _has_params(c2)]
+        else:
+            out.append((f"{prefix}{n}", c))
+    return out
+
+
+def freeze_early_blocks(model: nn.Module, n_blocks: int) -> list[str]:
+    """Stop gradients to the first ``n_blocks`` blocks; returns their names."""
+    if n_blocks <= 0:
+        return []
+    blocks = block_list(model)
+    if n_blocks >= len(blocks):
+        raise ValueError(f"--freeze-blocks {n_blocks} would freeze the whole encoder ({len(blocks)} blocks)")
+    names = []
+    for name, b in blocks[:n_blocks]:
+        for p in b.parameters():
+            p.requires_grad_(False)
+        names.append(name)
+    return names
+
+
+def set_train_mode(model: nn.Module, bn: str = "frozen") -> None:
+    """``model.train()``; with ``bn='frozen'`` BatchNorm layers keep their running statistics (eval
+    mode) while their affine parameters still learn: the right choice for small fine-tuning batches."""
+    model.train()
+    if bn == "frozen":
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+    elif bn != "train":
+        raise ValueError(f"unknown BatchNorm mode {bn!r} (frozen | train)")
+
+
+def trainable_parameters(model: nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
