@@ -35,3 +35,13 @@ def group_photo() -> Path:
 @pytest.fixture(scope="session")
 def portrait_photo() -> Path:
     return package_image("Tom_Hanks_54745.png")
+
+# A torchvision wheel that does not match the installed torch breaks every transformers/diffusers
+# model import ("operator torchvision::nms does not exist"). Neither library needs it: hide it.
+try:  # pragma: no cover - depends on the environment
+    import torchvision  # noqa: F401
+except Exception:
+    import sys
+
+    sys.modules.pop("torchvision", None)
+    sys.modules["torchvision"] = None  # importlib.util.find_spec("torchvision") -> None

@@ -56,9 +56,14 @@ def analyse(
     info: list[PhotoInfo] | None = None,
     fake_threshold: float | None = None,
     dup_threshold: float = 0.95,
+    closer_margin: float = 0.1,
     progress: bool = True,
 ) -> Analysis:
-    """Flags for every image. ``emb`` rows are L2-normalised (NaN rows = no embedding)."""
+    """Flags for every image. ``emb`` rows are L2-normalised (NaN rows = no embedding).
+
+    Beyond the graph rule, a main-component photo whose score is below ``threshold`` is flagged
+    (``closer_to_other_identity``) when another identity's main component is similar to it on
+    average (mean cosine >= threshold) and more similar than its own by more than ``closer_margin``: one chance edge must not hide a mislabel."""
     import time
 
     t0 = time.perf_counter()
@@ -142,6 +147,15 @@ def analyse(
     for r in np.flatnonzero(single):
         if np.isfinite(suggested_cos[r]) and suggested_cos[r] >= threshold:
             flagged[r], reason[r] = True, "matches_other_identity"
+    # weakly attached members of a main component (joined through one chance edge): flagged when
+    # they look more like another identity's main component than like their own
+    weak = np.flatnonzero((component == 0) & ~flagged & ~is_deepfake & usable & (score < threshold))
+    w_idx, w_cos = best_other(emb[weak], own[weak], means, has)
+    for r, k, c in zip(weak, w_idx, w_cos):
+        if k >= 0 and c >= threshold and c > score[r] + closer_margin:
+            flagged[r], reason[r] = True, "closer_to_other_identity"
+            suggested[r], suggested_cos[r] = id_names[k], c
+            want = np.append(want, r)
     t_suggest = time.perf_counter()
 
     # near-duplicates across identities

@@ -27,6 +27,21 @@ REVIEW_TAGS = ("keep", "mislabeled", "not_a_face", "accept_suggestion")
 IDENTITY_TAG_PREFIX = "identity:"
 NEEDS_REVIEW = "needs_review"
 SAVED_VIEWS = ("suspects", "by_identity", "merge_candidates")
+FIELD_TYPES = {
+    "key": "StringField",
+    "identity": "StringField",
+    "is_deepfake": "BooleanField",
+    "flagged": "BooleanField",
+    "reason": "StringField",
+    "score": "FloatField",
+    "component": "IntField",
+    "suggested_identity": "StringField",
+    "suggested_cosine": "FloatField",
+    "notes": "StringField",
+    "merge_candidate": "StringField",
+    "corrected_identity": "StringField",  # set by reviewers, never overwritten here
+    "embedding": "VectorField",
+}
 
 
 def dataset_name(root) -> str:
@@ -72,9 +87,10 @@ def build_review_dataset(root, curation=None, name: str | None = None):
     new = [fp for fp in paths if fp not in have]
     if new:
         ds.add_samples([fo.Sample(filepath=fp) for fp in new])
-    for fld, kind in (("corrected_identity", fo.StringField), ("embedding", fo.VectorField)):
-        if fld not in ds.get_field_schema():
-            ds.add_sample_field(fld, kind)
+    schema = ds.get_field_schema()
+    for fld, kind in FIELD_TYPES.items():
+        if fld not in schema:
+            ds.add_sample_field(fld, getattr(fo, kind))
 
     rows = flags.set_index("key")
     by_fp = {fp: rows.loc[k] for fp, k in paths.items()}

@@ -2,16 +2,129 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
+import numpy as np
 import typer
+
+from ..ui import console, summary_table
 
 app = typer.Typer(no_args_is_help=True)
 
 
+@app.command("celeba")
+def celeba(
+    celeba_dir: Path = typer.Argument(..., help="CelebA root: img_celeba/ or img_align_celeba/ + identity_CelebA.txt"),
+    out: Path = typer.Option(..., "--out", help="Training-layout dataset to write (images/<id>/<k>.jpg + meta.json)."),
+    identities: Optional[int] = typer.Option(None, "--identities", help="How many identities (drawn with --seed); all by default."),
+    min_photos: int = typer.Option(3, "--min-photos", help="Keep identities with at least this many photos."),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """CelebA's layout -> the training layout, with celeba_map.csv mapping keys back to CelebA files."""
+    from ..data.meta import MetaError
+    from .celeba import MAP_NAME, convert_celeba
+
+    try:
+        r = convert_celeba(celeba_dir, out, identities, min_photos, seed)
+    except (FileNotFoundError, ValueError, MetaError) as e:
+        console.print(f"[red]error[/]: {e}")
+        raise typer.Exit(2)
+    for e in r.errors:
+        console.print(f"[yellow]skipped[/]: {e}")
+    rows = [
+        ["identities", r.identities],
+        ["photos in dataset", r.photos],
+        ["copied now", r.copied],
+        ["already there", r.skipped_existing],
+        [f"identities with < {min_photos} photos (left out)", r.too_few_photos],
+        ["listed but missing in CelebA", r.missing_in_celeba],
+        ["unreadable photos", len(r.errors)],
+    ]
+    console.print(summary_table(f"CelebA -> {out}", rows, ["", "count"]))
+    console.print(f"mapping back to CelebA: {Path(out) / MAP_NAME}")
+
+
 @app.command("deepfakes")
 def deepfakes(
-    dataset: Path = typer.Argument(...),
-    backends: str = typer.Option("available", "--backends", help="all | available | NAME[,NAME]"),
+    dataset: Path = typer.Argument(..., help="Training-layout dataset (images/ + meta.json)."),
+    backends: str = typer.Option("available", "--backends", help="all | available | NAME[,NAME] (roop, ghost, arc2face, instantid, classic)"),
+    per_identity: int = typer.Option(4, "--per-identity", help="Fakes per identity (spread over the backends)."),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Folder with generator weights (default $FAKEPROOF_MODELS)."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
+    max_fakes: Optional[int] = typer.Option(None, "--max-fakes", help="Stop after this many fakes (a trial run; rerun to continue)."),
 ):
-    """Make deepfakes that impersonate each identity."""
-    raise typer.Exit(2)
+    """Make deepfakes that impersonate each identity (resumable; provenance in fakes.csv)."""
+    from ..data.meta import MetaError
+    from ..engine import resolve_device
+    from .backends.base import MissingWeightsError
+    from .registry import resolve_backends
+    from .runner import ERRORS_LOG, FAKES_CSV, generate_deepfakes
+
+    try:
+        names = resolve_backends(backends, models_dir)
+    except MissingWeightsError as e:
+        console.print(f"[red]cannot start[/]: {len(e.missing)} weight file(s) missing for --backends {backends}:")
+        for b, w in e.missing:
+            console.print(f"  [bold]{b}[/]: {w.name}\n      expected at {w.path}\n      get it: {w.source}  [dim](licence: {w.licence})[/]", soft_wrap=True)
+        raise typer.Exit(3)
+    except (KeyError, ValueError) as e:
+        console.print(f"[red]error[/]: {e.args[0] if e.args else e}")
+        raise typer.Exit(2)
+    if per_identity < 1:
+        console.print("[red]error[/]: --per-identity must be >= 1")
+        raise typer.Exit(2)
+    dev = resolve_device(device)
+    console.print(f"backends: {', '.join(names)}  device: {dev}")
+    try:
+        rep = generate_deepfakes(dataset, names, per_identity, models_dir, seed, dev, max_fakes=max_fakes)
+    except (FileNotFoundError, MetaError) as e:
+        console.print(f"[red]error[/]: {e}")
+        raise typer.Exit(2)
+    rows = []
+    for b in names:
+        s = rep.seconds.get(b, [])
+        rows.append([b, len(s), f"{sum(s) / len(s):.3f}" if s else "-"])
+    console.print(summary_table("fakes made this run", rows, ["backend", "fakes", "s/fake"]))
+    short = [i for i, n in rep.per_identity.items() if n < per_identity]
+    summary = [
+        ["planned this run", rep.planned],
+        ["made", rep.made],
+        ["failed (logged)", rep.failed],
+        ["already made by earlier runs", rep.already],
+        [f"identities with {per_identity} fakes", len(rep.per_identity) - len(short)],
+        ["identities short of fakes", len(short)],
+        ["identities without real photos (skipped)", len(rep.skipped_identities)],
+    ]
+    console.print(summary_table(f"deepfakes in {dataset}", summary, ["", "count"]))
+    console.print(f"provenance: {Path(dataset) / FAKES_CSV}" + (f"; failures: {Path(dataset) / ERRORS_LOG}" if rep.failed else ""))
+    for e in rep.errors[:10]:
+        console.print(f"[yellow]failed[/]: {e}")
+
+
+@app.command("check")
+def check(
+    dataset: Path = typer.Argument(..., help="Training-layout dataset with fakes (and fakes.csv)."),
+    encoder: str = typer.Option("facenet", "--encoder", help="Encoder that judges the fakes."),
+    device: str = typer.Option("auto", "--device"),
+):
+    """Per backend: how often the encoder accepts the fake as its identity, and how close it stays to the target."""
+    from ..data.meta import MetaError
+    from .check import CHECK_CSV, CHECK_PNG, check_fakes
+
+    try:
+        rep = check_fakes(dataset, encoder, device)
+    except (FileNotFoundError, ValueError, MetaError) as e:
+        console.print(f"[red]error[/]: {e}")
+        raise typer.Exit(2)
+    rows = []
+    for name, bc in sorted(rep.backends.items()):
+        m = lambda v: f"{np.mean(v):.3f}" if v else "-"  # noqa: E731
+        rows.append([name, bc.n, bc.embedded, f"{bc.impersonation_rate:.1%}", f"{bc.pair_accept_rate:.1%}", m(bc.cos_identity), m(bc.cos_source), m(bc.cos_target), f"{bc.target_pass_rate:.1%}" if bc.with_target else "-"])
+    cols = ["backend", "fakes", "embedded", "imperson.", "pair acc.", "cos id", "cos src", "cos tgt", "as target"]
+    console.print(summary_table(f"fake quality ({rep.encoder}; genuine threshold {rep.threshold:.3f} = EER threshold on real photos, EER {rep.real_eer:.1%})", rows, cols))
+    console.print("imperson. = mean cosine to the identity's other real photos >= threshold; pair acc. = share of (fake, real) pairs accepted; as target = still accepted as the target person", soft_wrap=True)
+    if rep.unembeddable:
+        console.print(f"[yellow]{len(rep.unembeddable)} fake(s) without a detectable face[/] (listed in {CHECK_CSV})")
+    console.print(f"per fake: {Path(dataset) / CHECK_CSV}; plot: {Path(dataset) / CHECK_PNG}")
+

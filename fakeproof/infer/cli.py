@@ -1,6 +1,280 @@
-"""``fakeproof infer``: pairs / score-pairs / evaluate / compare / export-onnx / benchmark."""
+"""``fakeproof infer``: pairs / score-pairs / evaluate / compare / export-onnx / benchmark.
+
+``--model`` takes an encoder registry name (``facenet``), a ``train run`` folder or checkpoint, or an
+ONNX file from ``export-onnx``; ``--runtime onnx`` runs any of them on ONNX Runtime.
+"""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+from rich.markup import escape
+
+from ..ui import console, summary_table
 
 app = typer.Typer(no_args_is_help=True)
+
+MODEL_HELP = "encoder registry name (facenet, adaface_ir101, onnx:PATH), a `train run` folder / checkpoint, or an exported .onnx"
+
+
+def _fail(msg: str) -> None:
+    console.print(f"[red]error:[/red] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _load(model: str, runtime: str, device: str, weights, models_dir, threshold):
+    from .threads import configure_cpu_threads
+
+    configure_cpu_threads()  # before torch is imported
+    from .model import load_model
+
+    try:
+        m = load_model(model, device=device, runtime=runtime, weights=weights, models_dir=models_dir, threshold=threshold)
+    except (FileNotFoundError, ValueError, KeyError, RuntimeError, OSError) as e:
+        _fail(str(e).strip("'\""))
+    console.print(f"model: {escape(m.describe())}", highlight=False)
+    return m
+
+
+def _engine(m, detector: str, device: str, workers: Optional[int], cache: bool, margin: Optional[float]):
+    from ..engine import FaceEngine
+
+    try:
+        return FaceEngine(m.encoder, detector=detector, device=device, workers=workers, use_cache=cache, margin=margin)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        _fail(str(e))
+
+
+# options shared by the commands that embed photos
+_model = typer.Option("facenet", "--model", "-m", help=MODEL_HELP)
+_runtime = typer.Option("torch", "--runtime", help="torch | onnx (ONNX Runtime; torch models are exported once and cached)")
+_device = typer.Option("auto", "--device", help="auto | cpu | cuda")
+_weights = typer.Option(None, "--weights", help="weights file for a registry encoder")
+_models_dir = typer.Option(None, "--models-dir", help="folder with user-supplied weights")
+_detector = typer.Option("mtcnn", "--detector", help="mtcnn | scrfd:DIR")
+_workers = typer.Option(None, "--workers", help="decode/detect/align worker threads (default: CPU count, max 8)")
+_batch = typer.Option(32, "--batch-size", help="crops per encoder batch")
+_cache = typer.Option(True, "--cache/--no-cache", help="reuse cached crops and embeddings (keyed by file content)")
+_margin = typer.Option(None, "--margin", help="alignment margin (default: the encoder's)")
+_threshold = typer.Option(None, "--threshold", help="decision threshold (default: the model's)")
+_progress = typer.Option(True, "--progress/--no-progress")
+
+
+def _face_summary(scores) -> None:
+    c = scores.counts()
+    rows = [[k, c.get(k, 0)] for k in ("detected", "pre_aligned", "whole_image", "unreadable", "missing") if c.get(k, 0)]
+    console.print(summary_table("photo sides", rows, ["face", "count"]))
+    if scores.n_unscorable:
+        first = next(e for e in scores.error if e)
+        console.print(f"[yellow]{scores.n_unscorable} pairs have an unusable side and get similarity 0.0 (e.g. {first})", highlight=False)
+
+
+@app.command("pairs")
+def pairs_cmd(
+    test_dir: Path = typer.Argument(..., help="Kryptonite test layout: TEST_DIR/<pair_id>/0.jpg, 1.jpg"),
+    out: Path = typer.Option(Path("submission.csv"), "--out", help="CSV with pair_id,similarity"),
+    report: Optional[Path] = typer.Option(None, "--report", help="side report: pair_id,face_a,face_b,error (default: OUT with .faces.csv)"),
+    model: str = _model,
+    runtime: str = _runtime,
+    device: str = _device,
+    weights: Optional[str] = _weights,
+    models_dir: Optional[str] = _models_dir,
+    detector: str = _detector,
+    workers: Optional[int] = _workers,
+    batch_size: int = _batch,
+    cache: bool = _cache,
+    margin: Optional[float] = _margin,
+    progress: bool = _progress,
+):
+    """One similarity per pair folder, in sorted order; every pair scored (fallbacks in the side report)."""
+    import pandas as pd
+
+    from ..data import atomic_write_text, read_pair_folders
+    from .scoring import score_pairs
+
+    try:
+        folders = read_pair_folders(test_dir)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    if not folders:
+        _fail(f"{test_dir}: no pair folders inside")
+    m = _load(model, runtime, device, weights, models_dir, None)
+    eng = _engine(m, detector, device, workers, cache, margin)
+    scores = score_pairs(eng, [(f.a, f.b) for f in folders], batch_size=batch_size, progress=progress)
+    errors = [("; ".join(x for x in (f.problem, e) if x)) for f, e in zip(folders, scores.error)]
+    sub = pd.DataFrame({"pair_id": [f.pair_id for f in folders], "similarity": scores.similarity})
+    side = pd.DataFrame({"pair_id": sub.pair_id, "similarity": scores.similarity, "face_a": scores.face_a, "face_b": scores.face_b, "error": errors})
+    report = report or out.with_name(out.stem + ".faces.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, sub.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(report, side.to_csv(index=False, float_format="%.6f"))
+    _face_summary(scores)
+    console.print(f"[green]{len(sub)} pairs[/] -> {out} (side report: {report})", highlight=False)
+
+
+@app.command("score-pairs")
+def score_pairs_cmd(
+    pairs_csv: Path = typer.Argument(..., help="CSV with path_a,path_b (relative to --root) and any other columns"),
+    root: Path = typer.Option(Path("."), "--root", help="folder the paths are relative to"),
+    out: Path = typer.Option(Path("scores.csv"), "--out", help="input columns + similarity, face_a, face_b, error"),
+    column_a: str = typer.Option("path_a", "--column-a"),
+    column_b: str = typer.Option("path_b", "--column-b"),
+    model: str = _model,
+    runtime: str = _runtime,
+    device: str = _device,
+    weights: Optional[str] = _weights,
+    models_dir: Optional[str] = _models_dir,
+    detector: str = _detector,
+    workers: Optional[int] = _workers,
+    batch_size: int = _batch,
+    cache: bool = _cache,
+    margin: Optional[float] = _margin,
+    progress: bool = _progress,
+):
+    """Score every row of a pairs CSV; the output keeps every input column and adds the scores."""
+    import pandas as pd
+
+    from ..data import atomic_write_text
+    from .scoring import score_pairs
+
+    try:
+        df = pd.read_csv(pairs_csv, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as e:
+        _fail(f"{pairs_csv}: cannot read as CSV ({e})")
+    for col in (column_a, column_b):
+        if col not in df.columns:
+            _fail(f"{pairs_csv}: no column {col!r} (columns: {', '.join(df.columns)})")
+    added = [c for c in ("similarity", "face_a", "face_b", "error") if c in df.columns]
+    if added:
+        console.print(f"[yellow]{pairs_csv}: existing column(s) {', '.join(added)} are replaced by the new scores")
+    m = _load(model, runtime, device, weights, models_dir, None)
+    eng = _engine(m, detector, device, workers, cache, margin)
+
+    def side(v: str):
+        v = str(v).strip()
+        return (root / v) if v else None
+
+    scores = score_pairs(eng, [(side(a), side(b)) for a, b in zip(df[column_a], df[column_b])], batch_size=batch_size, progress=progress)
+    df["similarity"] = scores.similarity
+    df["face_a"], df["face_b"], df["error"] = scores.face_a, scores.face_b, scores.error
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, df.to_csv(index=False, float_format="%.6f"))
+    _face_summary(scores)
+    console.print(f"[green]{len(df)} pairs[/] -> {out}", highlight=False)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    scores_csv: Path = typer.Argument(..., help="scores CSV (e.g. from score-pairs)"),
+    label_column: str = typer.Option("expected_accept", "--label-column", help="1/true = the pair should be accepted"),
+    score_column: str = typer.Option("similarity", "--score-column"),
+    group_column: Optional[str] = typer.Option("group", "--group-column", help="per-group acceptance at the EER threshold (used when present)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="where the JSON and ROC PNG go (default: beside SCORES.csv)"),
+):
+    """EER (Kryptonite baseline formula), ROC AUC, TAR@FAR, per-group acceptance; JSON + ROC PNG."""
+    from .evaluate import FARS, EvaluationError, evaluate_csv, plot_roc, write_json
+
+    try:
+        ev = evaluate_csv(scores_csv, label_column, score_column, group_column)
+    except EvaluationError as e:
+        _fail(str(e))
+    out_dir = out_dir or scores_csv.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js = write_json(ev, out_dir / f"{scores_csv.stem}.eval.json", {"scores_csv": str(scores_csv)})
+    png = plot_roc(ev, out_dir / f"{scores_csv.stem}.roc.png", title=scores_csv.name)
+    rows = [
+        ["pairs (accept / reject)", f"{ev.n} ({ev.positives} / {ev.negatives})"],
+        ["EER", f"{ev.eer:.4f} ({ev.eer:.2%})"],
+        ["EER threshold", f"{ev.threshold:.4f}"],
+        ["ROC AUC", f"{ev.auc:.4f}"],
+    ]
+    rows += [[f"TAR @ FAR {f:g}", ev.tar_text(f)] for f in FARS]
+    console.print(summary_table(f"evaluate {scores_csv.name}", rows, ["metric", "value"]))
+    if ev.groups:
+        grows = [[g.group, g.n, g.positives, f"{g.acceptance_rate:.2%}"] for g in ev.groups]
+        console.print(summary_table(f"acceptance at the EER threshold {ev.threshold:.4f}", grows, ["group", "pairs", "expected accept", "accepted"]))
+    console.print(f"-> {js}\n-> {png}", highlight=False)
+
+
+@app.command("compare")
+def compare_cmd(
+    photos: List[Path] = typer.Argument(..., help="2 to 10 photos"),
+    out: Path = typer.Option(Path("compare.png"), "--out", help="PNG: aligned faces along the axes, similarities in the cells"),
+    model: str = _model,
+    runtime: str = _runtime,
+    device: str = _device,
+    weights: Optional[str] = _weights,
+    models_dir: Optional[str] = _models_dir,
+    detector: str = _detector,
+    threshold: Optional[float] = _threshold,
+    cache: bool = _cache,
+    margin: Optional[float] = _margin,
+):
+    """Similarity matrix of 2-10 photos, a verdict per pair at the model's threshold, and a PNG."""
+    from .compare import MAX_PHOTOS, MIN_PHOTOS, compare_photos, matrix_rows, plot_comparison
+
+    if not MIN_PHOTOS <= len(photos) <= MAX_PHOTOS:
+        _fail(f"compare takes {MIN_PHOTOS} to {MAX_PHOTOS} photos, got {len(photos)}")
+    m = _load(model, runtime, device, weights, models_dir, threshold)
+    eng = _engine(m, detector, device, None, cache, margin)
+    c = compare_photos(eng, photos, m.threshold)
+    for p, r in zip(c.paths, c.records):
+        if not r.ok:
+            console.print(f"[red]{p}: {r.error}", highlight=False)
+        elif r.fallback:
+            console.print(f"[yellow]{p}: no face detected; used the {r.fallback.replace('_', ' ')} as the face", highlight=False)
+    console.print(summary_table(f"cosine similarity (threshold {m.threshold:.3f}, {m.threshold_source})", matrix_rows(c), ["photo", *c.labels]))
+    vrows = [[c.labels[i], c.labels[j], "n/a" if v == "unreadable" else f"{s:.3f}", v] for i, j, s, v in c.verdicts()]
+    console.print(summary_table("verdicts", vrows, ["photo", "photo", "similarity", "verdict"]))
+    plot_comparison(c, out, title=m.describe())
+    console.print(f"-> {out}", highlight=False)
+
+
+@app.command("export-onnx")
+def export_onnx_cmd(
+    model: str = _model,
+    out: Path = typer.Option(Path("model.onnx"), "--out"),
+    weights: Optional[str] = _weights,
+    models_dir: Optional[str] = _models_dir,
+    opset: int = typer.Option(17, "--opset"),
+):
+    """ONNX with dynamic batch: uint8 RGB aligned crops in, L2-normalised embeddings out
+    (normalisation inside the graph, documented in the metadata); checked against torch."""
+    from .onnx_export import PARITY_TOLERANCE, export_onnx
+
+    m = _load(model, "torch", "cpu", weights, models_dir, None)
+    if m.runtime == "onnx":
+        _fail(f"{model} already runs on ONNX Runtime; nothing to export")
+    try:
+        rep = export_onnx(m.encoder, out, threshold=m.threshold, source=m.name, opset=opset)
+    except RuntimeError as e:
+        _fail(str(e))
+    rows = [[k.removeprefix("fakeproof."), v] for k, v in rep.metadata.items()]
+    rows += [["file size", f"{rep.size_mb:.1f} MB"], ["ONNX Runtime vs torch, max |diff|", f"{rep.max_abs_diff:.2e} (limit {PARITY_TOLERANCE:g})"]]
+    console.print(summary_table(f"exported -> {out}", rows, ["field", "value"]))
+
+
+@app.command("benchmark")
+def benchmark_cmd(
+    images: Path = typer.Argument(..., help="folder of photos (searched recursively) to run the pipeline on"),
+    model: str = _model,
+    limit: int = typer.Option(64, "--limit", help="photos to use"),
+    device: str = _device,
+    workers: Optional[int] = _workers,
+):
+    """Throughput on your photos: aligned-crop embedding (torch and ONNX Runtime, batch 1 / 32),
+    the full pipeline with batching and a worker pool, and the naive one-at-a-time loop."""
+    from .threads import configure_cpu_threads
+
+    configure_cpu_threads()
+    from .throughput import IMAGE_GLOB_EXTS, print_report, run_benchmark
+
+    paths = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_GLOB_EXTS)[:limit]
+    if len(paths) < 2:
+        _fail(f"{images}: fewer than 2 photos found")
+    try:
+        rep = run_benchmark(paths, model=model, device=device, workers=workers)
+    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
+        _fail(str(e))
+    print_report(rep)

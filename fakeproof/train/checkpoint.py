@@ -16,6 +16,7 @@ complete checkpoint in charge. :func:`load_trained_encoder` is what ``infer --mo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -55,12 +56,20 @@ def _weights_dict(encoder: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in encoder.state_dict().items()}
 
 
-def _write_folder(final: Path, encoder: torch.nn.Module, config: dict, state: dict | None) -> Path:
+def _write_folder(final: Path, encoder: torch.nn.Module, config: dict, state: dict | None, same_weights_as: Path | None = None) -> Path:
     tmp = final.with_name(final.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_file(_weights_dict(encoder), str(tmp / WEIGHTS), metadata={"format": FORMAT, "encoder": str(config.get("encoder"))})
+    linked = False
+    if same_weights_as is not None and (same_weights_as / WEIGHTS).exists():
+        try:  # the best checkpoint is usually the step just saved: share the file instead of a copy
+            os.link(same_weights_as / WEIGHTS, tmp / WEIGHTS)
+            linked = True
+        except OSError:
+            pass
+    if not linked:
+        save_file(_weights_dict(encoder), str(tmp / WEIGHTS), metadata={"format": FORMAT, "encoder": str(config.get("encoder"))})
     atomic_write_text(tmp / CONFIG, json.dumps(config, indent=1, default=str) + "\n")
     if state is not None:
         torch.save(state, tmp / STATE)
@@ -86,8 +95,9 @@ def save_step(run_dir: Path, encoder: torch.nn.Module, config: dict, state: dict
     return folder
 
 
-def save_best(run_dir: Path, encoder: torch.nn.Module, config: dict) -> Path:
-    return _write_folder(Path(run_dir) / "checkpoints" / "best", encoder, {**config, "saved": time.time()}, None)
+def save_best(run_dir: Path, encoder: torch.nn.Module, config: dict, same_weights_as: Path | None = None) -> Path:
+    """``checkpoints/best``; ``same_weights_as``: a step folder holding these very weights (hard-linked)."""
+    return _write_folder(Path(run_dir) / "checkpoints" / "best", encoder, {**config, "saved": time.time()}, None, same_weights_as)
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
@@ -129,20 +139,26 @@ def read_config(folder: Path) -> dict:
     return cfg
 
 
-def build_encoder(config: dict, device: str = "cpu", models_dir=None) -> Encoder:
-    """The architecture named in ``config`` through the encoder registry. Encoders that need their
-    pretrained file to be built get ``config['base_weights']`` when the plain build fails."""
+def build_encoder(config: dict, device: str = "cpu", models_dir=None, weights_file: Path | None = None) -> Encoder:
+    """The architecture named in ``config``, built through the encoder registry.
+
+    First with the checkpoint's own ``weights_file`` as the factory's weights (facenet and AdaFace
+    factories read fakeproof's safetensors, so the pretrained file need not be present), then the
+    registry default, then ``config['base_weights']``; the caller loads the fine-tuned weights."""
     name = config["encoder"]
-    try:
-        return get_encoder(name, weights=None, models_dir=models_dir, device=device)
-    except (FileNotFoundError, OSError, ValueError, RuntimeError) as first:
-        base = config.get("base_weights")
-        if not base:
-            raise
+    attempts: list[str | None] = [str(weights_file)] if weights_file else []
+    attempts.append(None)
+    if config.get("base_weights"):
+        attempts.append(str(config["base_weights"]))
+    reasons = []
+    for w in dict.fromkeys(attempts):
         try:
-            return get_encoder(name, weights=base, models_dir=models_dir, device=device)
-        except (FileNotFoundError, OSError):
-            raise first from None
+            return get_encoder(name, weights=w, models_dir=models_dir, device=device)
+        except KeyError as e:
+            raise ValueError(f"checkpoint encoder {name!r} is not in the registry: {e.args[0] if e.args else e}") from None
+        except (FileNotFoundError, OSError, ValueError, RuntimeError) as e:
+            reasons.append(f"weights={w or 'default'}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    raise FileNotFoundError(f"cannot build encoder {name!r} for this checkpoint ({'; '.join(reasons)})")
 
 
 def load_trained_encoder(path_or_run_dir, device: str = "cpu", models_dir=None) -> tuple[Encoder, dict]:
@@ -152,7 +168,7 @@ def load_trained_encoder(path_or_run_dir, device: str = "cpu", models_dir=None) 
     ``config['input_size']``/``['normalisation']`` describe what the encoder takes."""
     folder = resolve_checkpoint(path_or_run_dir)
     config = read_config(folder)
-    enc = build_encoder(config, device="cpu", models_dir=models_dir)
+    enc = build_encoder(config, device="cpu", models_dir=models_dir, weights_file=folder / WEIGHTS)
     state = load_file(str(folder / WEIGHTS))
     missing, unexpected = enc.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -1,14 +1,127 @@
-"""``fakeproof train``: pairs / run."""
+"""``fakeproof train``: pairs / run.
+
+Several GPUs or machines: run the same command under torchrun, e.g.
+``torchrun --nproc_per_node=4 -m fakeproof.cli train run DATA --out RUN`` (DDP: NCCL on GPU, gloo
+on CPU; only rank 0 writes). ``-m fakeproof.train.cli run ...`` works too and imports less.
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
+
+from ..ui import console, summary_table
 
 app = typer.Typer(no_args_is_help=True)
 
 
+def _fail(msg: str) -> None:
+    console.print(f"[red]error:[/red] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command("pairs")
+def pairs_cmd(
+    dataset: Path = typer.Argument(..., help="training-layout folder (images/<id>/<file> + meta.json)"),
+    out: Path = typer.Option(Path("pairs.csv"), "--out", help="CSV to write (split, kind, label, identity, a, b)"),
+    seed: int = typer.Option(0, "--seed"),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="share of identities held apart for validation"),
+    max_pairs_per_identity: Optional[int] = typer.Option(None, "--max-pairs-per-identity", help="cap on the pairs of one identity (all kinds together)"),
+):
+    """Genuine / impostor / deepfake pairs (50/25/25 per identity), split by identity."""
+    from ..data import MetaError, TrainingDataset
+    from .pairs import build_pairs, write_pairs_csv
+
+    try:
+        ds = TrainingDataset.load(dataset)
+    except MetaError as e:
+        _fail(str(e))
+    if ds.missing_files:
+        console.print(f"[yellow]{len(ds.missing_files)} keys of {ds.meta_path} have no file (e.g. {ds.missing_files[0]}); they are left out")
+    pairs, summary = build_pairs(ds, seed=seed, val_fraction=val_fraction, max_pairs_per_identity=max_pairs_per_identity)
+    if not pairs:
+        _fail(f"{dataset}: no pairs (every identity needs at least 2 real photos)")
+    write_pairs_csv(pairs, out)
+    console.print(summary_table(f"pairs -> {out}", summary.rows(), ["split", "identities", "genuine", "impostor", "deepfake", "total"]))
+    if summary.without_fakes:
+        console.print(f"[yellow]{len(summary.without_fakes)} identities have no deepfakes (genuine + impostor pairs only): {', '.join(summary.without_fakes[:8])}{' ...' if len(summary.without_fakes) > 8 else ''}")
+    if summary.too_few_reals:
+        console.print(f"[yellow]{len(summary.too_few_reals)} identities have fewer than 2 real photos and give no pairs")
+
+
 @app.command("run")
-def run(dataset: Path = typer.Argument(...), out: Path = typer.Option(..., "--out")):
-    """Fine-tune the encoder with the adaptive-margin loss."""
-    raise typer.Exit(2)
+def run(
+    dataset: Path = typer.Argument(..., help="training-layout folder (images/<id>/<file> + meta.json)"),
+    out: Path = typer.Option(..., "--out", help="run folder: checkpoints/, metrics.csv, metrics.png, pairs.csv"),
+    encoder: str = typer.Option("facenet", "--encoder", help="registry name: facenet | adaface_ir18 | adaface_ir50 | adaface_ir101 (ONNX encoders cannot be fine-tuned)"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="pretrained weights file for the encoder"),
+    models_dir: Optional[str] = typer.Option(None, "--models-dir"),
+    detector: str = typer.Option("mtcnn", "--detector", help="mtcnn | scrfd:DIR"),
+    pairs_csv: Optional[Path] = typer.Option(None, "--pairs", help="pairs.csv from `train pairs` (default: built here)"),
+    seed: int = typer.Option(0, "--seed"),
+    val_fraction: float = typer.Option(0.2, "--val-fraction"),
+    max_pairs_per_identity: Optional[int] = typer.Option(None, "--max-pairs-per-identity"),
+    batch_size: int = typer.Option(32, "--batch-size", help="pairs per optimizer step, over all processes"),
+    accum_steps: int = typer.Option(1, "--accum-steps", help="gradient accumulation: micro-batches per step"),
+    lr: float = typer.Option(5e-6, "--lr"),
+    weight_decay: float = typer.Option(1e-2, "--weight-decay"),
+    loss: str = typer.Option("adaptive_margin", "--loss", help="adaptive_margin | contrastive"),
+    scale: float = typer.Option(16.0, "--scale", help="s in logit = s (cos - m_d y)"),
+    margin_base: float = typer.Option(0.35, "--margin-base", help="m_b"),
+    margin_alpha: float = typer.Option(0.1, "--margin-alpha", help="alpha in m_d = m_b + alpha (1 - cos)"),
+    plateau_patience: int = typer.Option(10, "--plateau-patience", help="validations without improvement before lr halves"),
+    val_every: int = typer.Option(100, "--val-every", help="validate (and checkpoint) every N steps"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="wall-clock budget of this invocation"),
+    epochs: Optional[float] = typer.Option(10.0, "--epochs"),
+    freeze_blocks: int = typer.Option(0, "--freeze-blocks", help="freeze the first N blocks of the encoder"),
+    bn: str = typer.Option("frozen", "--bn", help="frozen (keep BatchNorm statistics) | train"),
+    flip: bool = typer.Option(True, "--flip/--no-flip", help="random horizontal flips"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="mixed precision (GPU only)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out exactly from its last checkpoint; training options come from RUN_DIR/run.json, only --max-steps/--max-minutes/--epochs/--device from this command"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Fine-tune the encoder with the adaptive-margin loss (CPU, GPU, or DDP under torchrun)."""
+    from .loop import TrainConfig, TrainError, train
+
+    cfg = TrainConfig(
+        dataset=str(dataset),
+        out=str(out),
+        encoder=encoder,
+        weights=weights,
+        models_dir=models_dir,
+        detector=detector,
+        pairs_csv=str(pairs_csv) if pairs_csv else None,
+        seed=seed,
+        val_fraction=val_fraction,
+        max_pairs_per_identity=max_pairs_per_identity,
+        batch_size=batch_size,
+        accum_steps=accum_steps,
+        lr=lr,
+        weight_decay=weight_decay,
+        loss=loss,
+        scale=scale,
+        margin_base=margin_base,
+        margin_alpha=margin_alpha,
+        plateau_patience=plateau_patience,
+        val_every=val_every,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        epochs=epochs,
+        freeze_blocks=freeze_blocks,
+        bn=bn,
+        flip=flip,
+        device=device,
+        amp=amp,
+        progress=progress,
+    )
+    try:
+        train(cfg, resume=resume)
+    except (TrainError, ValueError, FileNotFoundError, KeyError) as e:
+        _fail(str(e).strip("'\""))
+
+
+if __name__ == "__main__":  # torchrun -m fakeproof.train.cli run ...
+    app()

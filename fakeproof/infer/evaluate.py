@@ -1,0 +1,187 @@
+"""Benchmark-style evaluation of a scores CSV: EER, ROC AUC, TAR@FAR, per-group acceptance.
+
+EER and its threshold come from :func:`fakeproof.metrics.compute_eer` (the Kryptonite baseline's
+formula); TAR at FAR from :func:`fakeproof.metrics.tar_at_far`, which is ``None`` ("insufficient
+data") when FAR x negatives < 1. Per group (e.g. ``genuine``, ``impostor``, ``deepfake:roop``) the
+acceptance rate at the EER threshold shows which attacks get through.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..metrics import acceptance_rate, compute_eer, roc_auc, tar_at_far
+
+FARS = (1e-2, 1e-3, 1e-4)
+INSUFFICIENT = "insufficient data"
+_TRUE = {"1", "1.0", "true", "yes", "y", "t", "same", "accept"}
+_FALSE = {"0", "0.0", "false", "no", "n", "f", "different", "reject"}
+
+
+class EvaluationError(ValueError):
+    pass
+
+
+@dataclass
+class GroupResult:
+    group: str
+    n: int
+    positives: int  # pairs labelled "accept" in this group
+    acceptance_rate: float  # share scored >= the EER threshold
+
+
+@dataclass
+class Evaluation:
+    n: int
+    positives: int
+    negatives: int
+    eer: float
+    threshold: float
+    auc: float
+    tar: dict[str, float | None]  # "1e-02" -> TAR or None (insufficient data)
+    groups: list[GroupResult] = field(default_factory=list)
+    fpr: np.ndarray | None = None
+    tpr: np.ndarray | None = None
+
+    def tar_text(self, far: float) -> str:
+        v = self.tar[far_key(far)]
+        return INSUFFICIENT if v is None else f"{v:.4f}"
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("fpr")
+        d.pop("tpr")
+        d["tar"] = {k: (INSUFFICIENT if v is None else v) for k, v in self.tar.items()}
+        d["eer_definition"] = "Kryptonite baseline: sklearn roc_curve, first threshold set to 1.0, argmin |FNR - FPR|, EER = FPR there"
+        return d
+
+
+def far_key(far: float) -> str:
+    return f"{far:.0e}"
+
+
+def parse_labels(values) -> np.ndarray:
+    """0/1, booleans or yes/no words to an int array; anything else raises :class:`EvaluationError`."""
+    out = np.empty(len(values), int)
+    for i, v in enumerate(values):
+        if isinstance(v, (bool, np.bool_)):
+            out[i] = int(v)
+            continue
+        if isinstance(v, (int, float, np.integer, np.floating)) and not (isinstance(v, float) and math.isnan(v)) and v in (0, 1):
+            out[i] = int(v)
+            continue
+        s = str(v).strip().lower()
+        if s in _TRUE:
+            out[i] = 1
+        elif s in _FALSE:
+            out[i] = 0
+        else:
+            raise EvaluationError(f"row {i + 1}: label {v!r} is not 0/1, true/false or yes/no")
+    return out
+
+
+def evaluate_scores(labels, scores, groups=None, fars=FARS) -> Evaluation:
+    labels = np.asarray(labels).astype(int)
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(labels) != len(scores):
+        raise EvaluationError(f"{len(labels)} labels but {len(scores)} scores")
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        raise EvaluationError(f"{int(bad.sum())} scores are not finite (e.g. row {int(np.argmax(bad)) + 1})")
+    pos, neg = int(labels.sum()), int((labels == 0).sum())
+    if pos == 0 or neg == 0:
+        raise EvaluationError(f"EER needs both classes: {pos} positive and {neg} negative pairs")
+    e = compute_eer(labels, scores)
+    ev = Evaluation(
+        n=len(labels),
+        positives=pos,
+        negatives=neg,
+        eer=e.eer,
+        threshold=e.threshold,
+        auc=roc_auc(labels, scores),
+        tar={far_key(f): tar_at_far(labels, scores, f) for f in fars},
+        fpr=e.fpr,
+        tpr=e.tpr,
+    )
+    if groups is not None:
+        groups = np.asarray([str(g) for g in groups])
+        for g in sorted(set(groups.tolist())):
+            m = groups == g
+            ev.groups.append(GroupResult(g, int(m.sum()), int(labels[m].sum()), acceptance_rate(scores[m], e.threshold)))
+    return ev
+
+
+def evaluate_csv(path, label_column: str = "expected_accept", score_column: str = "similarity", group_column: str | None = "group") -> Evaluation:
+    """Read a scores CSV (``infer score-pairs`` output or any CSV with a label and a score column).
+    ``group_column`` is used when present; naming one that is absent is an error only if it is not
+    the default ``group``."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError) as e:
+        raise EvaluationError(f"{path}: cannot read as CSV ({e})") from None
+    for col in (label_column, score_column):
+        if col not in df.columns:
+            raise EvaluationError(f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))})")
+    groups = None
+    if group_column:
+        if group_column in df.columns:
+            groups = df[group_column].astype(str).tolist()
+        elif group_column != "group":
+            raise EvaluationError(f"{path}: no group column {group_column!r} (columns: {', '.join(map(str, df.columns))})")
+    try:
+        labels = parse_labels(df[label_column].tolist())
+    except EvaluationError as e:
+        raise EvaluationError(f"{path}: {e}") from None
+    scores = pd.to_numeric(df[score_column], errors="coerce").to_numpy(np.float64)
+    try:
+        return evaluate_scores(labels, scores, groups)
+    except EvaluationError as e:
+        raise EvaluationError(f"{path}: {e}") from None
+
+
+def write_json(ev: Evaluation, out, extra: dict | None = None) -> Path:
+    from ..data import atomic_write_text
+
+    out = Path(out)
+    atomic_write_text(out, json.dumps({**ev.to_json(), **(extra or {})}, indent=1) + "\n")
+    return out
+
+
+def plot_roc(ev: Evaluation, out, title: str = "ROC") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4.5))
+    for a, logx in zip(ax, (False, True)):
+        fpr = np.clip(ev.fpr, 1e-6, 1) if logx else ev.fpr
+        a.plot(fpr, ev.tpr, lw=1.6, label=f"AUC {ev.auc:.4f}")
+        a.plot([ev.eer], [1 - ev.eer], "o", color="C3", label=f"EER {ev.eer:.2%} @ {ev.threshold:.3f}")
+        for f in FARS:
+            v = ev.tar[far_key(f)]
+            if v is not None and logx:
+                a.plot([f], [v], "s", ms=4, color="C2")
+        if logx:
+            a.set_xscale("log")
+            a.set_xlim(max(1e-4, 1.0 / max(ev.negatives, 1)) / 2, 1)
+        else:
+            a.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
+            a.plot([0, 1], [1, 0], ":", color="grey", lw=0.8)
+        a.set_xlabel("false accept rate (FAR)" + (" [log]" if logx else ""))
+        a.set_ylabel("true accept rate (TAR)")
+        a.grid(alpha=0.3)
+        a.legend(loc="lower right", fontsize=8)
+    fig.suptitle(f"{title}: {ev.positives} genuine-accept / {ev.negatives} reject pairs")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,80 @@
+"""curate clean end to end: real photos (sample dataset), the default encoder, one injected mislabel."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from _curate_fixtures import TRUE_IDENTITY, WRONG_KEY, build_mislabelled, tree_digest
+from fakeproof.cli import app
+from fakeproof.curate.analyse import FLAG_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def cleaned(tmp_path_factory):
+    cache = tmp_path_factory.getbasetemp() / "curate-sample-src"
+    root = build_mislabelled(tmp_path_factory.mktemp("clean") / "ds", cache)
+    before = tree_digest(root)
+    r = CliRunner().invoke(app, ["curate", "clean", str(root), "--threshold", "0.5"])
+    assert r.exit_code == 0, r.output
+    return root, before, r.output
+
+
+def test_clean_flags_the_injected_mislabel_with_the_true_identity(cleaned):
+    root, _, output = cleaned
+    f = pd.read_csv(root / "curation" / "flags.csv", keep_default_na=False).set_index("key")
+    row = f.loc[WRONG_KEY]
+    assert str(row.flagged) == "True", row
+    assert row.suggested_identity == TRUE_IDENTITY
+    assert float(row.suggested_cosine) > float(row.score)
+    # the other photos of the sample set are variations of one photo each: none should be flagged
+    assert int((f.flagged.astype(str) == "True").sum()) == 1, f[f.flagged.astype(str) == "True"]
+    # flagged rows come first in the file, worst score first
+    assert pd.read_csv(root / "curation" / "flags.csv").key.iloc[0] == WRONG_KEY
+    assert "curate clean" in output and "flagged" in output
+
+
+def test_clean_writes_every_row_and_its_files(cleaned):
+    root, _, _ = cleaned
+    cur = root / "curation"
+    f = pd.read_csv(cur / "flags.csv")
+    meta_keys = set(pd.read_json(root / "meta.json", typ="series").index)
+    assert list(f.columns) == FLAG_COLUMNS
+    assert set(f.key) == meta_keys
+    ids = pd.read_csv(cur / "identities.csv", keep_default_na=False).set_index("identity")
+    assert int(ids.loc["person_02", "flagged"]) == 1 and int(ids.loc["person_02", "photos"]) == 6
+    with np.load(cur / "similarity.npz") as z:
+        names = list(z["identities"])
+        j = names.index("person_02")
+        keys, sim = list(z[f"keys_{j}"]), z[f"sim_{j}"]
+    assert WRONG_KEY in keys and sim.shape == (6, 6)
+    assert np.allclose(np.diag(sim), 1.0, atol=1e-4)
+    assert (cur / "heatmaps" / "person_02.png").stat().st_size > 1000
+    assert not (cur / "heatmaps" / "person_03.png").exists()
+
+
+def test_clean_never_modifies_the_dataset(cleaned):
+    root, before, _ = cleaned
+    assert tree_digest(root) == before
+    assert not (root / ".history").exists()
+
+
+def test_rerun_with_another_threshold_uses_the_cache(cleaned, tmp_path):
+    from fakeproof.curate.clean import run_clean
+    from fakeproof.engine import FaceEngine
+
+    root, before, _ = cleaned
+    eng = FaceEngine("facenet")
+    res = run_clean(root, 0.3, engine=eng, out=tmp_path / "out", progress=False)
+    assert eng.stats["emb_misses"] == 0 and eng.stats["emb_hits"] == len(res.analysis.flags)
+    assert res.summary["threshold"] == 0.3
+    assert (tmp_path / "out" / "flags.csv").exists()
+    assert tree_digest(root) == before
+
+
+def test_clean_reports_a_bad_meta_in_one_line(tmp_path):
+    (tmp_path / "meta.json").write_text("{not json")
+    r = CliRunner().invoke(app, ["curate", "clean", str(tmp_path)])
+    assert r.exit_code == 1
+    assert "meta.json" in r.output and "invalid JSON" in r.output
