@@ -1,7 +1,9 @@
 """A small face dataset in the training layout, made from photos that installed packages ship.
 
-No download and no ``../shared``: the faces come from insightface's sample images (``t1.jpg``, a
-group photo of six people, and ``Tom_Hanks_54745.png``). Each identity gets several photos made
+No download and no ``../shared``: the faces come from photos that installed dependencies ship:
+insightface's sample images (``t1.jpg``, a group photo of six people, and ``Tom_Hanks_54745.png``,
+an aligned 112x112 crop as in the Kryptonite data), matplotlib's ``grace_hopper.jpg`` and
+scikit-image's ``astronaut.png`` (Eileen Collins; both public-domain US government photos). Each identity gets several photos made
 by realistic variation of ONE real photo: in-plane rotation, a small perspective (pose) change,
 scale and crop, lighting (gain, gamma, colour cast), blur, sensor noise and JPEG compression,
 with the real background around the face. It is honest test and demo data: real faces, real
@@ -35,8 +37,27 @@ def _insightface_image(name: str) -> Path:
     return Path(insightface.__file__).parent / "data" / "images" / name
 
 
+def _portraits() -> list[tuple[str, Path]]:
+    """Single-person photos shipped by installed packages (each one is skipped where absent)."""
+    out = [("tom_hanks", _insightface_image("Tom_Hanks_54745.png"))]
+    try:
+        import matplotlib.cbook
+
+        out.append(("grace_hopper", Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))))
+    except Exception:  # noqa: BLE001 - an optional extra face
+        pass
+    try:
+        import skimage
+
+        out.append(("eileen_collins", Path(skimage.__file__).parent / "data" / "astronaut.png"))
+    except Exception:  # noqa: BLE001
+        pass
+    return [(n, p) for n, p in out if p.exists()]
+
+
 def source_faces(min_score: float = 0.95, min_side: int = 60) -> list[SourceFace]:
-    """The real faces the sample dataset is made of: the people in t1.jpg (left to right) + Tom Hanks."""
+    """The real faces the sample dataset is made of: the people in t1.jpg (left to right), then the
+    single portraits of :func:`_portraits`."""
     det = get_detector("mtcnn")
     out: list[SourceFace] = []
     group = load_rgb(_insightface_image("t1.jpg")).rgb
@@ -44,10 +65,11 @@ def source_faces(min_score: float = 0.95, min_side: int = 60) -> list[SourceFace
     faces.sort(key=lambda f: f.bbox[0])
     for i, f in enumerate(faces):
         out.append(SourceFace(f"person_{i + 1:02d}", group, f.bbox, f.landmarks))
-    hanks = load_rgb(_insightface_image("Tom_Hanks_54745.png")).rgb
-    hf = max(det.detect(hanks), key=lambda f: f.area, default=None)
-    if hf is not None:
-        out.append(SourceFace("tom_hanks", hanks, hf.bbox, hf.landmarks))
+    for name, path in _portraits():
+        rgb = load_rgb(path).rgb
+        best = max(det.detect(rgb), key=lambda f: f.area, default=None)
+        if best is not None:
+            out.append(SourceFace(name, rgb, best.bbox, best.landmarks))
     return out
 
 

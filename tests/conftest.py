@@ -12,10 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(REPO / ".cache" / "test-home" / "fiftyone-db"))
-_ssl = REPO / ".cache" / "libssl11" / "root" / "usr" / "lib" / "x86_64-linux-gnu"
-if _ssl.exists() and str(_ssl) not in os.environ.get("LD_LIBRARY_PATH", ""):
-    # mongod is a child process: it reads LD_LIBRARY_PATH when FiftyOne starts it
-    os.environ["LD_LIBRARY_PATH"] = f"{_ssl}:{os.environ.get('LD_LIBRARY_PATH', '')}"
+from fakeproof.fiftyone_env import prepare_fiftyone_env  # noqa: E402
+
+prepare_fiftyone_env()  # tests import fiftyone directly too
 
 
 def package_image(name: str) -> Path:

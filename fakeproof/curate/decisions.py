@@ -113,7 +113,8 @@ def from_flags_csv(path) -> tuple[list[Decision], list[str]]:
 
 def from_fiftyone(root, name: str | None = None) -> tuple[list[Decision], list[str]]:
     """Decisions from the tags / ``corrected_identity`` of the review dataset of ``root``."""
-    import fiftyone as fo
+    from ..fiftyone_env import import_fiftyone
+    fo = import_fiftyone()
 
     from .review import dataset_name
 

@@ -67,7 +67,8 @@ def _num(v):
 
 def build_review_dataset(root, curation=None, name: str | None = None):
     """Create or update the persistent FiftyOne dataset for ``root``; returns it."""
-    import fiftyone as fo
+    from ..fiftyone_env import import_fiftyone
+    fo = import_fiftyone()
 
     root = Path(root).resolve()
     curation = Path(curation) if curation else root / "curation"
@@ -133,7 +134,8 @@ def build_review_dataset(root, curation=None, name: str | None = None):
 
 def launch(ds, view: str = "suspects", port: int = 5151, remote: bool = False, address: str | None = None, wait: bool = True):
     """Open the App on a saved view; with ``wait`` blocks until the App is closed (Ctrl-C)."""
-    import fiftyone as fo
+    from ..fiftyone_env import import_fiftyone
+    fo = import_fiftyone()
 
     v = ds.load_saved_view(view) if view in ds.list_saved_views() else ds.view()
     session = fo.launch_app(v, port=port, remote=remote, address=address, auto=not remote)
