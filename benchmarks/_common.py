@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,15 +16,3 @@ def shared_or_skip(sub: str) -> Path:
         print(f"SKIP: {p} not found (benchmarks read ../shared/data beside the checkout)")
         raise SystemExit(0)
     return p
-
-
-def timeit(fn, repeat: int = 3, warmup: int = 1) -> float:
-    """Best wall time of ``repeat`` runs (seconds), after ``warmup`` untimed runs."""
-    for _ in range(warmup):
-        fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from _common import shared_or_skip, timeit
+from _common import shared_or_skip
 
 import numpy as np
 import torch
 
 from fakeproof.engine import FaceEngine, align_face, get_detector, load_rgb, pick_main_face
+from fakeproof.infer.throughput import best_time as timeit
 from fakeproof.ui import console, summary_table
 
 

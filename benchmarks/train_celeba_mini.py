@@ -4,10 +4,12 @@
 
 1. ``fakeproof generate celeba ../shared/data/celeba-mini`` -> training layout (60 ids x 6 photos);
 2. ``fakeproof generate deepfakes --backends classic`` -> fakes of every identity;
-3. ``fakeproof train pairs`` -> 50/25/25 pairs, identities split train/validation (disjoint);
+3. ``fakeproof train pairs --test-fraction`` -> 50/25/25 pairs, identities split into train /
+   validation / test (disjoint); training reads train, picks its best checkpoint on validation and
+   never sees the test identities;
 4. ``fakeproof train run`` for a bounded wall-clock budget on this machine (CPU here);
-5. before/after on the held-apart validation identities, both through the face engine: the base
-   encoder vs ``load_trained_encoder(RUN)`` (what ``infer --model RUN`` loads).
+5. before/after on the test identities, both through the face engine: the base encoder vs
+   ``load_trained_encoder(RUN)`` (what ``infer --model RUN`` loads).
 
 Printed per model: EER over all validation pairs, genuine-pair EER (genuine vs impostor only),
 attack acceptance (share of real+deepfake pairs accepted at the genuine-pair EER threshold), and
@@ -56,7 +58,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="keep everything here (default: a temp folder)")
     ap.add_argument("--encoder", default="facenet")
     ap.add_argument("--fakes", type=int, default=3, help="classic fakes per identity")
-    ap.add_argument("--val-fraction", type=float, default=0.25)
+    ap.add_argument("--val-fraction", type=float, default=0.25, help="of the identities left after the test split")
+    ap.add_argument("--test-fraction", type=float, default=0.3, help="identities for the final before/after, never seen by training")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--freeze-blocks", type=int, default=14)
@@ -73,7 +76,7 @@ def main() -> None:
         times["generate celeba"] = cli("generate", "celeba", str(celeba), "--out", str(ds), "--seed", str(args.seed))
     if not (ds / "fakes.csv").exists():
         times["generate deepfakes (classic)"] = cli("generate", "deepfakes", str(ds), "--backends", "classic", "--per-identity", str(args.fakes), "--seed", str(args.seed), "--device", "cpu")
-    times["train pairs"] = cli("train", "pairs", str(ds), "--out", str(pairs_csv), "--seed", str(args.seed), "--val-fraction", str(args.val_fraction))
+    times["train pairs"] = cli("train", "pairs", str(ds), "--out", str(pairs_csv), "--seed", str(args.seed), "--val-fraction", str(args.val_fraction), "--test-fraction", str(args.test_fraction))
     if not (run / "summary.json").exists():
         times["train run"] = cli(
             "train", "run", str(ds), "--out", str(run), "--pairs", str(pairs_csv), "--encoder", args.encoder,
@@ -86,9 +89,11 @@ def main() -> None:
     from fakeproof.train.pairs import read_pairs_csv
     from fakeproof.ui import console, summary_table
 
-    val = [p for p in read_pairs_csv(pairs_csv) if p.split == "val"]
-    train_ids = {p.identity for p in read_pairs_csv(pairs_csv) if p.split == "train"}
-    assert not train_ids & {p.identity for p in val}, "validation identities leaked into training"
+    all_pairs = read_pairs_csv(pairs_csv)
+    held = "test" if any(p.split == "test" for p in all_pairs) else "val"
+    val = [p for p in all_pairs if p.split == held]
+    seen = {p.identity for p in all_pairs if p.split in ("train", "val") and p.split != held}
+    assert not seen & {p.identity for p in val}, "held-apart identities leaked into training"
     cache = work / "engine-cache"
     before = evaluate(FaceEngine(args.encoder, device="cpu", cache_dir=cache), ds, val)
     enc, conf = load_trained_encoder(run, device="cpu")
@@ -110,7 +115,7 @@ def main() -> None:
     for k in ("genuine", "impostor", "deepfake"):
         rows.append([f"mean cosine, {k} pairs", f"{before['mean_cos'][k]:.3f}", f"{after['mean_cos'][k]:.3f}", f"{after['mean_cos'][k] - before['mean_cos'][k]:+.3f}"])
     console.print(summary_table(
-        f"{args.encoder} before/after fine-tuning; {before['pairs']} validation pairs of {len({p.identity for p in val})} held-apart identities",
+        f"{args.encoder} before/after fine-tuning; {before['pairs']} {held} pairs of {len({p.identity for p in val})} held-apart identities",
         rows, ["metric", "before", "after", "change"],
     ))
     info = [

@@ -86,6 +86,19 @@ def test_pairs_are_deterministic_under_a_seed(generated, tmp_path):
     assert read_pairs_csv(path) == a
 
 
+def test_test_split_is_held_apart_from_train_and_val(generated, tmp_path):
+    pairs, summary = build_pairs(generated, seed=1, val_fraction=0.25, test_fraction=0.25)
+    assert summary.identities == {"train": 11, "val": 4, "test": 5}
+    side = {}
+    for p in pairs:
+        for k in (p.a, p.b):
+            assert side.setdefault(k.split("/")[0], p.split) == p.split
+    assert [r[0] for r in summary.rows()] == ["train", "val", "test"]
+    assert read_pairs_csv(write_pairs_csv(pairs, tmp_path / "p.csv")) == pairs
+    # without a test split the train/val pairs are exactly the default ones
+    assert build_pairs(generated, seed=1, val_fraction=0.25)[0] == build_pairs(generated, seed=1, val_fraction=0.25, test_fraction=0.0)[0]
+
+
 def test_cap_per_identity(generated):
     pairs, _ = build_pairs(generated, seed=0, max_pairs_per_identity=8)
     c = Counter((p.identity, p.kind) for p in pairs)

@@ -215,6 +215,9 @@ class SCRFDDetector:
         from insightface.model_zoo import model_zoo
 
         self.model = model_zoo.get_model(str(cands[0]), providers=["CPUExecutionProvider"])
+        if not getattr(self.model, "use_kps", False):
+            # a box-only SCRFD (6 outputs) gives no landmarks: every photo would have "no face"
+            raise ValueError(f"{cands[0]}: this SCRFD model predicts no facial landmarks; use a *_kps model (det_10g.onnx, scrfd_10g_bnkps.onnx)")
         self.model.prepare(ctx_id=-1, input_size=det_size, det_thresh=det_thresh)
         self.weights = {"det": cands[0]}
         self._lock = threading.Lock()

@@ -46,8 +46,9 @@ class BenchmarkReport:
         return next(m.rate for m in self.rows if m.name == name)
 
 
-def _timed(fn, n: int, repeat: int = 2, warmup: bool = True) -> float:
-    if warmup:
+def best_time(fn, repeat: int = 2, warmup: int = 1) -> float:
+    """Best wall time of ``repeat`` calls of ``fn`` (seconds), after ``warmup`` untimed calls."""
+    for _ in range(warmup):
         fn()
     best = float("inf")
     for _ in range(repeat):
@@ -61,8 +62,8 @@ def embed_rates(encoder, crops: Sequence[np.ndarray], label: str, n_batch1: int 
     """Aligned crops to embeddings at batch 1 (``n_batch1`` crops) and batch 32 (all crops)."""
     crops = list(crops)
     b1 = crops[:n_batch1]
-    t1 = _timed(lambda: [encoder.embed([c], batch_size=1) for c in b1], len(b1))
-    t32 = _timed(lambda: encoder.embed(crops, batch_size=32), len(crops))
+    t1 = best_time(lambda: [encoder.embed([c], batch_size=1) for c in b1])
+    t32 = best_time(lambda: encoder.embed(crops, batch_size=32))
     return [Measurement(f"aligned crops, {label}, batch 1", len(b1), t1), Measurement(f"aligned crops, {label}, batch 32", len(crops), t32)]
 
 
@@ -87,7 +88,7 @@ def run_benchmark(paths: Sequence, model: str = "facenet", device: str = "cpu", 
     naive.embed_paths(paths[:2], progress=False)
 
     # full pipeline: pool for decode/detect/align, batched embedding
-    t = _timed(lambda: eng.embed_paths(paths, progress=False, batch_size=32), len(paths), repeat=1, warmup=False)
+    t = best_time(lambda: eng.embed_paths(paths, progress=False, batch_size=32), repeat=1, warmup=0)
     rep.rows.append(Measurement(f"full pipeline, batch 32 + {eng.workers} workers", len(paths), t))
 
     # naive: one photo at a time, read -> decode -> detect -> align -> embed (batch 1)
@@ -97,7 +98,7 @@ def run_benchmark(paths: Sequence, model: str = "facenet", device: str = "cpu", 
             if crop is not None:
                 naive.embed_crops([crop], batch_size=1)
 
-    t = _timed(naive_loop, len(paths), repeat=1, warmup=False)
+    t = _timed(naive_loop, repeat=1, warmup=0)
     rep.rows.append(Measurement("naive loop (1 photo at a time)", len(paths), t))
 
     _, crops = eng.crops(paths, progress=False)
@@ -113,7 +114,7 @@ def run_benchmark(paths: Sequence, model: str = "facenet", device: str = "cpu", 
             rep.notes.append(f"ONNX Runtime vs torch max |diff| {er.max_abs_diff:.1e}")
             ort_eng = FaceEngine(ort_enc, device=device, use_cache=False, workers=workers)
             ort_eng.embed_paths(paths[:2], progress=False)
-            t = _timed(lambda: ort_eng.embed_paths(paths, progress=False, batch_size=32), len(paths), repeat=1, warmup=False)
+            t = best_time(lambda: ort_eng.embed_paths(paths, progress=False, batch_size=32), repeat=1, warmup=0)
             rep.rows.append(Measurement(f"full pipeline, ONNX Runtime, batch 32 + {eng.workers} workers", len(paths), t))
     return rep
 

@@ -27,6 +27,7 @@ def pairs_cmd(
     out: Path = typer.Option(Path("pairs.csv"), "--out", help="CSV to write (split, kind, label, identity, a, b)"),
     seed: int = typer.Option(0, "--seed"),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="share of identities held apart for validation"),
+    test_fraction: float = typer.Option(0.0, "--test-fraction", help="share of identities held apart from training AND validation (split 'test', for a final evaluation)"),
     max_pairs_per_identity: Optional[int] = typer.Option(None, "--max-pairs-per-identity", help="cap on the pairs of one identity (all kinds together)"),
 ):
     """Genuine / impostor / deepfake pairs (50/25/25 per identity), split by identity."""
@@ -39,7 +40,7 @@ def pairs_cmd(
         _fail(str(e))
     if ds.missing_files:
         console.print(f"[yellow]{len(ds.missing_files)} keys of {ds.meta_path} have no file (e.g. {ds.missing_files[0]}); they are left out")
-    pairs, summary = build_pairs(ds, seed=seed, val_fraction=val_fraction, max_pairs_per_identity=max_pairs_per_identity)
+    pairs, summary = build_pairs(ds, seed=seed, val_fraction=val_fraction, max_pairs_per_identity=max_pairs_per_identity, test_fraction=test_fraction)
     if not pairs:
         _fail(f"{dataset}: no pairs (every identity needs at least 2 real photos)")
     write_pairs_csv(pairs, out)

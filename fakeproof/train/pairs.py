@@ -11,7 +11,8 @@ Per identity with ``n`` real photos (``n >= 2``):
 
 Identities without deepfakes contribute genuine and impostor pairs only (they are counted in
 :class:`PairSummary`); identities with fewer than two real photos contribute no pairs. Identities
-are split into train/validation before any pair is drawn, so no identity is on both sides.
+are split into train/validation (and, with ``test_fraction``, a test split that training never
+reads, for a final before/after evaluation) before any pair is drawn, so no identity is on two sides.
 Everything is deterministic under ``seed``; each identity draws from its own generator (seeded
 from ``seed`` and its name), so adding an identity does not reshuffle the others.
 """
@@ -29,6 +30,7 @@ from ..data import TrainingDataset, atomic_write_text
 
 KINDS = ("genuine", "impostor", "deepfake")
 CSV_FIELDS = ("split", "kind", "label", "identity", "a", "b")
+SPLITS = ("train", "val", "test")  # train run reads train and val; test is held apart from both
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Pair:
     label: int  # 1 = same real person, 0 = other person or deepfake
     kind: str  # genuine | impostor | deepfake
     identity: str  # the anchor's identity
-    split: str  # train | val
+    split: str  # train | val | test
 
 
 @dataclass
@@ -50,7 +52,9 @@ class PairSummary:
 
     def rows(self) -> list[list[object]]:
         out = []
-        for split in ("train", "val"):
+        for split in SPLITS:
+            if split == "test" and split not in self.counts:
+                continue
             c = self.counts.get(split, {})
             total = sum(c.values())
             out.append([split, self.identities.get(split, 0), *(c.get(k, 0) for k in KINDS), total])
@@ -133,8 +137,13 @@ def pairs_for_split(reals: dict[str, list[str]], fakes: dict[str, list[str]], sp
     return out
 
 
-def build_pairs(dataset: TrainingDataset, seed: int = 0, val_fraction: float = 0.2, max_pairs_per_identity: int | None = None) -> tuple[list[Pair], PairSummary]:
-    """All pairs of ``dataset``: identity-disjoint train/val splits, each built with the recipe."""
+def build_pairs(
+    dataset: TrainingDataset, seed: int = 0, val_fraction: float = 0.2, max_pairs_per_identity: int | None = None, test_fraction: float = 0.0
+) -> tuple[list[Pair], PairSummary]:
+    """All pairs of ``dataset``: identity-disjoint train/val(/test) splits, each built with the recipe.
+
+    ``test_fraction`` of the identities is drawn first (from a different stream than the
+    validation split); ``val_fraction`` then applies to the identities that remain."""
     reals: dict[str, list[str]] = {}
     fakes: dict[str, list[str]] = {}
     for ident, items in dataset.by_identity().items():
@@ -144,9 +153,12 @@ def build_pairs(dataset: TrainingDataset, seed: int = 0, val_fraction: float = 0
     summary.too_few_reals = sorted(i for i, r in reals.items() if len(r) < 2)
     usable = sorted(i for i, r in reals.items() if len(r) >= 2)
     summary.without_fakes = sorted(i for i in usable if not fakes.get(i))
-    train_ids, val_ids = split_identities(usable, val_fraction, seed)
+    rest, test_ids = split_identities(usable, test_fraction, seed + 7919) if test_fraction > 0 else (usable, [])
+    train_ids, val_ids = split_identities(rest, val_fraction, seed)
     pairs: list[Pair] = []
-    for split, ids in (("train", train_ids), ("val", val_ids)):
+    for split, ids in (("train", train_ids), ("val", val_ids), ("test", test_ids)):
+        if split == "test" and not test_fraction > 0:
+            continue
         # impostor partners come from the same split only: no identity crosses the split
         sub_reals = {i: reals[i] for i in ids}
         sub_fakes = {i: fakes[i] for i in ids}
@@ -180,7 +192,7 @@ def read_pairs_csv(path: Path) -> list[Pair]:
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         for line, row in enumerate(r, 2):
-            if row["split"] not in ("train", "val") or row["kind"] not in KINDS or row["label"] not in ("0", "1"):
+            if row["split"] not in SPLITS or row["kind"] not in KINDS or row["label"] not in ("0", "1"):
                 raise ValueError(f"{path}:{line}: bad split/kind/label {row['split']!r}/{row['kind']!r}/{row['label']!r}")
             out.append(Pair(row["a"], row["b"], int(row["label"]), row["kind"], row["identity"], row["split"]))
     return out

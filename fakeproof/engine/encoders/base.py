@@ -49,6 +49,18 @@ class EncoderSpec:
         return d
 
 
+def stack_crops(crops: Sequence[np.ndarray] | np.ndarray, spec: EncoderSpec) -> np.ndarray:
+    """Aligned uint8 RGB crops (one (H, W, 3) or a sequence / (N, H, W, 3) array) as one contiguous
+    (N, H, W, 3) array, checked against the encoder's input size."""
+    arr = np.ascontiguousarray(np.stack(list(crops)) if not isinstance(crops, np.ndarray) else crops)
+    if arr.ndim == 3:
+        arr = arr[None]
+    h, w = spec.input_size
+    if arr.shape[1:3] != (h, w):
+        raise ValueError(f"{spec.name} expects {h}x{w} crops, got {arr.shape[1]}x{arr.shape[2]}")
+    return arr
+
+
 class Encoder(torch.nn.Module):
     """Base class: subclasses implement :meth:`normalise` (uint8 RGB NHWC -> float NCHW) and
     :meth:`forward` (normalised NCHW -> raw embedding)."""
@@ -60,13 +72,7 @@ class Encoder(torch.nn.Module):
 
     def to_input(self, crops: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
         """Stack aligned uint8 RGB crops (H, W, 3) into the normalised NCHW tensor this encoder takes."""
-        arr = np.ascontiguousarray(np.stack(list(crops)) if not isinstance(crops, np.ndarray) else crops)
-        if arr.ndim == 3:
-            arr = arr[None]
-        h, w = self.spec.input_size
-        if arr.shape[1:3] != (h, w):
-            raise ValueError(f"{self.spec.name} expects {h}x{w} crops, got {arr.shape[1]}x{arr.shape[2]}")
-        t = torch.from_numpy(arr)
+        t = torch.from_numpy(stack_crops(crops, self.spec))
         if self.spec.color_order == "BGR":
             t = t.flip(-1)
         dev = next(self.parameters()).device

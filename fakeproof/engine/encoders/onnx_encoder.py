@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .base import Encoder, EncoderSpec, WeightFile
+from .base import Encoder, EncoderSpec, WeightFile, stack_crops
 
 LICENCE = "that of the ONNX file (insightface recognition packs: non-commercial research use)"
 SOURCE = "user-supplied ONNX recogniser"
@@ -101,13 +101,7 @@ class OnnxEncoder(Encoder):
         return ((crops.to(torch.float32) - 127.5) / 127.5).permute(0, 3, 1, 2).contiguous()
 
     def to_input(self, crops: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
-        arr = np.ascontiguousarray(np.stack(list(crops)) if not isinstance(crops, np.ndarray) else crops)
-        if arr.ndim == 3:
-            arr = arr[None]
-        h, w = self.spec.input_size
-        if arr.shape[1:3] != (h, w):
-            raise ValueError(f"{self.spec.name} expects {h}x{w} crops, got {arr.shape[1]}x{arr.shape[2]}")
-        return self.normalise(torch.from_numpy(arr))
+        return self.normalise(torch.from_numpy(stack_crops(crops, self.spec)))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         if self.fixed_batch is None or self.fixed_batch == len(x):
