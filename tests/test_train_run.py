@@ -146,3 +146,15 @@ def test_torchrun_two_processes_on_cpu(dataset, ir18_ckpt, tmp_path):
     w = load_file(str(ck / "step-000003" / "model.safetensors"))
     assert not torch.equal(w["net.output_layer.3.weight"], start["output_layer.3.weight"])
     assert len((run / "metrics.csv").read_text().splitlines()) == 3  # header + steps 2 and 3, written once
+
+
+def test_l2sp_keeps_the_weights_near_the_pretrained_ones(dataset, ir18_ckpt, tmp_path):
+    start = {k[len("model."):]: v for k, v in torch.load(ir18_ckpt, weights_only=True)["state_dict"].items()}
+    moved = {}
+    for l2sp in (0.0, 1e4):
+        run = tmp_path / f"l2sp-{l2sp:g}"
+        train(_cfg(dataset, ir18_ckpt, run, max_steps=3, lr=1e-3, l2sp=l2sp))
+        w = load_file(str(run / "checkpoints" / "step-000003" / "model.safetensors"))
+        moved[l2sp] = float(((w["net.output_layer.3.weight"] - start["output_layer.3.weight"]) ** 2).sum())
+        assert json.loads((run / "checkpoints" / "step-000003" / "config.json").read_text())["train"]["l2sp"] == l2sp
+    assert 0 < moved[1e4] < 0.5 * moved[0.0]

@@ -57,6 +57,7 @@ class TrainConfig:
     accum_steps: int = 1
     lr: float = 5e-6
     weight_decay: float = 1e-2
+    l2sp: float = 0.0  # pull towards the pretrained weights: + l2sp/2 * sum ||w - w0||^2 (L2-SP, Li et al. 2018)
     loss: str = "adaptive_margin"
     scale: float = DEFAULT_SCALE
     margin_base: float = DEFAULT_MARGIN_BASE
@@ -207,6 +208,9 @@ class Trainer:
         self.frozen = freeze_early_blocks(enc, cfg.freeze_blocks)
         self.loss_fn = make_loss(cfg.loss, cfg.scale, cfg.margin_base, cfg.margin_alpha)
         params = trainable_parameters(enc)
+        # the starting point L2-SP pulls towards: the pretrained weights, taken before any --resume load
+        self.anchor = [p.detach().clone() for p in params] if cfg.l2sp > 0 else None
+        self.params = params
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, threshold=cfg.plateau_threshold
@@ -269,6 +273,8 @@ class Trainer:
                 e = F.normalize(e.float(), dim=1)
                 cos = (e[: len(pi)] * e[len(pi) :]).sum(1)
                 loss = self.loss_fn(cos, y) / cfg.accum_steps
+                if self.anchor is not None:
+                    loss = loss + (cfg.l2sp / 2) * sum(((w - w0) ** 2).sum() for w, w0 in zip(self.params, self.anchor)) / cfg.accum_steps
                 self.scaler.scale(loss).backward()
             total += float(loss.detach())
         self.scaler.step(self.optimizer)
@@ -318,7 +324,7 @@ class Trainer:
             world_size=self.info.world_size,
             written_by_rank=self.info.rank,
             frozen_blocks=self.frozen,
-            train={k: getattr(self.cfg, k) for k in ("loss", "scale", "margin_base", "margin_alpha", "lr", "weight_decay", "batch_size", "seed", "bn")},
+            train={k: getattr(self.cfg, k) for k in ("loss", "scale", "margin_base", "margin_alpha", "lr", "weight_decay", "l2sp", "batch_size", "seed", "bn")},
         )
         return c
 
