@@ -54,7 +54,7 @@ def evaluate(engine, dataset_root: Path, pairs) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=12.0, help="training budget (wall clock, data preparation included)")
+    ap.add_argument("--minutes", type=float, default=9.0, help="training budget (wall clock, data preparation included)")
     ap.add_argument("--work", type=Path, default=None, help="keep everything here (default: a temp folder)")
     ap.add_argument("--encoder", default="facenet")
     ap.add_argument("--fakes", type=int, default=3, help="classic fakes per identity")
@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--test-fraction", type=float, default=0.3, help="identities for the final before/after, never seen by training")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-5)
-    ap.add_argument("--freeze-blocks", type=int, default=14)
+    ap.add_argument("--freeze-blocks", type=int, default=26)
     ap.add_argument("--l2sp", type=float, default=0.0)
     ap.add_argument("--val-every", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
