@@ -14,7 +14,7 @@ import csv
 import json
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,6 @@ class DemoConfig:
     val_fraction: float = 0.34
     seed: int = 0
     export_onnx: bool = True
-    times: dict = field(default_factory=dict)
 
 
 class DemoState:
@@ -152,13 +151,10 @@ def review_as_a_reviewer(ds: Path) -> dict:
 
 def held_apart_pairs(ds: Path, pairs_csv: Path, out: Path) -> dict:
     """The validation rows of pairs.csv as an `infer score-pairs` input, grouped by kind and generator."""
+    from .generate.runner import read_journal
     from .train.pairs import read_pairs_csv
 
-    backend = {}
-    fakes = ds / "fakes.csv"
-    if fakes.exists():
-        with fakes.open(newline="") as f:
-            backend = {r["key"]: r["backend"] for r in csv.DictReader(f)}
+    backend = {r["key"]: r["backend"] for r in read_journal(ds)}
     rows = []
     for p in read_pairs_csv(pairs_csv):
         if p.split != "val":

@@ -20,7 +20,7 @@ import torch
 from ..ui import progress_task
 from .align import align_face
 from .cache import CropCache, EmbeddingCache, file_digest
-from .detect import Face, get_detector, pick_main_face
+from .detect import Face, detect_downscaled, get_detector, pick_main_face
 from .encoders import Encoder, get_encoder
 from .images import ImageLoadError, decode_rgb
 from .paths import cache_home
@@ -142,16 +142,13 @@ class FaceEngine:
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """All faces, in ``rgb`` pixel coordinates; detection runs on a copy of at most detect_max_side."""
         h, w = rgb.shape[:2]
-        f = min(1.0, self.detect_max_side / max(h, w))
-        small = rgb if f >= 1.0 else _resize(rgb, f)
-        faces = self.detector.detect(small)
+        faces = detect_downscaled(self.detector, rgb, self.detect_max_side)
         if not faces and max(h, w) <= PRE_ALIGNED_MAX_SIDE:
             # tight crops (e.g. 112x112 aligned faces) leave MTCNN no context: retry with a border
             pad = max(h, w) // 3
             padded = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), mode="constant", constant_values=0)
             faces = [Face(fc.bbox - np.array([pad, pad, pad, pad]), fc.score, fc.landmarks - pad) for fc in self.detector.detect(padded)]
-            return faces
-        return [fc.scaled(1.0 / f) for fc in faces] if f < 1.0 else faces
+        return faces
 
     def prepare(self, data: bytes, path="<bytes>") -> tuple[FaceRecord, np.ndarray | None]:
         """Decode, detect, align one photo. Never raises for a bad image: the record says why."""
@@ -281,10 +278,3 @@ class FaceEngine:
             if self._emb_cache is not None:
                 self._emb_cache.put(new)
         return EmbedResult(out, records)  # type: ignore[arg-type]
-
-
-def _resize(rgb: np.ndarray, f: float) -> np.ndarray:
-    import cv2
-
-    h, w = rgb.shape[:2]
-    return cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import threading
 
-import cv2
 import numpy as np
 
 from ..engine import Face, get_detector, pick_main_face
+from ..engine.detect import detect_downscaled
 from .backends.base import BackendError
 
 
@@ -31,11 +31,7 @@ class FaceFinder:
         return self._det
 
     def faces(self, rgb: np.ndarray) -> list[Face]:
-        h, w = rgb.shape[:2]
-        f = min(1.0, self.max_side / max(h, w))
-        small = rgb if f >= 1.0 else cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-        found = [fc for fc in self.detector.detect(small) if fc.score >= self.min_score]
-        return [fc.scaled(1.0 / f) for fc in found] if f < 1.0 else found
+        return [fc for fc in detect_downscaled(self.detector, rgb, self.max_side) if fc.score >= self.min_score]
 
     def main_face(self, rgb: np.ndarray, what: str = "photo") -> Face:
         """The face the photo is of; :class:`BackendError` when there is none."""
