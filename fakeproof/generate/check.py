@@ -5,7 +5,9 @@ genuine threshold is measured on the dataset's own REAL photos (EER threshold of
 different-identity pairs). A fake IMPERSONATES its identity when its mean cosine to the identity's
 real photos (the source photo it was made from excluded) reaches that threshold. Also reported:
 cosine to the source photo, to the target photo, and how often the fake still passes as the
-TARGET person (identity leaking from the target). A fake that does not impersonate teaches nothing.
+TARGET person (identity leaking from the target), and how often it passes as BOTH people (the
+goal of a ``morph``; for a swap it means the target's identity leaks through). A fake that does not
+impersonate teaches nothing.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class BackendCheck:
     cos_source: list[float] = field(default_factory=list)
     cos_target: list[float] = field(default_factory=list)
     passes_as_target: int = 0
+    passes_as_both: int = 0
     with_target: int = 0
 
     @property
@@ -50,6 +53,11 @@ class BackendCheck:
     @property
     def target_pass_rate(self) -> float:
         return self.passes_as_target / self.with_target if self.with_target else float("nan")
+
+    @property
+    def both_pass_rate(self) -> float:
+        """Share of fakes (with a usable target photo) accepted as their identity AND as the target person."""
+        return self.passes_as_both / self.with_target if self.with_target else float("nan")
 
 
 @dataclass
@@ -140,6 +148,7 @@ def check_fakes(dataset, encoder: str = "facenet", device: str = "auto", progres
             tgt_own = [j for j in reals_by_id.get(tid, []) if j != ti] or [ti]
             passes = bool(float((emb[tgt_own] @ emb[i]).mean()) >= thr)
             bc.passes_as_target += int(passes)
+            bc.passes_as_both += int(passes and ci >= thr)
             bc.with_target += 1
         rows.append([it.key, name, f"{ci:.4f}", int(ci >= thr), f"{cs:.4f}", f"{ct:.4f}", passes, ""])
     buf = io.StringIO()

@@ -1,6 +1,7 @@
 """``fakeproof generate``: celeba / deepfakes / check."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -47,7 +48,7 @@ def celeba(
 @app.command("deepfakes")
 def deepfakes(
     dataset: Path = typer.Argument(..., help="Training-layout dataset (images/ + meta.json)."),
-    backends: str = typer.Option("available", "--backends", help="all | available | NAME[,NAME] (roop, ghost, arc2face, instantid, classic)"),
+    backends: str = typer.Option("available", "--backends", help="all | available | NAME[:WEIGHT][,NAME[:WEIGHT]] (roop, ghost, arc2face, instantid, classic, selfblend, morph), e.g. classic:2,selfblend:1,morph:1"),
     per_identity: int = typer.Option(4, "--per-identity", help="Fakes per identity (spread over the backends)."),
     models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Folder with generator weights (default $FAKEPROOF_MODELS)."),
     seed: int = typer.Option(0, "--seed"),
@@ -75,14 +76,15 @@ def deepfakes(
         console.print("[red]error[/]: --per-identity must be >= 1")
         raise typer.Exit(2)
     dev = resolve_device(device)
-    console.print(f"backends: {', '.join(names)}  device: {dev}")
+    mix = Counter(names)
+    console.print(f"backends: {', '.join(f'{b}:{w}' for b, w in mix.items())}  device: {dev}")
     try:
         rep = generate_deepfakes(dataset, names, per_identity, models_dir, seed, dev, max_fakes=max_fakes)
     except (FileNotFoundError, MetaError) as e:
         console.print(f"[red]error[/]: {e}")
         raise typer.Exit(2)
     rows = []
-    for b in names:
+    for b in mix:
         s = rep.seconds.get(b, [])
         rows.append([b, len(s), f"{sum(s) / len(s):.3f}" if s else "-"])
     console.print(summary_table("fakes made this run", rows, ["backend", "fakes", "s/fake"]))
@@ -120,10 +122,10 @@ def check(
     rows = []
     for name, bc in sorted(rep.backends.items()):
         m = lambda v: f"{np.mean(v):.3f}" if v else "-"  # noqa: E731
-        rows.append([name, bc.n, bc.embedded, f"{bc.impersonation_rate:.1%}", f"{bc.pair_accept_rate:.1%}", m(bc.cos_identity), m(bc.cos_source), m(bc.cos_target), f"{bc.target_pass_rate:.1%}" if bc.with_target else "-"])
-    cols = ["backend", "fakes", "embedded", "imperson.", "pair acc.", "cos id", "cos src", "cos tgt", "as target"]
+        rows.append([name, bc.n, bc.embedded, f"{bc.impersonation_rate:.1%}", f"{bc.pair_accept_rate:.1%}", m(bc.cos_identity), m(bc.cos_source), m(bc.cos_target), f"{bc.target_pass_rate:.1%}" if bc.with_target else "-", f"{bc.both_pass_rate:.1%}" if bc.with_target else "-"])
+    cols = ["backend", "fakes", "embedded", "imperson.", "pair acc.", "cos id", "cos src", "cos tgt", "as target", "as both"]
     console.print(summary_table(f"fake quality ({rep.encoder}; genuine threshold {rep.threshold:.3f} = EER threshold on real photos, EER {rep.real_eer:.1%})", rows, cols))
-    console.print("imperson. = mean cosine to the identity's other real photos >= threshold; pair acc. = share of (fake, real) pairs accepted; as target = still accepted as the target person", soft_wrap=True)
+    console.print("imperson. = mean cosine to the identity's other real photos >= threshold; pair acc. = share of (fake, real) pairs accepted; as target = still accepted as the target person; as both = accepted as the identity AND the target person (a morph's goal)", soft_wrap=True)
     if rep.unembeddable:
         console.print(f"[yellow]{len(rep.unembeddable)} fake(s) without a detectable face[/] (listed in {CHECK_CSV})")
     console.print(f"per fake: {Path(dataset) / CHECK_CSV}; plot: {Path(dataset) / CHECK_PNG}")
