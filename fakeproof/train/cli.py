@@ -29,18 +29,25 @@ def pairs_cmd(
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="share of identities held apart for validation"),
     test_fraction: float = typer.Option(0.0, "--test-fraction", help="share of identities held apart from training AND validation (split 'test', for a final evaluation)"),
     max_pairs_per_identity: Optional[int] = typer.Option(None, "--max-pairs-per-identity", help="cap on the pairs of one identity (all kinds together)"),
+    holdout_backend: Optional[str] = typer.Option(None, "--holdout-backend", help="generator families (NAME[,NAME], from fakes.csv) whose fakes no pair uses"),
 ):
     """Genuine / impostor / deepfake pairs (50/25/25 per identity), split by identity."""
     from ..data import MetaError, TrainingDataset
+    from .families import check_holdout, fake_families, parse_holdout
     from .pairs import build_pairs, write_pairs_csv
 
     try:
         ds = TrainingDataset.load(dataset)
     except MetaError as e:
         _fail(str(e))
+    families, holdout = fake_families(dataset), parse_holdout(holdout_backend)
+    try:
+        check_holdout(holdout, families, str(Path(dataset) / "fakes.csv"))
+    except ValueError as e:
+        _fail(str(e))
     if ds.missing_files:
         console.print(f"[yellow]{len(ds.missing_files)} keys of {ds.meta_path} have no file (e.g. {ds.missing_files[0]}); they are left out")
-    pairs, summary = build_pairs(ds, seed=seed, val_fraction=val_fraction, max_pairs_per_identity=max_pairs_per_identity, test_fraction=test_fraction)
+    pairs, summary = build_pairs(ds, seed=seed, val_fraction=val_fraction, max_pairs_per_identity=max_pairs_per_identity, test_fraction=test_fraction, families=families, holdout=holdout)
     if not pairs:
         _fail(f"{dataset}: no pairs (every identity needs at least 2 real photos)")
     write_pairs_csv(pairs, out)
@@ -63,6 +70,7 @@ def run(
     seed: int = typer.Option(0, "--seed"),
     val_fraction: float = typer.Option(0.2, "--val-fraction"),
     max_pairs_per_identity: Optional[int] = typer.Option(None, "--max-pairs-per-identity"),
+    holdout_backend: Optional[str] = typer.Option(None, "--holdout-backend", help="leave-one-family-out: generator families (NAME[,NAME], the backend column of fakes.csv) kept out of training AND validation pairs"),
     batch_size: int = typer.Option(32, "--batch-size", help="pairs per optimizer step, over all processes"),
     accum_steps: int = typer.Option(1, "--accum-steps", help="gradient accumulation: micro-batches per step"),
     lr: float = typer.Option(5e-6, "--lr"),
@@ -99,6 +107,7 @@ def run(
         seed=seed,
         val_fraction=val_fraction,
         max_pairs_per_identity=max_pairs_per_identity,
+        holdout_backend=holdout_backend,
         batch_size=batch_size,
         accum_steps=accum_steps,
         lr=lr,

@@ -32,6 +32,7 @@ from ..ui import console, progress_task, summary_table
 from . import checkpoint as ckpt
 from .blocks import freeze_early_blocks, set_train_mode, trainable_parameters
 from .data import CropStore, PairTable, batch_order, flip_mask, gather_crops
+from .families import FAMILY_PREFIX, family_columns, family_summary, fake_families, parse_holdout, select_pairs
 from .distributed import DistInfo, any_flag, barrier, cleanup, gather_objects, init_distributed, mean_across
 from .loss import DEFAULT_MARGIN_ALPHA, DEFAULT_MARGIN_BASE, DEFAULT_SCALE, make_loss
 from .pairs import build_pairs, read_pairs_csv, write_pairs_csv
@@ -53,6 +54,7 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.2
     max_pairs_per_identity: int | None = None
+    holdout_backend: str | None = None  # generator families (NAME[,NAME]) kept out of training and validation
     batch_size: int = 32
     accum_steps: int = 1
     lr: float = 5e-6
@@ -165,14 +167,23 @@ class Trainer:
         except Exception as e:  # MetaError and friends already name the file
             raise TrainError(str(e)) from None
         pairs_path = self.run_dir / "pairs.csv"
+        self.families = fake_families(cfg.dataset)
+        holdout = parse_holdout(cfg.holdout_backend)
+        if holdout:
+            from .families import check_holdout
+
+            try:
+                check_holdout(holdout, self.families, str(self.dataset.root / "fakes.csv"))
+            except ValueError as e:
+                raise TrainError(str(e)) from None
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if self.resume and pairs_path.exists():
                 pass
             elif cfg.pairs_csv:
-                write_pairs_csv(read_pairs_csv(Path(cfg.pairs_csv)), pairs_path)
+                write_pairs_csv(select_pairs(read_pairs_csv(Path(cfg.pairs_csv)), self.families, holdout), pairs_path)
             else:
-                pairs, summary = build_pairs(self.dataset, cfg.seed, cfg.val_fraction, cfg.max_pairs_per_identity)
+                pairs, summary = build_pairs(self.dataset, cfg.seed, cfg.val_fraction, cfg.max_pairs_per_identity, families=self.families, holdout=holdout)
                 write_pairs_csv(pairs, pairs_path)
                 if summary.without_fakes:
                     self.log(f"[yellow]{len(summary.without_fakes)} identities have no deepfakes: they give genuine and impostor pairs only")
@@ -195,6 +206,7 @@ class Trainer:
         self.store = CropStore.open(self.run_dir / "data")
         self.train_t = PairTable.from_pairs([p for p in pairs if p.split == "train"], self.store)
         self.val_t = PairTable.from_pairs([p for p in pairs if p.split == "val"], self.store)
+        self.val_family = family_columns(self.val_t, self.store, self.families)
         if len(self.train_t) == 0:
             raise TrainError(f"{cfg.dataset}: no usable training pairs (need identities with at least 2 real photos)")
         self.steps_per_epoch = len(self.train_t) // cfg.batch_size
@@ -307,7 +319,7 @@ class Trainer:
                     full[r_rows] = r_emb
             cos = (full[vt.a] * full[vt.b]).sum(1)
             row["val_loss"] = float(self.loss_fn(torch.from_numpy(cos), torch.from_numpy(vt.label)))
-            row.update(pair_metrics(cos, vt.label, vt.kind))
+            row.update(pair_metrics(cos, vt.label, vt.kind, self.val_family))
         s, n = self.acc
         row["train_loss"] = mean_across(info, s / n if n else float("nan"), n)
         self.acc = (0.0, 0)
@@ -318,7 +330,8 @@ class Trainer:
         c = ckpt.encoder_config(self.encoder, self.cfg.encoder, self.cfg.weights, self.cfg.detector, self.engine.margin)
         c.update(
             threshold=None if math.isnan(metrics.get("threshold", float("nan"))) else metrics["threshold"],
-            validation={k: metrics.get(k) for k in ("val_loss", *METRIC_FIELDS)},
+            validation={k: v for k, v in metrics.items() if k in ("val_loss", *METRIC_FIELDS) or k.startswith(FAMILY_PREFIX)},
+            holdout_backend=self.cfg.holdout_backend,
             step=self.step,
             epoch=self.step / self.steps_per_epoch,
             world_size=self.info.world_size,
@@ -437,7 +450,9 @@ class Trainer:
             "val_pairs": len(self.val_t),
             "dropped_pairs": self.train_t.dropped + self.val_t.dropped,
             "engine_stats": dict(self.engine.stats),  # crop_misses = photos that needed detection
+            "holdout_backend": cfg.holdout_backend,
         }
+        summary.update(family_summary(self.run_dir, last_row))
         if self.main:
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
             self._print_summary(summary)
@@ -477,6 +492,8 @@ class Trainer:
             ["last error_real_deepfake", last.get("error_real_deepfake")],
             ["last error_real_another_real", last.get("error_real_another_real")],
             ["last genuine-pair EER", last.get("genuine_eer")],
+            *[[f"best: attack acceptance, {f}", v] for f, v in (s.get("attack_acceptance_by_family") or {}).items()],
+            ["best: genuine-pair EER", s.get("best_genuine_eer")],
             ["images/s", round(s["images_per_s"], 2)],
             ["run folder", str(self.run_dir)],
         ]

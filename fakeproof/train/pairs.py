@@ -21,15 +21,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..data import TrainingDataset, atomic_write_text
+from .families import UNKNOWN
 
 KINDS = ("genuine", "impostor", "deepfake")
-CSV_FIELDS = ("split", "kind", "label", "identity", "a", "b")
+CSV_FIELDS = ("split", "kind", "label", "identity", "a", "b", "backend")
+OPTIONAL_FIELDS = {"backend"}  # pairs files written before it existed still read
 SPLITS = ("train", "val", "test")  # train run reads train and val; test is held apart from both
 
 
@@ -41,6 +43,7 @@ class Pair:
     kind: str  # genuine | impostor | deepfake
     identity: str  # the anchor's identity
     split: str  # train | val | test
+    backend: str = ""  # deepfake pairs: the fake's generator family (fakes.csv); "" otherwise
 
 
 @dataclass
@@ -138,12 +141,20 @@ def pairs_for_split(reals: dict[str, list[str]], fakes: dict[str, list[str]], sp
 
 
 def build_pairs(
-    dataset: TrainingDataset, seed: int = 0, val_fraction: float = 0.2, max_pairs_per_identity: int | None = None, test_fraction: float = 0.0
+    dataset: TrainingDataset,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    max_pairs_per_identity: int | None = None,
+    test_fraction: float = 0.0,
+    families: dict[str, str] | None = None,
+    holdout: tuple[str, ...] = (),
 ) -> tuple[list[Pair], PairSummary]:
     """All pairs of ``dataset``: identity-disjoint train/val(/test) splits, each built with the recipe.
 
     ``test_fraction`` of the identities is drawn first (from a different stream than the
-    validation split); ``val_fraction`` then applies to the identities that remain."""
+    validation split); ``val_fraction`` then applies to the identities that remain. ``families``
+    (fake key -> backend, from :func:`families.fake_families`) labels each deepfake pair; fakes of a
+    ``holdout`` family are left out before any pair is drawn (leave-one-family-out)."""
     reals: dict[str, list[str]] = {}
     fakes: dict[str, list[str]] = {}
     for ident, items in dataset.by_identity().items():
@@ -153,6 +164,9 @@ def build_pairs(
     summary.too_few_reals = sorted(i for i, r in reals.items() if len(r) < 2)
     usable = sorted(i for i, r in reals.items() if len(r) >= 2)
     summary.without_fakes = sorted(i for i in usable if not fakes.get(i))
+    families = families or {}
+    if holdout:  # a held-out family's fakes never enter any split's pairs
+        fakes = {i: [k for k in f if families.get(k, UNKNOWN) not in holdout] for i, f in fakes.items()}
     rest, test_ids = split_identities(usable, test_fraction, seed + 7919) if test_fraction > 0 else (usable, [])
     train_ids, val_ids = split_identities(rest, val_fraction, seed)
     pairs: list[Pair] = []
@@ -162,7 +176,7 @@ def build_pairs(
         # impostor partners come from the same split only: no identity crosses the split
         sub_reals = {i: reals[i] for i in ids}
         sub_fakes = {i: fakes[i] for i in ids}
-        got = pairs_for_split(sub_reals, sub_fakes, split, seed, max_pairs_per_identity)
+        got = [replace(p, backend=families.get(p.b, UNKNOWN)) if p.kind == "deepfake" else p for p in pairs_for_split(sub_reals, sub_fakes, split, seed, max_pairs_per_identity)]
         pairs += got
         summary.identities[split] = len(ids)
         summary.counts[split] = {k: sum(p.kind == k for p in got) for k in KINDS}
@@ -188,11 +202,11 @@ def read_pairs_csv(path: Path) -> list[Pair]:
     out = []
     with path.open(newline="", encoding="utf-8") as f:
         r = csv.DictReader(f)
-        missing = set(CSV_FIELDS) - set(r.fieldnames or [])
+        missing = set(CSV_FIELDS) - OPTIONAL_FIELDS - set(r.fieldnames or [])
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         for line, row in enumerate(r, 2):
             if row["split"] not in SPLITS or row["kind"] not in KINDS or row["label"] not in ("0", "1"):
                 raise ValueError(f"{path}:{line}: bad split/kind/label {row['split']!r}/{row['kind']!r}/{row['label']!r}")
-            out.append(Pair(row["a"], row["b"], int(row["label"]), row["kind"], row["identity"], row["split"]))
+            out.append(Pair(row["a"], row["b"], int(row["label"]), row["kind"], row["identity"], row["split"], row.get("backend") or ""))
     return out

@@ -7,7 +7,9 @@
 - ``genuine_eer`` / ``genuine_threshold``: EER of genuine against impostor pairs only (plain face
   recognition quality, what fine-tuning must not hurt);
 - ``attack_acceptance``: share of deepfake pairs accepted at ``genuine_threshold`` (how often a
-  deepfake passes a system tuned only for genuine/impostor).
+  deepfake passes a system tuned only for genuine/impostor);
+- ``attack_acceptance:<family>``: the same for the fakes of one generator family, when the pairs'
+  families are given (see :mod:`fakeproof.train.families`).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import math
 import numpy as np
 
 from ..metrics import acceptance_rate, compute_eer
+from .families import FAMILY_PREFIX, acceptance_by_family
 from .pairs import KINDS
 
 METRIC_FIELDS = (
@@ -30,9 +33,9 @@ METRIC_FIELDS = (
 )
 
 
-def pair_metrics(cos: np.ndarray, labels: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
+def pair_metrics(cos: np.ndarray, labels: np.ndarray, kinds: np.ndarray, families: np.ndarray | None = None) -> dict[str, float]:
     """``kinds``: strings from pairs.KINDS or their integer codes. NaN where a metric needs pairs
-    of a kind that is absent."""
+    of a kind that is absent. ``families``: each pair's generator family ("" for real pairs)."""
     cos = np.asarray(cos, np.float64)
     labels = np.asarray(labels).astype(int)
     kinds = np.asarray(kinds)
@@ -53,6 +56,11 @@ def pair_metrics(cos: np.ndarray, labels: np.ndarray, kinds: np.ndarray) -> dict
         g = compute_eer(labels[gen], cos[gen])
         out["genuine_eer"], out["genuine_threshold"] = g.eer, g.threshold
         out["attack_acceptance"] = acceptance_rate(df, g.threshold) if len(df) else nan
+        if families is not None:
+            fam = np.asarray(families, dtype=object)
+            fake = kinds == "deepfake"
+            for f, v in acceptance_by_family(cos[fake], fam[fake], g.threshold).items():
+                out[FAMILY_PREFIX + f] = v
     return out
 
 

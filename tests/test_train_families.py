@@ -1,0 +1,106 @@
+"""Leave-one-family-out: pairs know their fake's generator family, `--holdout-backend` keeps a
+family out of training and validation, and every run reports acceptance per family."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fakeproof.cli import app
+from fakeproof.data import TrainingDataset
+from fakeproof.train.families import fake_families
+from fakeproof.train.loop import TrainConfig, TrainError, train
+from fakeproof.train.pairs import build_pairs, read_pairs_csv
+from fakeproof.train.validate import pair_metrics
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="module")
+def two_family_ds(tmp_path_factory) -> Path:
+    from fakeproof.generate.runner import generate_deepfakes
+    from fakeproof.sample_data import make_sample_dataset
+
+    root = make_sample_dataset(tmp_path_factory.mktemp("fam") / "ds", photos_per_identity=3, seed=0, size=192)
+    rep = generate_deepfakes(root, ["classic", "selfblend"], per_identity=2, seed=0, progress=False)
+    assert rep.failed == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def ir18_ckpt(tmp_path_factory):
+    from fakeproof.engine.encoders.adaface import IRBackbone
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "adaface_ir18_random.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in IRBackbone(18).state_dict().items()}}, path)
+    return path
+
+
+def test_pairs_carry_the_family_and_holdout_removes_it(two_family_ds):
+    ds = TrainingDataset.load(two_family_ds)
+    fams = fake_families(two_family_ds)
+    assert set(fams.values()) == {"classic", "selfblend"}
+    every, _ = build_pairs(ds, seed=0, val_fraction=0.3, families=fams)
+    held, _ = build_pairs(ds, seed=0, val_fraction=0.3, families=fams, holdout=("selfblend",))
+    assert {p.backend for p in every if p.kind == "deepfake"} == {"classic", "selfblend"}
+    assert all(p.backend == fams[p.b] for p in every if p.kind == "deepfake")
+    assert {p.backend for p in held if p.kind == "deepfake"} == {"classic"}
+    assert all(fams[p.b] == "classic" for p in held if p.kind == "deepfake")
+    real = lambda ps: [p for p in ps if p.kind != "deepfake"]  # noqa: E731
+    assert real(every) == real(held)  # the real pairs do not move
+    assert {p.split for p in held if p.kind == "deepfake"} == {"train", "val"}
+
+
+def test_acceptance_per_family_at_the_genuine_threshold():
+    # genuine 0.9 0.8 0.7 / impostor 0.1 0.2 0.3 -> genuine EER 0, threshold in (0.3, 0.7]
+    cos = np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.3, 0.95, 0.75, 0.1, 0.2, 0.85])
+    kinds = np.array(["genuine"] * 3 + ["impostor"] * 3 + ["deepfake"] * 5)
+    labels = (kinds == "genuine").astype(int)
+    fams = np.array([""] * 6 + ["a", "a", "a", "b", "b"], dtype=object)
+    m = pair_metrics(cos, labels, kinds, fams)
+    assert m["genuine_eer"] == 0.0 and 0.3 < m["genuine_threshold"] <= 0.7
+    assert m["attack_acceptance:a"] == pytest.approx(2 / 3)
+    assert m["attack_acceptance:b"] == pytest.approx(1 / 2)
+    assert m["attack_acceptance"] == pytest.approx(3 / 5)
+    assert not any(k.startswith("attack_acceptance:") for k in pair_metrics(cos, labels, kinds))
+
+
+def _cfg(ds, ckpt, out, **kw) -> TrainConfig:
+    base = dict(dataset=str(ds), out=str(out), encoder="adaface_ir18", weights=str(ckpt), batch_size=4, val_every=2,
+                freeze_blocks=11, val_fraction=0.3, lr=1e-4, progress=False, epochs=None, max_steps=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_run_holds_a_family_out_and_reports_per_family(two_family_ds, ir18_ckpt, tmp_path):
+    run = tmp_path / "held"
+    s = train(_cfg(two_family_ds, ir18_ckpt, run, holdout_backend="selfblend"))
+    pairs = read_pairs_csv(run / "pairs.csv")
+    assert {p.backend for p in pairs if p.kind == "deepfake"} == {"classic"}
+    assert s["holdout_backend"] == "selfblend"
+    assert set(s["attack_acceptance_by_family"]) == {"classic"} and 0.0 <= s["attack_acceptance_by_family"]["classic"] <= 1.0
+    assert s["best_genuine_eer"] is not None
+    saved = json.loads((run / "summary.json").read_text())
+    assert saved["attack_acceptance_by_family"] == s["attack_acceptance_by_family"]
+    cfg = json.loads((run / "checkpoints" / "best" / "config.json").read_text())
+    assert cfg["holdout_backend"] == "selfblend" and "attack_acceptance:classic" in cfg["validation"]
+    s2 = train(_cfg(two_family_ds, ir18_ckpt, tmp_path / "all"))  # no holdout: both families reported
+    assert set(s2["attack_acceptance_by_family"]) == {"classic", "selfblend"}
+    with pytest.raises(TrainError, match="fakes.csv.*morph"):
+        train(_cfg(two_family_ds, ir18_ckpt, tmp_path / "bad", holdout_backend="morph"))
+
+
+def test_cli_holdout_errors_in_one_line(two_family_ds, tmp_path):
+    r = CliRunner().invoke(app, ["train", "pairs", str(two_family_ds), "--out", str(tmp_path / "p.csv"), "--holdout-backend", "roop"])
+    assert r.exit_code == 1 and "roop" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["train", "pairs", str(two_family_ds), "--out", str(tmp_path / "p.csv"), "--holdout-backend", "classic"])
+    assert r.exit_code == 0, r.output
+    assert {p.backend for p in read_pairs_csv(tmp_path / "p.csv") if p.kind == "deepfake"} == {"selfblend"}
+    r = CliRunner().invoke(app, ["train", "run", str(two_family_ds), "--out", str(tmp_path / "r"), "--holdout-backend", "nope", "--max-steps", "1"])
+    assert r.exit_code == 1 and "nope" in r.output and "Traceback" not in r.output
