@@ -114,3 +114,26 @@ def test_evaluate_cli_writes_table_json_and_roc(tmp_path):
     # a missing label column is a one-line error naming the file
     r = runner.invoke(app, ["evaluate", str(csv), "--label-column", "nope"])
     assert r.exit_code == 1 and "scores.csv" in r.output and "nope" in r.output
+
+
+def test_evaluate_by_backend_at_the_genuine_pair_threshold(tmp_path):
+    # `train pairs` columns + scores: real pairs set the genuine-pair threshold, fakes are grouped by family
+    sim = [0.9, 0.8, 0.7, 0.5, 0.1, 0.2, 0.6, 0.3, 0.95, 0.4, 0.85, 0.65, 0.2]
+    kind = ["genuine"] * 4 + ["impostor"] * 4 + ["deepfake"] * 5
+    backend = [""] * 8 + ["classic", "classic", "morph", "morph", "morph"]
+    df = pd.DataFrame({"split": "test", "kind": kind, "label": [1] * 4 + [0] * 9, "identity": "x", "a": "a", "b": "b", "backend": backend, "similarity": sim})
+    csv = tmp_path / "scores.csv"
+    df.to_csv(csv, index=False)
+    r = runner.invoke(app, ["evaluate", str(csv), "--label-column", "label", "--group-column", "backend"], terminal_width=250)
+    assert r.exit_code == 0, r.output
+    js = json.loads((tmp_path / "scores.eval.json").read_text())
+    real = np.array(kind) != "deepfake"
+    g_eer, g_thr = baseline_eer(df.label[real].to_numpy(), df.similarity[real].to_numpy())
+    assert js["genuine_eer"] == pytest.approx(g_eer) and js["genuine_threshold"] == pytest.approx(g_thr)
+    by = {g["group"]: g for g in js["groups"]}
+    assert set(by) == {"genuine", "impostor", "classic", "morph"}  # empty family -> the pair's kind
+    sims = np.array(sim)
+    assert by["classic"]["attack_acceptance"] == pytest.approx(np.mean(sims[8:10] >= g_thr))
+    assert by["morph"]["attack_acceptance"] == pytest.approx(np.mean(sims[10:] >= g_thr))
+    assert by["morph"]["acceptance_rate"] == pytest.approx(np.mean(sims[10:] >= js["threshold"]))
+    assert "genuine-pair EER" in r.output

@@ -169,14 +169,15 @@ def evaluate_cmd(
     scores_csv: Path = typer.Argument(..., help="scores CSV (e.g. from score-pairs)"),
     label_column: str = typer.Option("expected_accept", "--label-column", help="1/true = the pair should be accepted"),
     score_column: str = typer.Option("similarity", "--score-column"),
-    group_column: Optional[str] = typer.Option("group", "--group-column", help="per-group acceptance at the EER threshold (used when present)"),
+    group_column: Optional[str] = typer.Option("group", "--group-column", help="per-group acceptance at the EER threshold (used when present); e.g. backend = per generator family"),
+    kind_column: Optional[str] = typer.Option("kind", "--kind-column", help="genuine / impostor rows (real pairs) set the genuine-pair EER threshold each group is also judged at (used when present)"),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="where the JSON and ROC PNG go (default: beside SCORES.csv)"),
 ):
     """EER (Kryptonite baseline formula), ROC AUC, TAR@FAR, per-group acceptance; JSON + ROC PNG."""
     from .evaluate import FARS, EvaluationError, evaluate_csv, plot_roc, write_json
 
     try:
-        ev = evaluate_csv(scores_csv, label_column, score_column, group_column)
+        ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column)
     except EvaluationError as e:
         _fail(str(e))
     out_dir = out_dir or scores_csv.parent
@@ -190,10 +191,14 @@ def evaluate_cmd(
         ["ROC AUC", f"{ev.auc:.4f}"],
     ]
     rows += [[f"TAR @ FAR {f:g}", ev.tar_text(f)] for f in FARS]
+    if ev.genuine_eer is not None:
+        rows += [["genuine-pair EER (real pairs only)", f"{ev.genuine_eer:.4f} ({ev.genuine_eer:.2%})"], ["genuine-pair EER threshold", f"{ev.genuine_threshold:.4f}"]]
     console.print(summary_table(f"evaluate {scores_csv.name}", rows, ["metric", "value"]))
     if ev.groups:
-        grows = [[g.group, g.n, g.positives, f"{g.acceptance_rate:.2%}"] for g in ev.groups]
-        console.print(summary_table(f"acceptance at the EER threshold {ev.threshold:.4f}", grows, ["group", "pairs", "expected accept", "accepted"]))
+        real = ev.genuine_threshold is not None
+        grows = [[g.group, g.n, g.positives, f"{g.acceptance_rate:.2%}"] + ([f"{g.attack_acceptance:.2%}"] if real else []) for g in ev.groups]
+        cols = ["group", "pairs", "expected accept", "accepted"] + ([f"accepted @ genuine-pair thr. {ev.genuine_threshold:.4f}"] if real else [])
+        console.print(summary_table(f"acceptance at the EER threshold {ev.threshold:.4f}", grows, cols))
     console.print(f"-> {js}\n-> {png}", highlight=False)
 
 

@@ -3,7 +3,11 @@
 EER and its threshold come from :func:`fakeproof.metrics.compute_eer` (the Kryptonite baseline's
 formula); TAR at FAR from :func:`fakeproof.metrics.tar_at_far`, which is ``None`` ("insufficient
 data") when FAR x negatives < 1. Per group (e.g. ``genuine``, ``impostor``, ``deepfake:roop``) the
-acceptance rate at the EER threshold shows which attacks get through.
+acceptance rate at the EER threshold shows which attacks get through. With a ``kind`` column
+(``genuine`` / ``impostor`` for pairs of two real photos, anything else for attacks, as in
+``train pairs`` output and ``deepfakes-dev``) the genuine-pair EER (real pairs only) is reported
+too, and each group's acceptance at ITS threshold: how often an attack passes a system tuned on
+real faces alone (e.g. ``--group-column backend``: per generator family).
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ class GroupResult:
     n: int
     positives: int  # pairs labelled "accept" in this group
     acceptance_rate: float  # share scored >= the EER threshold
+    attack_acceptance: float | None = None  # share scored >= the genuine-pair EER threshold
 
 
 @dataclass
@@ -44,6 +49,8 @@ class Evaluation:
     auc: float
     tar: dict[str, float | None]  # "1e-02" -> TAR or None (insufficient data)
     groups: list[GroupResult] = field(default_factory=list)
+    genuine_eer: float | None = None  # EER of the real pairs alone (kind genuine vs impostor)
+    genuine_threshold: float | None = None
     fpr: np.ndarray | None = None
     tpr: np.ndarray | None = None
 
@@ -84,7 +91,12 @@ def parse_labels(values) -> np.ndarray:
     return out
 
 
-def evaluate_scores(labels, scores, groups=None, fars=FARS) -> Evaluation:
+REAL_KINDS = ("genuine", "impostor")
+
+
+def evaluate_scores(labels, scores, groups=None, fars=FARS, real_pairs=None) -> Evaluation:
+    """``real_pairs``: a boolean mask of the pairs of two real photos (genuine / impostor) that set
+    the genuine-pair EER threshold; groups then also get their acceptance at that threshold."""
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=np.float64)
     if len(labels) != len(scores):
@@ -107,18 +119,25 @@ def evaluate_scores(labels, scores, groups=None, fars=FARS) -> Evaluation:
         fpr=e.fpr,
         tpr=e.tpr,
     )
+    if real_pairs is not None:
+        rp = np.asarray(real_pairs, bool)
+        if labels[rp].min(initial=1) == 0 and labels[rp].max(initial=0) == 1:
+            g = compute_eer(labels[rp], scores[rp])
+            ev.genuine_eer, ev.genuine_threshold = float(g.eer), float(g.threshold)
     if groups is not None:
         groups = np.asarray([str(g) for g in groups])
         for g in sorted(set(groups.tolist())):
             m = groups == g
-            ev.groups.append(GroupResult(g, int(m.sum()), int(labels[m].sum()), acceptance_rate(scores[m], e.threshold)))
+            at_real = acceptance_rate(scores[m], ev.genuine_threshold) if ev.genuine_threshold is not None else None
+            ev.groups.append(GroupResult(g, int(m.sum()), int(labels[m].sum()), acceptance_rate(scores[m], e.threshold), at_real))
     return ev
 
 
-def evaluate_csv(path, label_column: str = "expected_accept", score_column: str = "similarity", group_column: str | None = "group") -> Evaluation:
+def evaluate_csv(path, label_column: str = "expected_accept", score_column: str = "similarity", group_column: str | None = "group", kind_column: str | None = "kind") -> Evaluation:
     """Read a scores CSV (``infer score-pairs`` output or any CSV with a label and a score column).
     ``group_column`` is used when present; naming one that is absent is an error only if it is not
-    the default ``group``."""
+    the default ``group``. ``kind_column`` (used when present) marks the real pairs that set the
+    genuine-pair threshold; a pair with an empty group is grouped by its kind."""
     import pandas as pd
 
     path = Path(path)
@@ -130,9 +149,13 @@ def evaluate_csv(path, label_column: str = "expected_accept", score_column: str 
         if col not in df.columns:
             raise EvaluationError(f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))})")
     groups = None
+    kinds = df[kind_column].fillna("").astype(str).str.strip().str.lower() if kind_column and kind_column in df.columns else None
     if group_column:
         if group_column in df.columns:
-            groups = df[group_column].astype(str).tolist()
+            groups = df[group_column].fillna("").astype(str)
+            if kinds is not None:
+                groups = groups.where(groups.str.strip() != "", kinds)
+            groups = groups.tolist()
         elif group_column != "group":
             raise EvaluationError(f"{path}: no group column {group_column!r} (columns: {', '.join(map(str, df.columns))})")
     try:
@@ -141,7 +164,7 @@ def evaluate_csv(path, label_column: str = "expected_accept", score_column: str 
         raise EvaluationError(f"{path}: {e}") from None
     scores = pd.to_numeric(df[score_column], errors="coerce").to_numpy(np.float64)
     try:
-        return evaluate_scores(labels, scores, groups)
+        return evaluate_scores(labels, scores, groups, real_pairs=None if kinds is None else kinds.isin(REAL_KINDS).to_numpy())
     except EvaluationError as e:
         raise EvaluationError(f"{path}: {e}") from None
 
