@@ -1,0 +1,190 @@
+"""Benchmark: does the deepfake defence generalise to a generator family it never saw?
+
+    .venv/bin/python benchmarks/train_cross_generator.py [--minutes 4] [--work DIR] [--train-args "..."]
+    .venv/bin/python benchmarks/train_cross_generator.py --fast      # tiny, package-shipped faces (a test runs it)
+
+Leave-one-family-out, with the commands a user has:
+
+1. ``fakeproof generate celeba ../shared/data/celeba-mini`` -> training layout (60 ids x 6 photos);
+   ``generate deepfakes --backends classic,selfblend,morph`` -> fakes of every family for everyone;
+2. ``train pairs --test-fraction`` once with every family (its test split is what we measure on),
+   and once per family F with ``--holdout-backend F`` (F's fakes in no training or validation pair);
+   the identity split is the same in all of them (it depends on the seed and identities only);
+3. ``train run --pairs`` for each F (the checkpoint is chosen on validation, where F is absent),
+   and once on every family ("all");
+4. on the TEST identities (never seen by training): attack acceptance per family at the
+   genuine-pair EER threshold, and the genuine-pair EER, for the stock encoder and every run;
+5. ``../shared/data/deepfakes-dev`` (real neural deepfakes; EVALUATION ONLY, nothing is chosen
+   with it): acceptance of its fakes at the real-pair EER threshold of its own genuine / impostor
+   pairs, and that EER.
+
+The table: one row per model; "held-out acc." is the acceptance of the family the row never saw.
+``--train-args`` passes a training recipe to every ``train run`` (e.g. ``"--tune norm --lr 1e-3"``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import tempfile
+import time
+from pathlib import Path
+
+from _common import SHARED_DATA, shared_or_skip
+
+import numpy as np  # noqa: E402
+
+FAMILIES = ("classic", "selfblend", "morph")
+
+
+def cli(*args: str) -> float:
+    """Run one ``fakeproof`` command in this process (the very code the console script runs)."""
+    from fakeproof.cli import app
+
+    t = time.perf_counter()
+    print("$ fakeproof", " ".join(shlex.quote(a) for a in args), flush=True)
+    rc = app(list(args), standalone_mode=False)
+    if rc not in (None, 0):
+        raise SystemExit(f"fakeproof {args[0]} {args[1]} failed (exit {rc})")
+    return time.perf_counter() - t
+
+
+def embed(engine, paths: list[Path]) -> dict[Path, np.ndarray]:
+    uniq = sorted(set(paths))
+    res = engine.embed_paths(uniq, progress=False)
+    return {p: e for p, e in zip(uniq, res.embeddings) if not np.isnan(e).any()}
+
+
+def test_metrics(engine, ds: Path, pairs) -> dict:
+    """Genuine-pair EER and attack acceptance (overall and per family) on ``pairs``."""
+    from fakeproof.train.validate import pair_metrics
+
+    emb = embed(engine, [ds / "images" / k for p in pairs for k in (p.a, p.b)])
+    ok = [p for p in pairs if ds / "images" / p.a in emb and ds / "images" / p.b in emb]
+    cos = np.array([float(emb[ds / "images" / p.a] @ emb[ds / "images" / p.b]) for p in ok])
+    fams = np.array([p.backend if p.kind == "deepfake" else "" for p in ok], dtype=object)
+    m = pair_metrics(cos, np.array([p.label for p in ok]), np.array([p.kind for p in ok]), fams)
+    m["pairs"] = len(ok)
+    return m
+
+
+def dev_metrics(engine, dev: Path) -> dict:
+    """deepfakes-dev: real-pair EER (its genuine vs impostor pairs) and the share of its
+    (real, neural fake) pairs accepted at that EER's threshold."""
+    import pandas as pd
+
+    from fakeproof.metrics import acceptance_rate, compute_eer
+
+    df = pd.read_csv(dev / "pairs.csv", dtype=str, keep_default_na=False)
+    emb = embed(engine, [dev / p for p in pd.concat([df.path_a, df.path_b])])
+    df = df[[dev / a in emb and dev / b in emb for a, b in zip(df.path_a, df.path_b)]]
+    cos = np.array([float(emb[dev / a] @ emb[dev / b]) for a, b in zip(df.path_a, df.path_b)])
+    real = df.kind.isin(["genuine", "impostor"]).to_numpy()
+    e = compute_eer((df.kind[real] == "genuine").astype(int).to_numpy(), cos[real])
+    fake = (df.kind == "deepfake_of_identity").to_numpy()
+    return {"dev_real_eer": float(e.eer), "dev_threshold": float(e.threshold), "dev_acceptance": acceptance_rate(cos[fake], e.threshold), "dev_fake_pairs": int(fake.sum())}
+
+
+def prepare_data(args, work: Path) -> tuple[Path, tuple[str, ...]]:
+    ds = work / "ds"
+    fams = tuple(args.families.split(","))
+    if args.fast:
+        from fakeproof.generate.runner import generate_deepfakes
+        from fakeproof.sample_data import make_sample_dataset
+
+        if not (ds / "meta.json").exists():
+            make_sample_dataset(ds, photos_per_identity=3, seed=args.seed, size=192)
+        generate_deepfakes(ds, list(fams), per_identity=len(fams), seed=args.seed, progress=False)
+        return ds, fams
+    celeba = shared_or_skip("celeba-mini")
+    if not (ds / "meta.json").exists():
+        cli("generate", "celeba", str(celeba), "--out", str(ds), "--seed", str(args.seed))
+    cli("generate", "deepfakes", str(ds), "--backends", ",".join(fams), "--per-identity", str(args.fakes), "--seed", str(args.seed), "--device", "cpu")
+    return ds, fams
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=None, help="keep everything here (default: a temp folder); finished runs are reused")
+    ap.add_argument("--minutes", type=float, default=4.0, help="training budget of each run (wall clock)")
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--fakes", type=int, default=6, help="fakes per identity, spread over the families")
+    ap.add_argument("--encoder", default="facenet")
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--val-fraction", type=float, default=0.25)
+    ap.add_argument("--test-fraction", type=float, default=0.3)
+    ap.add_argument("--train-args", default="--freeze-blocks 26 --lr 5e-5", help="the recipe: extra `train run` options for every run")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fast", action="store_true", help="package-shipped faces, 2 steps per run, no deepfakes-dev: a smoke test")
+    ap.add_argument("--runs", default=None, help="only these runs (comma list of held-out families and/or 'all')")
+    args = ap.parse_args(argv)
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="fakeproof-xgen-"))
+    work.mkdir(parents=True, exist_ok=True)
+    ds, fams = prepare_data(args, work)
+    split = ["--seed", str(args.seed), "--val-fraction", str(args.val_fraction), "--test-fraction", str(args.test_fraction)]
+    pairs_all = work / "pairs_all.csv"
+    cli("train", "pairs", str(ds), "--out", str(pairs_all), *split)
+    runs = {"all": pairs_all}
+    for f in fams:
+        runs[f"without {f}"] = work / f"pairs_without_{f}.csv"
+        cli("train", "pairs", str(ds), "--out", str(runs[f"without {f}"]), *split, "--holdout-backend", f)
+    if args.runs:
+        keep = set(args.runs.split(","))
+        runs = {k: v for k, v in runs.items() if k.replace("without ", "") in keep}
+    enc_args = ["--encoder", args.encoder] + (["--weights", args.weights] if args.weights else [])
+    budget = ["--max-steps", "2", "--batch-size", "4", "--val-every", "1"] if args.fast else ["--max-minutes", str(args.minutes), "--epochs", "1000", "--val-every", "10"]
+    times = {}
+    for name, pairs in runs.items():
+        out = work / "runs" / name.replace(" ", "_")
+        if not (out / "summary.json").exists():
+            times[name] = cli("train", "run", str(ds), "--out", str(out), "--pairs", str(pairs), *enc_args, *budget, *shlex.split(args.train_args),
+                              "--seed", str(args.seed), "--device", "cpu", "--no-progress")
+
+    from fakeproof.engine import FaceEngine
+    from fakeproof.train.checkpoint import load_trained_encoder
+    from fakeproof.train.pairs import read_pairs_csv
+    from fakeproof.ui import console, summary_table
+
+    pairs = read_pairs_csv(pairs_all)
+    test = [p for p in pairs if p.split == "test"]
+    trained_on = {p.identity for p in pairs if p.split in ("train", "val")}
+    assert not trained_on & {p.identity for p in test}, "test identities leaked into training"
+    dev = SHARED_DATA / "deepfakes-dev"
+    use_dev = dev.exists() and not args.fast
+    cache = work / "engine-cache"
+    stock = FaceEngine(args.encoder, device="cpu", cache_dir=cache, weights=args.weights)
+    results = {"stock": {**test_metrics(stock, ds, test), **(dev_metrics(stock, dev) if use_dev else {})}}
+    for name in runs:
+        enc, _conf = load_trained_encoder(work / "runs" / name.replace(" ", "_"), device="cpu")
+        eng = FaceEngine(enc, device="cpu", cache_dir=cache)
+        results[name] = {**test_metrics(eng, ds, test), **(dev_metrics(eng, dev) if use_dev else {})}
+        results[name]["summary"] = json.loads((work / "runs" / name.replace(" ", "_") / "summary.json").read_text())
+
+    def pct(v):
+        return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}%"
+
+    base = results["stock"]["genuine_eer"]
+    rows = []
+    for name, m in results.items():
+        held = name.replace("without ", "") if name.startswith("without ") else None
+        row = [name, pct(m.get(f"attack_acceptance:{held}")) if held else "-"]
+        row += [pct(m.get(f"attack_acceptance:{f}")) for f in fams]
+        row += [pct(m["genuine_eer"]), f"{100 * (m['genuine_eer'] - base):+.1f} pt" if name != "stock" else ""]
+        if use_dev:
+            row += [pct(m["dev_acceptance"]), pct(m["dev_real_eer"])]
+        rows.append(row)
+    cols = ["model (trained on)", "held-out acc."] + [f"acc. {f}" for f in fams] + ["genuine EER", "vs stock"]
+    if use_dev:
+        cols += ["deepfakes-dev acc.", "dev real EER"]
+    n_ids = len({p.identity for p in test})
+    console.print(summary_table(f"leave-one-family-out on {n_ids} test identities ({results['stock']['pairs']} pairs); recipe: {args.train_args}", rows, cols))
+    steps = {k: v["summary"]["steps"] for k, v in results.items() if "summary" in v}
+    console.print(f"acceptance = share of (real, fake) pairs accepted at the genuine-pair EER threshold; training steps per run: {steps}; work: {work}", soft_wrap=True)
+    out = {"results": results, "args": {k: str(v) for k, v in vars(args).items()}, "times": times}
+    (work / "benchmark.json").write_text(json.dumps(out, indent=1, default=str))
+    return out
+
+
+if __name__ == "__main__":
+    main()
