@@ -104,3 +104,23 @@ def test_cli_holdout_errors_in_one_line(two_family_ds, tmp_path):
     assert {p.backend for p in read_pairs_csv(tmp_path / "p.csv") if p.kind == "deepfake"} == {"selfblend"}
     r = CliRunner().invoke(app, ["train", "run", str(two_family_ds), "--out", str(tmp_path / "r"), "--holdout-backend", "nope", "--max-steps", "1"])
     assert r.exit_code == 1 and "nope" in r.output and "Traceback" not in r.output
+
+
+def test_tune_norm_moves_only_normalisation_parameters(two_family_ds, ir18_ckpt, tmp_path):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "norm"
+    train(_cfg(two_family_ds, ir18_ckpt, run, tune="norm", freeze_blocks=0, lr=1e-2))
+    start = {k[len("model."):]: v for k, v in torch.load(ir18_ckpt, weights_only=True)["state_dict"].items()}
+    w = {k[len("net."):]: v for k, v in load_file(str(run / "checkpoints" / "step-000002" / "model.safetensors")).items()}
+    from fakeproof.engine.encoders.adaface import IRBackbone
+    from fakeproof.train.blocks import NORM_LAYERS
+
+    net = IRBackbone(18)
+    norm_params = {f"{n}.{p}" for n, m in net.named_modules() if isinstance(m, NORM_LAYERS) for p, _ in m.named_parameters(recurse=False)}
+    moved = {k for k in norm_params if not torch.equal(w[k], start[k])}
+    assert moved  # the norm layers learnt
+    others = [k for k, _ in net.named_parameters() if k not in norm_params]
+    assert others and all(torch.equal(w[k], start[k]) for k in others)  # nothing else did
+    with pytest.raises(TrainError, match="--tune"):
+        train(_cfg(two_family_ds, ir18_ckpt, tmp_path / "bad", tune="bias"))

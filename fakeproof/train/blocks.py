@@ -62,3 +62,23 @@ def set_train_mode(model: nn.Module, bn: str = "frozen") -> None:
 
 def trainable_parameters(model: nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
+
+
+NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
+
+
+def tune_only_norm(model: nn.Module) -> int:
+    """Leave only the normalisation layers' affine parameters (scale and shift) trainable, in the
+    spirit of GenD (fine-tune the norm layers, keep the pretrained features). Returns how many
+    parameters still learn."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    n = 0
+    for m in model.modules():
+        if isinstance(m, NORM_LAYERS):
+            for p in m.parameters(recurse=False):
+                p.requires_grad_(True)
+                n += p.numel()
+    if n == 0:
+        raise ValueError("--tune norm: the encoder has no normalisation layer with affine parameters")
+    return n

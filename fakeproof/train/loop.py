@@ -30,7 +30,7 @@ from ..data import TrainingDataset, atomic_write_text
 from ..engine import FaceEngine
 from ..ui import console, progress_task, summary_table
 from . import checkpoint as ckpt
-from .blocks import freeze_early_blocks, set_train_mode, trainable_parameters
+from .blocks import freeze_early_blocks, set_train_mode, trainable_parameters, tune_only_norm
 from .data import CropStore, PairTable, batch_order, flip_mask, gather_crops
 from .families import FAMILY_PREFIX, family_columns, family_summary, fake_families, parse_holdout, select_pairs
 from .distributed import DistInfo, any_flag, barrier, cleanup, gather_objects, init_distributed, mean_across
@@ -72,6 +72,7 @@ class TrainConfig:
     max_minutes: float | None = None
     epochs: float | None = 10.0
     freeze_blocks: int = 0
+    tune: str = "all"  # all | norm (only the normalisation layers' affine parameters learn, GenD-like)
     bn: str = "frozen"
     flip: bool = True
     device: str = "auto"
@@ -152,6 +153,8 @@ class Trainer:
         cfg = self.cfg
         if cfg.batch_size % (self.info.world_size * cfg.accum_steps):
             raise TrainError(f"--batch-size {cfg.batch_size} must be a multiple of processes x --accum-steps ({self.info.world_size} x {cfg.accum_steps})")
+        if cfg.tune not in ("all", "norm"):
+            raise TrainError(f"unknown --tune {cfg.tune!r} (all | norm)")
         torch.manual_seed(cfg.seed * 1000 + self.info.rank)
         self.main = self.info.is_main
 
@@ -218,6 +221,8 @@ class Trainer:
         cfg, info = self.cfg, self.info
         enc = self.encoder
         self.frozen = freeze_early_blocks(enc, cfg.freeze_blocks)
+        if cfg.tune == "norm":
+            tune_only_norm(enc)
         self.loss_fn = make_loss(cfg.loss, cfg.scale, cfg.margin_base, cfg.margin_alpha)
         params = trainable_parameters(enc)
         # the starting point L2-SP pulls towards: the pretrained weights, taken before any --resume load
@@ -337,7 +342,7 @@ class Trainer:
             world_size=self.info.world_size,
             written_by_rank=self.info.rank,
             frozen_blocks=self.frozen,
-            train={k: getattr(self.cfg, k) for k in ("loss", "scale", "margin_base", "margin_alpha", "lr", "weight_decay", "l2sp", "batch_size", "seed", "bn")},
+            train={k: getattr(self.cfg, k) for k in ("loss", "scale", "margin_base", "margin_alpha", "lr", "weight_decay", "l2sp", "batch_size", "seed", "bn", "tune")},
         )
         return c
 
