@@ -66,11 +66,11 @@ def test_morph_mixes_two_faces_into_one_background(sample_root):
     m = b.make(src, tgt, seed)
     info = dict(b.last_info)
     assert np.array_equal(m, b.make(src, tgt, seed))
-    assert m.shape == tgt.shape and 0.4 <= info["weight"] <= 0.6
+    assert m.shape == tgt.shape and 0.55 <= info["weight"] <= 0.7  # the background (target) face gets the smaller share
     ch = _changed(m, tgt, 30)
     assert ch.sum() > 500  # a face-sized region changed
     assert not ch[:8].any() and not ch[-8:].any()  # the background photo's borders did not
-    assert set(info) == {"weight", "background", "mask", "feather", "colour", "jpeg_quality"}
+    assert set(info) == {"weight", "background_share", "background", "mask", "feather", "colour", "jpeg_quality"}
     seed_s = next(s for s in range(100) if b.choose(np.random.default_rng(s))["background"] == "source")
     assert b.make(src, tgt, seed_s).shape == src.shape  # spliced into the source photo instead
 
@@ -107,6 +107,7 @@ def test_weighted_mix_cli_and_check_reports_as_both(sample_root, tmp_path):
             assert r["target_key"] == "" and "hull_seed" in params  # one photo of the identity only
         if r["backend"] == "morph":
             assert r["target_key"].split("/")[0] != r["identity"] and "weight" in params
+            assert params["partner_candidates"] == 3 and -1 <= params["partner_cos"] <= 1  # the look-alike of the 3 others
     r = CliRunner().invoke(app, ["generate", "deepfakes", str(ds), "--backends", "classic:two"])
     assert r.exit_code == 2 and "whole number" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["generate", "check", str(ds), "--device", "cpu"], terminal_width=250)

@@ -150,6 +150,15 @@ def pick_pair(job: FakeJob, attempt: int, reals: dict[str, list[str]], others: l
     return src, tgt
 
 
+def partner_pool(job: FakeJob, attempt: int, reals: dict[str, list[str]], others: list[str], n: int) -> list[str]:
+    """``n`` real photos of other identities (one photo per identity, drawn from the job's seed) for
+    a backend that chooses its second person itself (``morph``: a look-alike)."""
+    rng = np.random.default_rng([job.seed, attempt, 0x9A27])
+    pool = [o for o in others if o != job.identity]
+    ids = [pool[i] for i in rng.permutation(len(pool))[:n]]
+    return [reals[i][int(rng.integers(len(reals[i])))] for i in ids]
+
+
 def next_free_key(identity: str, taken: set[str], images: Path) -> str:
     k = 0
     while True:
@@ -240,6 +249,8 @@ def generate_deepfakes(
                     if not backend.uses_target:
                         tgt_key = ""
                     try:
+                        if tgt_key and hasattr(backend, "pick_partner"):
+                            tgt_key = backend.pick_partner(images, src_key, partner_pool(job, attempt, reals, others, backend.partner_candidates))
                         src = load_rgb(images / src_key).rgb
                         tgt = load_rgb(images / tgt_key).rgb if tgt_key else None
                         fake_seed = stable_int(job.seed, attempt)
