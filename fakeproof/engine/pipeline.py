@@ -27,6 +27,9 @@ from .paths import cache_home
 from .template import template_for
 
 PRE_ALIGNED_MAX_SIDE = 256  # images this small and square are candidates for "already aligned"
+# Test-time flip: embed each crop and its mirror image and average (benchmarks/verify_peers.py
+# measures what it buys). The one default for every command; ``--no-flip`` turns it off.
+FLIP_DEFAULT = False
 
 
 @dataclass
@@ -79,7 +82,10 @@ def encoder_fingerprint(encoder: Encoder) -> str:
     if fp:
         return fp
     h = hashlib.blake2b(digest_size=12)
-    h.update(encoder.spec.name.encode())
+    s = encoder.spec
+    # what the encoder is fed is part of what it computes: a change of normalisation, input size or
+    # colour order must never reuse embeddings cached under the old one
+    h.update(f"{s.name}|{s.normalisation}|{s.input_size}|{s.color_order}".encode())
     for k, v in encoder.state_dict().items():
         h.update(k.encode())
         h.update(v.detach().to("cpu").contiguous().numpy().tobytes())
@@ -93,7 +99,8 @@ class FaceEngine:
     encoder: a registry name (``facenet``, ``adaface_ir101``, ``onnx:PATH``) or an :class:`Encoder`.
     detector: ``mtcnn`` or ``scrfd:PACK_DIR``. margin: context around the ArcFace template
     (default: the encoder's own ``spec.align_margin``). fallback: ``auto`` (pre-aligned crops, then
-    the whole image) or ``none`` (no face = no crop).
+    the whole image) or ``none`` (no face = no crop). flip: embed each crop and its mirror image
+    and average the two (default :data:`FLIP_DEFAULT`).
     """
 
     def __init__(
@@ -109,6 +116,7 @@ class FaceEngine:
         workers: int | None = None,
         detect_max_side: int = 1024,
         fallback: str = "auto",
+        flip: bool | None = None,
     ):
         self.device = resolve_device(device)
         self.encoder = encoder if isinstance(encoder, Encoder) else get_encoder(encoder, weights=weights, models_dir=models_dir, device=self.device)
@@ -116,7 +124,10 @@ class FaceEngine:
         self.spec = self.encoder.spec
         self.detector_name = detector
         self._detector = None
+        if margin is not None and getattr(self.encoder, "fixed_geometry", False) and abs(float(margin) - self.spec.align_margin) > 1e-9:
+            raise ValueError(f"{self.spec.name}: the alignment margin is fixed by the encoder ({self.spec.align_margin}); drop --margin")
         self.margin = self.spec.align_margin if margin is None else float(margin)
+        self.flip = FLIP_DEFAULT if flip is None else bool(flip)
         self.crop_size = tuple(self.spec.input_size)
         self.detect_max_side = detect_max_side
         self.fallback = fallback
@@ -231,7 +242,13 @@ class FaceEngine:
         return records, crops  # type: ignore[return-value]
 
     def embed_crops(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
-        return self.encoder.embed(crops, batch_size=batch_size)
+        """L2-normalised embeddings of aligned crops (with test-time flip when ``self.flip``)."""
+        emb = self.encoder.embed(crops, batch_size=batch_size)
+        if not self.flip or len(emb) == 0:
+            return emb
+        mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
+        both = emb + self.encoder.embed(mirrored, batch_size=batch_size)
+        return (both / np.linalg.norm(both, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
 
     def embed_paths(self, paths: Sequence, progress: bool = True, batch_size: int = 32) -> EmbedResult:
         """Embeddings of ``paths`` in order; a photo that cannot be read gets a NaN row and a record."""
@@ -245,7 +262,7 @@ class FaceEngine:
         if self._emb_cache is not None:
             for i, p in enumerate(paths):
                 try:
-                    keys[i] = file_digest(Path(p).read_bytes()) + "|" + self.crop_key_suffix + "|" + fp
+                    keys[i] = file_digest(Path(p).read_bytes()) + "|" + self.crop_key_suffix + "|" + fp + ("|flip" if self.flip else "")
                 except OSError:
                     pass
             hits = self._emb_cache.get([k for k in keys if k])
