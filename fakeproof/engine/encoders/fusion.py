@@ -16,7 +16,6 @@ together) and ONNX export (the grid is a constant) one-crop-per-photo.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import torch
@@ -27,7 +26,6 @@ from ..template import ARCFACE_TEMPLATE, ARCFACE_TEMPLATE_SIZE, encoder_template
 from .base import Encoder, EncoderSpec
 
 PREFIX = "fusion:"
-_PART = re.compile(r"^\s*(?:(?P<w>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\*\s*)?(?P<name>\S.*?)\s*$")
 
 
 def parse_fusion(name: str) -> list[tuple[str, float]]:
@@ -36,13 +34,14 @@ def parse_fusion(name: str) -> list[tuple[str, float]]:
         raise ValueError(f"not a fusion encoder name: {name!r}")
     parts = []
     for chunk in name[len(PREFIX):].split("+"):
-        m = _PART.match(chunk)
-        if not m or not m.group("name"):
-            raise ValueError(f"{name!r}: cannot read part {chunk!r} (expected [WEIGHT*]ENCODER, e.g. fusion:0.3*facenet+0.7*dlib_resnet)")
-        w = float(m.group("w")) if m.group("w") else 1.0
-        if not math.isfinite(w) or w <= 0:
-            raise ValueError(f"{name!r}: part weights must be positive, got {w}")
-        parts.append((m.group("name"), w))
+        weight, _, part = chunk.strip().rpartition("*") if "*" in chunk else ("1", "", chunk.strip())
+        try:
+            w = float(weight)
+        except ValueError:
+            w = float("nan")
+        if not part.strip() or not math.isfinite(w) or w <= 0:
+            raise ValueError(f"{name!r}: cannot read part {chunk!r} (expected [WEIGHT*]ENCODER with a positive weight, e.g. fusion:0.3*facenet+0.7*dlib_resnet)")
+        parts.append((part.strip(), w))
     if len(parts) < 2:
         raise ValueError(f"{name!r}: a fusion needs at least two parts joined by '+'")
     total = sum(w for _, w in parts)
