@@ -98,7 +98,7 @@ def run_benchmark(paths: Sequence, model: str = "facenet", device: str = "cpu", 
             if crop is not None:
                 naive.embed_crops([crop], batch_size=1)
 
-    t = _timed(naive_loop, repeat=1, warmup=0)
+    t = best_time(naive_loop, repeat=1, warmup=0)
     rep.rows.append(Measurement("naive loop (1 photo at a time)", len(paths), t))
 
     _, crops = eng.crops(paths, progress=False)
