@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from fakeproof.train.checkpoint import load_trained_encoder
-from fakeproof.train.loop import TrainConfig, TrainError, train
+from fakeproof.train.config import TrainConfig, TrainError
+from fakeproof.train.loop import train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_helpers import make_train_dataset  # noqa: E402

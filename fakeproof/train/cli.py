@@ -86,7 +86,8 @@ def run(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Fine-tune the encoder with the adaptive-margin loss (CPU, GPU, or DDP under torchrun)."""
-    from .loop import TrainConfig, TrainError, train
+    from .config import TrainConfig, TrainError
+    from .loop import train
 
     cfg = TrainConfig(
         dataset=str(dataset),
