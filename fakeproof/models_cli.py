@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from .engine.encoders import encoder_spec, list_encoders
+from .engine.encoders import list_encoders
+from .cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
 from .ui import console, rows_as_json, summary_table
 
 app = typer.Typer(no_args_is_help=True)
@@ -51,12 +52,15 @@ def list_cmd(
 
 
 @app.command("prepare")
-def prepare_cmd(encoder: str = typer.Option("facenet", help="Encoder to convert and cache now.")):
+def prepare_cmd(
+    model: str = model_option(help="the encoder to convert and cache now: " + MODEL_HELP),
+    encoder: Optional[str] = encoder_alias_option(),
+):
     """Convert and cache the shipped weights once (FaceNet graph -> torch state dict), warm the detector."""
     from .engine import FaceEngine
 
-    spec = encoder_spec(encoder)
-    eng = FaceEngine(encoder, device="cpu")
+    eng = FaceEngine.from_names(chosen_model(model, encoder), device="cpu")
+    spec = eng.spec
     import numpy as np
 
     eng.detect(np.zeros((64, 64, 3), np.uint8))

@@ -47,7 +47,7 @@ def ir18_ckpt(tmp_path_factory):
 
 def _cfg(dataset, ckpt, out, **kw) -> TrainConfig:
     base = dict(
-        dataset=str(dataset), out=str(out), encoder="adaface_ir18", weights=str(ckpt), batch_size=4, val_every=2,
+        dataset=str(dataset), out=str(out), model="adaface_ir18", weights=str(ckpt), batch_size=4, val_every=2,
         freeze_blocks=FREEZE, val_fraction=0.3, lr=1e-4, progress=False, epochs=None,
     )
     base.update(kw)

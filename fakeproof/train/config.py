@@ -17,7 +17,7 @@ from .loss import DEFAULT_MARGIN_ALPHA, DEFAULT_MARGIN_BASE, DEFAULT_SCALE
 class TrainConfig:
     dataset: str
     out: str
-    encoder: str = "facenet"
+    model: str = "facenet"  # anything fakeproof.engine.resolve_model reads that has torch weights
     weights: str | None = None
     models_dir: str | None = None
     detector: str = "mtcnn"
@@ -69,6 +69,8 @@ def resolve_config(cfg: TrainConfig, resume: bool, run_dir: Path) -> TrainConfig
     if ckpt.last_checkpoint(run_dir) is None or not run_json.exists():
         raise TrainError(f"{run_dir}: nothing to resume (no checkpoints/last.json with a training state)")
     saved = json.loads(run_json.read_text())["config"]
+    if "encoder" in saved and "model" not in saved:  # run.json of runs made before --model
+        saved["model"] = saved.pop("encoder")
     merged = {f.name: saved.get(f.name, getattr(cfg, f.name)) for f in fields(TrainConfig)}
     for k in RESUME_OVERRIDES:
         merged[k] = getattr(cfg, k)

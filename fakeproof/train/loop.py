@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..data import atomic_write_text
-from ..engine import FaceEngine
+from ..engine import FaceEngine, resolve_model
 from ..hashing import weights_digest
 from ..ui import console, progress_task
 from . import checkpoint as ckpt
@@ -86,14 +86,18 @@ class Trainer:
         """Pairs, engine, crops, task, optimiser, checkpoint keeper, metrics log; resume state."""
         cfg, info = self.cfg, self.info
         dataset, pairs = load_run_pairs(cfg, info, self.run_dir, self.resume, self.log)
-        self.engine = FaceEngine(cfg.encoder, detector=cfg.detector, device=info.device, weights=cfg.weights, models_dir=cfg.models_dir)
-        encoder = self.engine.encoder
+        start = resolve_model(cfg.model, device=info.device, weights=cfg.weights, models_dir=cfg.models_dir)
+        encoder = start.encoder
         if getattr(encoder, "is_onnx", False) or not any(True for _ in encoder.parameters()):
-            raise TrainError(f"encoder {cfg.encoder!r} has no trainable torch parameters (ONNX encoders cannot be fine-tuned)")
+            raise TrainError(f"model {cfg.model!r} has no trainable torch parameters (ONNX models cannot be fine-tuned)")
+        self.engine = FaceEngine(encoder, detector=cfg.detector, device=info.device)
         self.data = build_run_data(cfg, info, self.run_dir, self.engine, dataset, pairs, self.log)
         self.task = PairTask(encoder, cfg, info)
         self.opt = Optimisation.create(self.task)
-        describe = ckpt.encoder_config(encoder, cfg.encoder, cfg.weights, cfg.detector, self.engine.margin)
+        base_weights = start.config.get("base_weights") if start.kind == "checkpoint" else cfg.weights
+        describe = ckpt.encoder_config(encoder, start.architecture, base_weights, cfg.detector, self.engine.margin)
+        if start.kind == "checkpoint":
+            describe["started_from"] = start.name
         describe.update(frozen_blocks=self.task.frozen, train={k: getattr(cfg, k) for k in ("loss", "scale", "margin_base", "margin_alpha", "lr", "weight_decay", "l2sp", "batch_size", "seed", "bn")})
         self.keeper = CheckpointKeeper(self.run_dir, info, describe, self.data.steps_per_epoch)
         self.metrics = MetricsLog(self.run_dir, self.main, self.log)
@@ -180,7 +184,7 @@ class Trainer:
         last_row: dict | None = None
         n_train = 0
         self.log(
-            f"training {cfg.encoder} on {len(data.train)} pairs ({data.steps_per_epoch} steps/epoch), validating on {len(data.val)} pairs"
+            f"training {cfg.model} on {len(data.train)} pairs ({data.steps_per_epoch} steps/epoch), validating on {len(data.val)} pairs"
             f"; {info.world_size} process(es) on {info.device}" + (f"; frozen: {len(self.task.frozen)} blocks" if self.task.frozen else "")
         )
         stopped_by = "step limit"

@@ -5,12 +5,25 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
+from ...registry import Registry
 from .base import Encoder, EncoderSpec, WeightFile
 
-_FACTORIES: dict[str, Callable[..., Encoder]] = {}
-_SPECS: dict[str, Callable[..., EncoderSpec]] = {}
+
+@dataclass(frozen=True)
+class EncoderEntry:
+    factory: Callable[..., Encoder]  # factory(weights=None, models_dir=None) -> Encoder
+    spec: Callable[..., EncoderSpec]  # spec(models_dir=None, weights=None) -> EncoderSpec, without building
+
+
+def _load_all() -> None:
+    # importing the modules registers them
+    from . import adaface, facenet  # noqa: F401
+
+
+ENCODERS: Registry[EncoderEntry] = Registry("encoder", load=_load_all)
 
 
 def register_encoder(name: str, spec: Callable[..., EncoderSpec]):
@@ -19,53 +32,48 @@ def register_encoder(name: str, spec: Callable[..., EncoderSpec]):
     ``spec(models_dir=None)`` returns the spec without building the model (cheap; used by listings)."""
 
     def deco(factory):
-        _FACTORIES[name] = factory
-        _SPECS[name] = spec
+        ENCODERS.register(name, EncoderEntry(factory, spec))
         return factory
 
     return deco
 
 
-def _ensure_loaded() -> None:
-    # importing the modules registers them
-    from . import adaface, facenet, onnx_encoder  # noqa: F401
-
-
 def encoder_names() -> list[str]:
-    _ensure_loaded()
-    return sorted(_FACTORIES)
+    return sorted(ENCODERS.names())
+
+
+def _unknown(name: str) -> KeyError:
+    return KeyError(f"unknown encoder {name!r}; known: {', '.join(encoder_names())}, onnx:PATH")
 
 
 def encoder_spec(name: str, models_dir=None, weights=None) -> EncoderSpec:
-    _ensure_loaded()
     if name.startswith("onnx:"):
-        from .onnx_encoder import onnx_spec
+        from ..onnx import onnx_spec
 
         return onnx_spec(name[5:])
-    if name not in _SPECS:
-        raise KeyError(f"unknown encoder {name!r}; known: {', '.join(encoder_names())}, onnx:PATH")
-    return _SPECS[name](models_dir=models_dir, weights=weights)
+    if name not in ENCODERS:
+        raise _unknown(name)
+    return ENCODERS.get(name).spec(models_dir=models_dir, weights=weights)
 
 
 def get_encoder(name: str = "facenet", weights=None, models_dir=None, device: str = "cpu") -> Encoder:
     """Build an encoder by registry name, ready for ``.embed(crops)`` on ``device``."""
-    _ensure_loaded()
     if name.startswith("onnx:"):
-        from .onnx_encoder import OnnxEncoder
+        from ..onnx import ArcFaceOnnx
 
-        return OnnxEncoder(name[5:], device=device)
-    if name not in _FACTORIES:
-        raise KeyError(f"unknown encoder {name!r}; known: {', '.join(encoder_names())}, onnx:PATH")
-    enc = _FACTORIES[name](weights=weights, models_dir=models_dir)
+        return ArcFaceOnnx(name[5:], device=device)
+    if name not in ENCODERS:
+        raise _unknown(name)
+    enc = ENCODERS.get(name).factory(weights=weights, models_dir=models_dir)
     return enc.to(device).eval()
 
 
 def list_encoders(models_dir=None) -> list[EncoderSpec]:
-    _ensure_loaded()
-    return [_SPECS[n](models_dir=models_dir, weights=None) for n in sorted(_SPECS)]
+    return [ENCODERS.get(n).spec(models_dir=models_dir, weights=None) for n in encoder_names()]
 
 
 __all__ = [
+    "ENCODERS",
     "Encoder",
     "EncoderSpec",
     "WeightFile",
