@@ -14,7 +14,7 @@ def _hasher(algo: str, digest_size: int | None):
     return hashlib.new(algo)
 
 
-def file_digest(path: str | Path, algo: str = "sha256", digest_size: int | None = None) -> str:
+def digest_file(path: str | Path, algo: str = "sha256", digest_size: int | None = None) -> str:
     """Hex digest of a file's bytes (``algo``: any hashlib name; blake2b takes ``digest_size``)."""
     h = _hasher(algo, digest_size)
     with open(path, "rb") as f:
@@ -23,7 +23,7 @@ def file_digest(path: str | Path, algo: str = "sha256", digest_size: int | None 
     return h.hexdigest()
 
 
-def weights_digest(module, algo: str = "sha256", digest_size: int | None = None, prefix: bytes = b"", sort_keys: bool = True) -> str:
+def digest_weights(module, algo: str = "sha256", digest_size: int | None = None, prefix: bytes = b"", sort_keys: bool = True) -> str:
     """Hex digest of a module's state dict: ``prefix``, then each key and its tensor's bytes."""
     h = _hasher(algo, digest_size)
     h.update(prefix)

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..hashing import file_digest
+from ..hashing import digest_file
 from .encoders.base import Encoder, EncoderSpec, WeightFile, embed_in_batches, stack_crops
 
 FORMAT = "fakeproof-onnx/1"  # metadata "fakeproof.format" of an exported model
@@ -149,7 +149,7 @@ class ArcFaceOnnx(Encoder):
         self.session = session(self.path, device)
         self.output_name = self.session.get_outputs()[0].name
         # the engine's embedding cache keys on this: the file's content, not its path
-        self.fingerprint = f"onnx-{file_digest(self.path, 'blake2b', 12)}"
+        self.fingerprint = f"onnx-{digest_file(self.path, 'blake2b', 12)}"
 
     def to(self, *args, **kwargs):  # the session already sits on its device
         return self
@@ -206,7 +206,7 @@ class ExportedOnnx(Encoder):
         self.threshold_known = "fakeproof.threshold" in meta
         self.threshold = float(meta["fakeproof.threshold"]) if self.threshold_known else None
         # same weights file = same embeddings: the engine's cache key
-        self.fingerprint = "onnx-" + file_digest(self.path, "blake2b", 16)
+        self.fingerprint = "onnx-" + digest_file(self.path, "blake2b", 16)
 
     def to(self, *args, **kwargs):  # the session already sits on its device
         return self

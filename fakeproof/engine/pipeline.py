@@ -6,7 +6,6 @@ embedding runs batched. Both aligned crops and embeddings are cached on disk by 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..hashing import digest_weights
 from ..ui import progress_task
 from .align import align_face
 from .cache import CropCache, EmbeddingCache, file_digest
@@ -78,12 +78,7 @@ def encoder_fingerprint(encoder: Encoder) -> str:
     fp = getattr(encoder, "fingerprint", None)
     if fp:
         return fp
-    h = hashlib.blake2b(digest_size=12)
-    h.update(encoder.spec.name.encode())
-    for k, v in encoder.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().to("cpu").contiguous().numpy().tobytes())
-    encoder.fingerprint = h.hexdigest()
+    encoder.fingerprint = digest_weights(encoder, "blake2b", 12, prefix=encoder.spec.name.encode(), sort_keys=False)
     return encoder.fingerprint
 
 

@@ -28,7 +28,7 @@ import torch
 
 from ..data import atomic_write_text
 from ..engine import FaceEngine, resolve_model
-from ..hashing import weights_digest
+from ..hashing import digest_weights
 from ..ui import console, progress_task
 from . import checkpoint as ckpt
 from .config import RESUME_OVERRIDES, TrainConfig, TrainError, resolve_config, stop_limit  # noqa: F401 - re-exported
@@ -221,7 +221,7 @@ class Trainer:
             "images_per_s": 2 * cfg.batch_size * n_train / max(self.step_seconds, 1e-9),  # training steps only
             "world_size": info.world_size,
             "device": info.device,
-            "weight_digests": gather_objects(info, weights_digest(self.task.encoder)),
+            "weight_digests": gather_objects(info, digest_weights(self.task.encoder)),
             "train_pairs": len(data.train),
             "val_pairs": len(data.val),
             "dropped_pairs": data.train.dropped + data.val.dropped,
