@@ -6,7 +6,6 @@ embedding runs batched. Both aligned crops and embeddings are cached on disk by 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,11 +16,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..hashing import digest_weights
 from ..ui import progress_task
 from .align import align_face
 from .cache import CropCache, EmbeddingCache, file_digest
-from .detect import Face, detect_downscaled, get_detector, pick_main_face
-from .encoders import Encoder, get_encoder
+from .detect import Detector, Face, detect_downscaled, get_detector, pick_main_face
+from .encoders import Encoder
 from .images import ImageLoadError, decode_rgb
 from .paths import cache_home
 from .template import template_for
@@ -81,23 +81,22 @@ def encoder_fingerprint(encoder: Encoder) -> str:
     fp = getattr(encoder, "fingerprint", None)
     if fp:
         return fp
-    h = hashlib.blake2b(digest_size=12)
     s = encoder.spec
     # what the encoder is fed is part of what it computes: a change of normalisation, input size or
     # colour order must never reuse embeddings cached under the old one
-    h.update(f"{s.name}|{s.normalisation}|{s.input_size}|{s.color_order}".encode())
-    for k, v in encoder.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().to("cpu").contiguous().numpy().tobytes())
-    encoder.fingerprint = h.hexdigest()
+    prefix = f"{s.name}|{s.normalisation}|{s.input_size}|{s.color_order}".encode()
+    encoder.fingerprint = digest_weights(encoder, "blake2b", 12, prefix=prefix, sort_keys=False)
     return encoder.fingerprint
 
 
 class FaceEngine:
     """Detection, alignment and embedding with caches.
 
-    encoder: a registry name (``facenet``, ``adaface_ir101``, ``onnx:PATH``) or an :class:`Encoder`.
-    detector: ``mtcnn`` or ``scrfd:PACK_DIR``. margin: context around the ArcFace template
+    Built from component objects, as a diffusers pipeline is: an :class:`Encoder` and a
+    :class:`~fakeproof.engine.detect.Detector` (whose ``name`` keys the crop cache). Names work too
+    and are what :meth:`from_names` (the CLI's constructor) passes: ``encoder`` anything ``--model``
+    takes (:func:`fakeproof.engine.resolve_model`), ``detector`` a registered detector (``mtcnn``,
+    ``scrfd:PACK_DIR``; built on first use). margin: context around the ArcFace template
     (default: the encoder's own ``spec.align_margin``). fallback: ``auto`` (pre-aligned crops, then
     the whole image) or ``none`` (no face = no crop). flip: embed each crop and its mirror image
     and average the two (default :data:`FLIP_DEFAULT`).
@@ -105,8 +104,8 @@ class FaceEngine:
 
     def __init__(
         self,
-        encoder: str | Encoder = "facenet",
-        detector: str = "mtcnn",
+        encoder: Encoder | str = "facenet",
+        detector: Detector | str = "mtcnn",
         device: str = "auto",
         margin: float | None = None,
         weights=None,
@@ -119,11 +118,17 @@ class FaceEngine:
         flip: bool | None = None,
     ):
         self.device = resolve_device(device)
-        self.encoder = encoder if isinstance(encoder, Encoder) else get_encoder(encoder, weights=weights, models_dir=models_dir, device=self.device)
+        if not isinstance(encoder, Encoder):
+            from .resolve import resolve_model  # a registry name, run folder, checkpoint or exported .onnx
+
+            encoder = resolve_model(encoder, device=self.device, weights=weights, models_dir=models_dir).encoder
+        self.encoder = encoder
         self.encoder.to(self.device) if not getattr(self.encoder, "is_onnx", False) else None
         self.spec = self.encoder.spec
-        self.detector_name = detector
-        self._detector = None
+        if isinstance(detector, str):
+            self.detector_name, self._detector = detector, None
+        else:
+            self.detector_name, self._detector = detector.name, detector
         if margin is not None and getattr(self.encoder, "fixed_geometry", False) and abs(float(margin) - self.spec.align_margin) > 1e-9:
             raise ValueError(f"{self.spec.name}: the alignment margin is fixed by the encoder ({self.spec.align_margin}); drop --margin")
         self.margin = self.spec.align_margin if margin is None else float(margin)
@@ -137,6 +142,14 @@ class FaceEngine:
         self._crop_cache = CropCache(root / "crops.sqlite") if use_cache else None
         self._emb_cache = EmbeddingCache(root / "embeddings.sqlite") if use_cache else None
         self.stats = {"crop_hits": 0, "crop_misses": 0, "emb_hits": 0, "emb_misses": 0}
+
+    @classmethod
+    def from_names(cls, model: str = "facenet", detector: str = "mtcnn", device: str = "auto", weights=None, models_dir=None, **kw) -> "FaceEngine":
+        """The engine a command builds from its ``--model`` / ``--detector`` / ``--weights`` strings."""
+        from .resolve import resolve_model
+
+        dev = resolve_device(device)
+        return cls(resolve_model(model, device=dev, weights=weights, models_dir=models_dir).encoder, detector, device=dev, **kw)
 
     # -- settings that make a cached crop / embedding valid ---------------------------------------
     @property
@@ -161,7 +174,7 @@ class FaceEngine:
             faces = [Face(fc.bbox - np.array([pad, pad, pad, pad]), fc.score, fc.landmarks - pad) for fc in self.detector.detect(padded)]
         return faces
 
-    def prepare(self, data: bytes, path="<bytes>") -> tuple[FaceRecord, np.ndarray | None]:
+    def detect_and_align(self, data: bytes, path="<bytes>") -> tuple[FaceRecord, np.ndarray | None]:
         """Decode, detect, align one photo. Never raises for a bad image: the record says why."""
         rec = FaceRecord(path=str(path), digest=file_digest(data))
         try:
@@ -230,7 +243,7 @@ class FaceEngine:
             new = []
             with progress_task(desc, len(todo), progress) as advance, ThreadPoolExecutor(self.workers) as pool:
                 t0 = time.perf_counter()
-                for n, (i, (rec, crop)) in enumerate(zip(todo, pool.map(lambda j: self.prepare(datas[j], paths[j]), todo)), 1):
+                for n, (i, (rec, crop)) in enumerate(zip(todo, pool.map(lambda j: self.detect_and_align(datas[j], paths[j]), todo)), 1):
                     records[i], crops[i] = rec, crop
                     new.append((keys[i], crop if crop is not None else np.zeros((1, 1, 3), np.uint8), rec.to_meta()))
                     advance(1, f"{n / max(time.perf_counter() - t0, 1e-9):.1f} img/s")

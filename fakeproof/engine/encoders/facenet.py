@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...hashing import digest_file
 from ..paths import cache_home
 from . import register_encoder
 from .base import Encoder, EncoderSpec, WeightFile
@@ -436,14 +437,6 @@ def installed_graph() -> Path:
     return Path(spec.submodule_search_locations[0]) / "graph_final.pb"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def converted_state_dict(pb_path: Path | None = None) -> dict[str, torch.Tensor]:
     """The converted state dict, from the safetensors cache when it matches the .pb's sha256."""
     from safetensors import safe_open
@@ -452,7 +445,7 @@ def converted_state_dict(pb_path: Path | None = None) -> dict[str, torch.Tensor]
     pb = Path(pb_path) if pb_path else installed_graph()
     if not pb.exists():
         raise FileNotFoundError(f"FaceNet graph not found: {pb}")
-    digest = _sha256(pb)
+    digest = digest_file(pb)
     out_dir = cache_home() / "weights"
     if pb_path is None or pb.resolve() == installed_graph().resolve():
         name = CACHE_NAME
