@@ -132,7 +132,7 @@ def main(argv=None) -> dict:
     if args.runs:
         keep = set(args.runs.split(","))
         runs = {k: v for k, v in runs.items() if k.replace("without ", "") in keep}
-    enc_args = ["--encoder", args.encoder] + (["--weights", args.weights] if args.weights else [])
+    enc_args = ["--model", args.encoder] + (["--weights", args.weights] if args.weights else [])
     budget = ["--max-steps", "2", "--batch-size", "4", "--val-every", "1"] if args.fast else ["--max-minutes", str(args.minutes), "--epochs", "1000", "--val-every", "10"]
     times = {}
     for name, pairs in runs.items():

@@ -78,14 +78,14 @@ def test_all_without_weights_fails_fast_naming_every_file(celeba_dir, tmp_path):
 
 
 def test_backend_selection(tmp_path):
-    assert resolve_backends("available", tmp_path) == ["classic"]
+    assert sorted(resolve_backends("available", tmp_path)) == ["classic", "morph", "selfblend"]  # the offline mix
     assert resolve_backends("classic", tmp_path) == ["classic"]
     with pytest.raises(MissingWeightsError):
         resolve_backends("classic,roop", tmp_path)
     with pytest.raises(KeyError):
         resolve_backends("nope", tmp_path)
     names = {b for b, _ in list_backend_weights(tmp_path)}
-    assert set(SEED_BACKENDS) | {"classic"} == names
+    assert set(SEED_BACKENDS) | {"classic", "selfblend", "morph"} == names
 
 
 def test_deepfakes_cli_classic(celeba_dir, tmp_path):

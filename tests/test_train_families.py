@@ -72,7 +72,7 @@ def test_acceptance_per_family_at_the_genuine_threshold():
 
 
 def _cfg(ds, ckpt, out, **kw) -> TrainConfig:
-    base = dict(dataset=str(ds), out=str(out), encoder="adaface_ir18", weights=str(ckpt), batch_size=4, val_every=2,
+    base = dict(dataset=str(ds), out=str(out), model="adaface_ir18", weights=str(ckpt), batch_size=4, val_every=2,
                 freeze_blocks=11, val_fraction=0.3, lr=1e-4, progress=False, epochs=None, max_steps=2)
     base.update(kw)
     return TrainConfig(**base)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ..engine.encoders.base import WeightFile
 from ..engine.paths import models_dir as default_models_dir
+from ..registry import Registry
 from .backends.arc2face import Arc2FaceBackend
 from .backends.base import Backend, MissingWeightsError
 from .backends.classic import ClassicBackend
@@ -14,26 +15,14 @@ from .backends.morph import MorphBackend
 from .backends.roop import RoopBackend
 from .backends.selfblend import SelfBlendBackend
 
-BACKENDS: dict[str, type[Backend]] = {
-    "roop": RoopBackend,
-    "ghost": GhostBackend,
-    "arc2face": Arc2FaceBackend,
-    "instantid": InstantIDBackend,
-    "classic": ClassicBackend,
-    "selfblend": SelfBlendBackend,
-    "morph": MorphBackend,
-}
+BACKENDS: Registry[type[Backend]] = Registry("backend")
+for _cls in (RoopBackend, GhostBackend, Arc2FaceBackend, InstantIDBackend, ClassicBackend, SelfBlendBackend, MorphBackend):
+    BACKENDS.register(_cls.name, _cls)
 SEED_BACKENDS = ("roop", "ghost", "arc2face", "instantid")  # the four the dataset was made with
 
 
-def backend_names() -> list[str]:
-    return list(BACKENDS)
-
-
 def backend_class(name: str) -> type[Backend]:
-    if name not in BACKENDS:
-        raise KeyError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
-    return BACKENDS[name]
+    return BACKENDS.get(name)
 
 
 def create_backend(name: str, **kw) -> Backend:
@@ -102,7 +91,7 @@ def resolve_backends(spec: str, models_dir=None) -> list[str]:
     md = default_models_dir(models_dir)
     if spec == "available":
         mix = {n: 1 for n, cls in BACKENDS.items() if n not in OFFLINE_MIX and not cls.missing(md)}
-        mix.update({n: w for n, w in OFFLINE_MIX.items() if not BACKENDS[n].missing(md)})
+        mix.update({n: w for n, w in OFFLINE_MIX.items() if not BACKENDS.get(n).missing(md)})
         if not mix:
             raise MissingWeightsError(missing_weights(list(OFFLINE_MIX), md))
         return mix_cycle(mix)

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -63,6 +62,3 @@ def pair_metrics(cos: np.ndarray, labels: np.ndarray, kinds: np.ndarray, familie
                 out[FAMILY_PREFIX + f] = v
     return out
 
-
-def fmt(v: float) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
