@@ -117,6 +117,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fast", action="store_true", help="package-shipped faces, 2 steps per run, no deepfakes-dev: a smoke test")
     ap.add_argument("--runs", default=None, help="only these runs (comma list of held-out families and/or 'all')")
+    ap.add_argument("--tag", default="default", help="runs go to WORK/runs/TAG/ (compare recipes on the same data and split)")
     args = ap.parse_args(argv)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="fakeproof-xgen-"))
@@ -136,7 +137,7 @@ def main(argv=None) -> dict:
     budget = ["--max-steps", "2", "--batch-size", "4", "--val-every", "1"] if args.fast else ["--max-minutes", str(args.minutes), "--epochs", "1000", "--val-every", "10"]
     times = {}
     for name, pairs in runs.items():
-        out = work / "runs" / name.replace(" ", "_")
+        out = work / "runs" / args.tag / name.replace(" ", "_")
         if not (out / "summary.json").exists():
             times[name] = cli("train", "run", str(ds), "--out", str(out), "--pairs", str(pairs), *enc_args, *budget, *shlex.split(args.train_args),
                               "--seed", str(args.seed), "--device", "cpu", "--no-progress")
@@ -156,10 +157,10 @@ def main(argv=None) -> dict:
     stock = FaceEngine(args.encoder, device="cpu", cache_dir=cache, weights=args.weights)
     results = {"stock": {**test_metrics(stock, ds, test), **(dev_metrics(stock, dev) if use_dev else {})}}
     for name in runs:
-        enc, _conf = load_trained_encoder(work / "runs" / name.replace(" ", "_"), device="cpu")
+        enc, _conf = load_trained_encoder(work / "runs" / args.tag / name.replace(" ", "_"), device="cpu")
         eng = FaceEngine(enc, device="cpu", cache_dir=cache)
         results[name] = {**test_metrics(eng, ds, test), **(dev_metrics(eng, dev) if use_dev else {})}
-        results[name]["summary"] = json.loads((work / "runs" / name.replace(" ", "_") / "summary.json").read_text())
+        results[name]["summary"] = json.loads((work / "runs" / args.tag / name.replace(" ", "_") / "summary.json").read_text())
 
     def pct(v):
         return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}%"
@@ -182,7 +183,7 @@ def main(argv=None) -> dict:
     steps = {k: v["summary"]["steps"] for k, v in results.items() if "summary" in v}
     console.print(f"acceptance = share of (real, fake) pairs accepted at the genuine-pair EER threshold; training steps per run: {steps}; work: {work}", soft_wrap=True)
     out = {"results": results, "args": {k: str(v) for k, v in vars(args).items()}, "times": times}
-    (work / "benchmark.json").write_text(json.dumps(out, indent=1, default=str))
+    (work / f"benchmark_{args.tag}.json").write_text(json.dumps(out, indent=1, default=str))
     return out
 
 
