@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 import json
 import shutil
 from collections import Counter
@@ -119,3 +120,13 @@ def test_weighted_mix_cli_and_check_reports_as_both(sample_root, tmp_path):
     mo, sb = rep.backends["morph"], rep.backends["selfblend"]
     assert mo.with_target == mo.embedded == 4 and 0 <= mo.passes_as_both <= min(mo.impersonating, mo.passes_as_target)
     assert sb.with_target == 0 and np.isnan(sb.both_pass_rate)  # no second person in a self-blend
+
+
+def test_speed_benchmark_fast_mode():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import generate_speed
+
+    out = generate_speed.main(["--fast"])
+    assert set(out) == {"classic", "selfblend", "morph"}
+    for v in out.values():
+        assert v["fakes"] >= 4 and v["wall_s"] > 0 and v["cpu_s"] > 0
