@@ -91,9 +91,9 @@ class FaceEngine:
     """Detection, alignment and embedding with caches.
 
     encoder: a registry name (``facenet``, ``adaface_ir101``, ``onnx:PATH``) or an :class:`Encoder`.
-    detector: ``mtcnn`` or ``scrfd:PACK_DIR``. margin: context around the ArcFace template
-    (default: the encoder's own ``spec.align_margin``). fallback: ``auto`` (pre-aligned crops, then
-    the whole image) or ``none`` (no face = no crop).
+    detector: ``mtcnn`` or ``scrfd:PACK_DIR``. Crops are aligned to the encoder's template
+    (``spec.template``); margin: context around it (default: the encoder's ``spec.align_margin``).
+    fallback: ``auto`` (pre-aligned crops, then the whole image) or ``none`` (no face = no crop).
     """
 
     def __init__(
@@ -117,6 +117,7 @@ class FaceEngine:
         self.detector_name = detector
         self._detector = None
         self.margin = self.spec.align_margin if margin is None else float(margin)
+        self.template = self.spec.template
         self.crop_size = tuple(self.spec.input_size)
         self.detect_max_side = detect_max_side
         self.fallback = fallback
@@ -130,7 +131,7 @@ class FaceEngine:
     # -- settings that make a cached crop / embedding valid ---------------------------------------
     @property
     def crop_key_suffix(self) -> str:
-        return f"{self.detector_name}|{self.crop_size[0]}x{self.crop_size[1]}|m{self.margin:.3f}|fb:{self.fallback}"
+        return f"{self.detector_name}|{self.crop_size[0]}x{self.crop_size[1]}|{self.template}|m{self.margin:.3f}|fb:{self.fallback}"
 
     @property
     def detector(self):
@@ -180,7 +181,7 @@ class FaceEngine:
             rec.error = "no face detected"
             return rec, None
         rec.landmarks = [[round(float(x) / img.scale, 2), round(float(y) / img.scale, 2)] for x, y in lm]
-        crop = align_face(rgb, lm, self.crop_size, self.margin)
+        crop = align_face(rgb, lm, self.crop_size, self.margin, self.template)
         rec.ok = True
         return rec, crop
 

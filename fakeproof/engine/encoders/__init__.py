@@ -28,7 +28,7 @@ def register_encoder(name: str, spec: Callable[..., EncoderSpec]):
 
 def _ensure_loaded() -> None:
     # importing the modules registers them
-    from . import adaface, facenet, onnx_encoder  # noqa: F401
+    from . import adaface, dlib_resnet, facenet, onnx_encoder  # noqa: F401
 
 
 def encoder_names() -> list[str]:
