@@ -191,3 +191,31 @@ def test_models_list_and_prepare():
     r = CliRunner().invoke(app, ["models", "prepare", "--encoder", "dlib_resnet"])
     assert r.exit_code == 0, r.output
     assert "dlib_resnet" in r.output and "ready" in r.output
+
+
+def test_benchmarks_fast_mode():
+    """The template fit and the crop-geometry comparison run end to end on a few real photos of
+    ../shared/data (each prints SKIP and exits 0 where that data is absent)."""
+    import os
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    env = dict(os.environ, COLUMNS="160")
+    for args, expect in ((["fit_dlib_chip_template.py", "--limit", "6"], "DLIB_CHIP_TEMPLATE = "),
+                         (["dlib_alignment.py", "--fast"], "(c) (b) chips")):
+        r = subprocess.run([sys.executable, str(bench / args[0]), *args[1:]], capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "SKIP" in r.stdout or expect in r.stdout, r.stdout
+
+
+def test_onnx_export_keeps_the_template(tmp_path, encoder, chips):
+    from fakeproof.infer.onnx_export import export_onnx
+    from fakeproof.infer.onnx_runtime import OnnxRuntimeEncoder
+
+    out = tmp_path / "dlib_resnet.onnx"
+    report = export_onnx(encoder, out, source="dlib_resnet")
+    onnx_enc = OnnxRuntimeEncoder(out, threads=1)
+    assert onnx_enc.spec.template == "dlib_chip" and onnx_enc.spec.input_size == (150, 150)
+    got, ref = onnx_enc.embed(chips[:4]), encoder.embed(chips[:4])
+    assert float((got * ref).sum(1).min()) > 0.9999, report
