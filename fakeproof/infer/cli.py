@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from ..cli_options import model_option
-from ..ui import console, summary_table
+from ..ui import say_operating_point, console, summary_table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -218,6 +218,7 @@ def compare_cmd(
         _fail(f"compare takes {MIN_PHOTOS} to {MAX_PHOTOS} photos, got {len(photos)}")
     m = _load(model, runtime, device, weights, models_dir, threshold)
     eng = _engine(m, detector, device, None, cache, margin)
+    say_operating_point(m.architecture, m.threshold)
     c = compare_photos(eng, photos, m.threshold)
     for p, r in zip(c.paths, c.records):
         if not r.ok:
