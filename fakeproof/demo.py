@@ -21,6 +21,7 @@ import numpy as np
 import typer
 from rich.markup import escape
 
+from .cli_options import config_options
 from .data import atomic_write_text
 from .ui import console, summary_table
 
@@ -296,19 +297,35 @@ def print_result(r: dict, out: Path, cfg: DemoConfig) -> None:
     console.print(summary_table("artefacts", [[k, str(v)] for k, v in arts], ["", "path"]))
 
 
+DEMO_HELP = {
+    "identities": "use only the first N sample identities (default: all 9)",
+    "photos": "real photos per identity",
+    "noise": "photos moved to a wrong identity folder (what curate must find)",
+    "fakes": "deepfakes per identity",
+    "threshold": "curate clean's cosine threshold",
+    "train_minutes": "wall-clock budget of the training step",
+    "train_steps": "stop training after this many steps (default: the time budget only)",
+    "batch_size": "training pairs per step",
+    "freeze_blocks": "encoder blocks kept frozen",
+    "lr": "training learning rate",
+    "val_fraction": "share of identities held apart (the before/after comparison is on them)",
+    "seed": "seed of the sample data, noise, fakes and pairs",
+    "export_onnx": "export the fine-tuned encoder to ONNX at the end",
+}
+
+
+@config_options(DemoConfig, DEMO_HELP, skip=("out",))
 def demo_command(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Where the demo writes everything (re-running continues an interrupted demo)."),
-    train_minutes: float = typer.Option(3.0, "--train-minutes", help="Wall-clock budget of the training step."),
-    identities: int = typer.Option(0, "--identities", help="Use only the first N sample identities (0: all)."),
-    photos: int = typer.Option(8, "--photos", help="Real photos per identity."),
     fresh: bool = typer.Option(False, "--fresh", help="Delete OUT first instead of continuing."),
+    config_values: dict = None,
 ):
     """Run the pipeline end to end on data the project makes itself (no download, no ../shared)."""
     if fresh and out.exists():
         import shutil
 
         shutil.rmtree(out)
-    cfg = DemoConfig(out=out, identities=identities or None, photos=photos, train_minutes=train_minutes)
+    cfg = DemoConfig(out=out, **config_values)
     try:
         run_demo(cfg)
     except RuntimeError as e:
