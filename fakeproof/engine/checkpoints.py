@@ -93,6 +93,12 @@ def load_trained_encoder(path_or_run_dir, device: str = "cpu", models_dir=None) 
     folder = resolve_checkpoint(path_or_run_dir)
     config = read_config(folder)
     enc = build_encoder(config, device="cpu", models_dir=models_dir, weights_file=folder / WEIGHTS)
+    if config.get("normalisation") and config["normalisation"] != enc.spec.normalisation:
+        # e.g. a FaceNet run fine-tuned on prewhitened input before the normalisation fix
+        raise ValueError(
+            f"{folder / CONFIG}: trained on input normalised as {config['normalisation']!r}, but "
+            f"{config['encoder']} now takes {enc.spec.normalisation!r}; re-run `train run` from this version"
+        )
     state = load_file(str(folder / WEIGHTS))
     missing, unexpected = enc.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -27,6 +27,9 @@ from .paths import cache_home
 from .template import template_for
 
 PRE_ALIGNED_MAX_SIDE = 256  # images this small and square are candidates for "already aligned"
+# Test-time flip: embed each crop and its mirror image and average (benchmarks/verify_peers.py
+# measures what it buys). The one default for every command; ``--no-flip`` turns it off.
+FLIP_DEFAULT = False
 
 
 @dataclass
@@ -78,7 +81,11 @@ def encoder_fingerprint(encoder: Encoder) -> str:
     fp = getattr(encoder, "fingerprint", None)
     if fp:
         return fp
-    encoder.fingerprint = digest_weights(encoder, "blake2b", 12, prefix=encoder.spec.name.encode(), sort_keys=False)
+    s = encoder.spec
+    # what the encoder is fed is part of what it computes: a change of normalisation, input size or
+    # colour order must never reuse embeddings cached under the old one
+    prefix = f"{s.name}|{s.normalisation}|{s.input_size}|{s.color_order}".encode()
+    encoder.fingerprint = digest_weights(encoder, "blake2b", 12, prefix=prefix, sort_keys=False)
     return encoder.fingerprint
 
 
@@ -91,7 +98,8 @@ class FaceEngine:
     takes (:func:`fakeproof.engine.resolve_model`), ``detector`` a registered detector (``mtcnn``,
     ``scrfd:PACK_DIR``; built on first use). margin: context around the ArcFace template
     (default: the encoder's own ``spec.align_margin``). fallback: ``auto`` (pre-aligned crops, then
-    the whole image) or ``none`` (no face = no crop).
+    the whole image) or ``none`` (no face = no crop). flip: embed each crop and its mirror image
+    and average the two (default :data:`FLIP_DEFAULT`).
     """
 
     def __init__(
@@ -107,6 +115,7 @@ class FaceEngine:
         workers: int | None = None,
         detect_max_side: int = 1024,
         fallback: str = "auto",
+        flip: bool | None = None,
     ):
         self.device = resolve_device(device)
         if not isinstance(encoder, Encoder):
@@ -120,7 +129,10 @@ class FaceEngine:
             self.detector_name, self._detector = detector, None
         else:
             self.detector_name, self._detector = detector.name, detector
+        if margin is not None and getattr(self.encoder, "fixed_geometry", False) and abs(float(margin) - self.spec.align_margin) > 1e-9:
+            raise ValueError(f"{self.spec.name}: the alignment margin is fixed by the encoder ({self.spec.align_margin}); drop --margin")
         self.margin = self.spec.align_margin if margin is None else float(margin)
+        self.flip = FLIP_DEFAULT if flip is None else bool(flip)
         self.crop_size = tuple(self.spec.input_size)
         self.detect_max_side = detect_max_side
         self.fallback = fallback
@@ -243,7 +255,13 @@ class FaceEngine:
         return records, crops  # type: ignore[return-value]
 
     def embed_crops(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
-        return self.encoder.embed(crops, batch_size=batch_size)
+        """L2-normalised embeddings of aligned crops (with test-time flip when ``self.flip``)."""
+        emb = self.encoder.embed(crops, batch_size=batch_size)
+        if not self.flip or len(emb) == 0:
+            return emb
+        mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
+        both = emb + self.encoder.embed(mirrored, batch_size=batch_size)
+        return (both / np.linalg.norm(both, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
 
     def embed_paths(self, paths: Sequence, progress: bool = True, batch_size: int = 32) -> EmbedResult:
         """Embeddings of ``paths`` in order; a photo that cannot be read gets a NaN row and a record."""
@@ -257,7 +275,7 @@ class FaceEngine:
         if self._emb_cache is not None:
             for i, p in enumerate(paths):
                 try:
-                    keys[i] = file_digest(Path(p).read_bytes()) + "|" + self.crop_key_suffix + "|" + fp
+                    keys[i] = file_digest(Path(p).read_bytes()) + "|" + self.crop_key_suffix + "|" + fp + ("|flip" if self.flip else "")
                 except OSError:
                     pass
             hits = self._emb_cache.get([k for k in keys if k])

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .encoders import Encoder, encoder_names, get_encoder
+from .encoders import Encoder, encoder_names, get_encoder, resolve_encoder_name
 
 # Cosine thresholds of the stock encoders, at the EER of genuine/impostor pairs built from real
 # in-the-wild photos (every same-identity pair and as many random different-identity pairs of
@@ -94,9 +94,10 @@ def resolve_model(model: str | Encoder = "facenet", device: str = "cpu", weights
     kind = model_kind(model)
     p = Path(model).expanduser()
     if kind == "registry":
-        enc = get_encoder(model, weights=weights, models_dir=models_dir, device=device)
-        thr, src = stock_threshold(model)
-        return ResolvedModel(enc, model, kind, float(thr), src, model)
+        arch = resolve_encoder_name(model, models_dir)  # "auto" -> what it stands for here
+        enc = get_encoder(arch, weights=weights, models_dir=models_dir, device=device)
+        thr, src = stock_threshold(arch)
+        return ResolvedModel(enc, model, kind, float(thr), src, arch)
     if kind == "exported onnx":
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such ONNX file")

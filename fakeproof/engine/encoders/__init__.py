@@ -1,7 +1,12 @@
 """Registry of face encoders (modelled on timm's registry: a name maps to a factory and a spec).
 
 ``get_encoder("facenet")``, ``get_encoder("adaface_ir101", weights=PATH)``,
-``get_encoder("onnx:/path/w600k_r50.onnx")``. ``list_encoders()`` feeds ``fakeproof models list``.
+``get_encoder("onnx:/path/w600k_r50.onnx")``, ``get_encoder("fusion:0.3*facenet+0.7*dlib_resnet")``,
+``get_encoder("auto")``. ``list_encoders()`` feeds ``fakeproof models list``.
+
+``auto`` (the default everywhere) is resolved by :func:`resolve_encoder_name`: AdaFace IR-101 when
+the user's weights are present, else :data:`BEST_OFFLINE`, the most accurate encoder whose weights
+ship in registry packages (chosen by ``benchmarks/verify_peers.py``).
 """
 from __future__ import annotations
 
@@ -10,6 +15,12 @@ from typing import Callable
 
 from ...registry import Registry
 from .base import Encoder, EncoderSpec, WeightFile
+
+AUTO = "auto"
+DEFAULT_ENCODER = AUTO
+# The most accurate offline encoder on real pairs at >= 8 img/s on 2 CPU cores (benchmarks/verify_peers.py).
+BEST_OFFLINE = "facenet"
+PREFERRED_WITH_WEIGHTS = "adaface_ir101"
 
 
 @dataclass(frozen=True)
@@ -43,10 +54,25 @@ def encoder_names() -> list[str]:
 
 
 def _unknown(name: str) -> KeyError:
-    return KeyError(f"unknown encoder {name!r}; known: {', '.join(encoder_names())}, onnx:PATH")
+    return KeyError(f"unknown encoder {name!r}; known: {', '.join(encoder_names())}, auto, onnx:PATH, fusion:W*A+W*B")
+
+
+def resolve_encoder_name(name: str, models_dir=None) -> str:
+    """``auto`` -> the encoder it stands for on this machine; any other name unchanged."""
+    if name != AUTO:
+        return name
+    try:
+        if all(w.present for w in ENCODERS.get(PREFERRED_WITH_WEIGHTS).spec(models_dir=models_dir, weights=None).weights):
+            return PREFERRED_WITH_WEIGHTS
+    except Exception:  # noqa: BLE001 - a missing or odd models folder means "not present"
+        pass
+    return BEST_OFFLINE
 
 
 def encoder_spec(name: str, models_dir=None, weights=None) -> EncoderSpec:
+    name = resolve_encoder_name(name, models_dir)
+    if name.startswith("fusion:"):
+        return get_encoder(name, models_dir=models_dir).spec
     if name.startswith("onnx:"):
         from ..onnx import onnx_spec
 
@@ -56,8 +82,16 @@ def encoder_spec(name: str, models_dir=None, weights=None) -> EncoderSpec:
     return ENCODERS.get(name).spec(models_dir=models_dir, weights=weights)
 
 
-def get_encoder(name: str = "facenet", weights=None, models_dir=None, device: str = "cpu") -> Encoder:
+def get_encoder(name: str = DEFAULT_ENCODER, weights=None, models_dir=None, device: str = "cpu") -> Encoder:
     """Build an encoder by registry name, ready for ``.embed(crops)`` on ``device``."""
+    name = resolve_encoder_name(name, models_dir)
+    if name.startswith("fusion:"):
+        from .fusion import FusionEncoder, parse_fusion
+
+        if weights:
+            raise ValueError(f"{name}: --weights does not apply to a fusion (give each part its own weights file in the models folder)")
+        parts = [(get_encoder(n, models_dir=models_dir, device=device), w) for n, w in parse_fusion(name)]
+        return FusionEncoder(parts).to(device).eval()
     if name.startswith("onnx:"):
         from ..onnx import ArcFaceOnnx
 
@@ -73,7 +107,11 @@ def list_encoders(models_dir=None) -> list[EncoderSpec]:
 
 
 __all__ = [
+    "AUTO",
+    "BEST_OFFLINE",
+    "DEFAULT_ENCODER",
     "ENCODERS",
+    "resolve_encoder_name",
     "Encoder",
     "EncoderSpec",
     "WeightFile",
