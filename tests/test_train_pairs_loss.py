@@ -14,7 +14,7 @@ from fakeproof.data import TrainingDataset
 from fakeproof.metrics import compute_eer
 from fakeproof.train.loss import AdaptiveMarginLoss
 from fakeproof.train.pairs import build_pairs, read_pairs_csv, split_identities, write_pairs_csv
-from fakeproof.train.validate import pair_metrics
+from fakeproof.metrics import pair_metrics
 
 
 def _layout(root: Path, reals: dict[str, int], fakes: dict[str, int]) -> Path:
