@@ -1,4 +1,4 @@
-"""infer pairs / score-pairs / compare with the stock FaceNet encoder on real faces (the sample
+"""infer score-folders (and its old name pairs) / score-pairs / compare with the stock FaceNet encoder on real faces (the sample
 dataset made from insightface's photos), plus a non-face photo, a corrupt file and a missing side."""
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_dir(sample, tmp_path_factory):
 def test_pairs_gives_one_finite_similarity_per_folder_in_sorted_order(test_dir, tmp_path):
     root, kinds = test_dir
     out = tmp_path / "submission.csv"
-    r = runner.invoke(app, ["pairs", str(root), "--out", str(out), "--no-progress"], terminal_width=200)
+    r = runner.invoke(app, ["score-folders", str(root), "--out", str(out), "--no-progress"], terminal_width=200)
     assert r.exit_code == 0, r.output
     sub = pd.read_csv(out, dtype={"pair_id": str})
     assert list(sub.columns) == ["pair_id", "similarity"]
