@@ -43,7 +43,7 @@ def list_cmd(models_dir: Optional[Path] = typer.Option(None, "--models-dir", hel
 
 @app.command("prepare")
 def prepare_cmd(encoder: str = typer.Option("facenet", help="Encoder to convert and cache now.")):
-    """Convert and cache the shipped weights once (FaceNet graph -> torch state dict), warm the detector."""
+    """Convert and cache the shipped weights once (FaceNet graph or dlib .dat -> torch state dict), warm the detector."""
     from .engine import FaceEngine
 
     spec = encoder_spec(encoder)

@@ -30,6 +30,9 @@ from ..engine.paths import cache_home
 # starting point: set ``--threshold`` or fine-tune (``train run`` stores its own threshold).
 STOCK_THRESHOLDS: dict[str, float] = {
     "facenet": 0.38,
+    # dlib's descriptors share a cone: impostor cosines sit near 0.85 (EER 3.28% on those pairs,
+    # benchmarks/dlib_alignment.py variant (a))
+    "dlib_resnet": 0.894,
 }
 GENERIC_THRESHOLD = 0.5  # any other encoder, until it is measured or fine-tuned
 
