@@ -16,6 +16,7 @@ from ..data import TrainingDataset
 from ..engine import FaceEngine
 from .analyse import Analysis, PhotoInfo, analyse
 from .report import write_embeddings, write_heatmaps, write_similarity, write_summary, write_tables
+from ..engine.encoders import DEFAULT_ENCODER
 
 
 @dataclass
@@ -33,7 +34,7 @@ def curation_dir(dataset: Path, out: Path | None = None) -> Path:
 def run_clean(
     dataset,
     threshold: float = 0.5,
-    encoder="facenet",
+    encoder=DEFAULT_ENCODER,
     out=None,
     engine: FaceEngine | None = None,
     fake_threshold: float | None = None,
