@@ -66,18 +66,20 @@ class DemoState:
         return self.data["done"].get(step)
 
 
-def fakeproof(*args) -> None:
-    """Run one ``fakeproof`` command in this process; a non-zero exit stops the demo."""
-    from .cli import app
+def fakeproof(stage: str, *args) -> None:
+    """Run one ``fakeproof STAGE ...`` command in this process (through the stage's own command
+    group, so the demo does not import the top-level CLI that imports it); a non-zero exit stops
+    the demo."""
+    from .stages import stage_app
 
     args = [str(a) for a in args]
-    console.print(f"\n[bold cyan]$ fakeproof {escape(' '.join(shlex.quote(a) for a in args))}", soft_wrap=True, highlight=False)
+    console.print(f"\n[bold cyan]$ fakeproof {stage} {escape(' '.join(shlex.quote(a) for a in args))}", soft_wrap=True, highlight=False)
     try:
-        rc = app(args, standalone_mode=False, prog_name="fakeproof")
+        rc = stage_app(stage)(args, standalone_mode=False, prog_name=f"fakeproof {stage}")
     except SystemExit as e:  # typer.Exit inside a command
         rc = e.code
     if rc not in (None, 0):
-        raise RuntimeError(f"`fakeproof {' '.join(args)}` exited with code {rc}")
+        raise RuntimeError(f"`fakeproof {stage} {' '.join(args)}` exited with code {rc}")
 
 
 # -- the demo's own data ---------------------------------------------------------------------------
