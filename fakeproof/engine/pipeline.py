@@ -3,6 +3,7 @@
 Every stage goes through :class:`FaceEngine`; nothing else in fakeproof detects, aligns or embeds.
 Decoding, detection and alignment run in a thread pool (OpenCV and ONNX Runtime release the GIL);
 embedding runs batched. Both aligned crops and embeddings are cached on disk by file content.
+(A little over 300 lines: one class, whose caching of crops and of embeddings share their keys.)
 """
 from __future__ import annotations
 
@@ -96,10 +97,11 @@ class FaceEngine:
     :class:`~fakeproof.engine.detect.Detector` (whose ``name`` keys the crop cache). Names work too
     and are what :meth:`from_names` (the CLI's constructor) passes: ``encoder`` anything ``--model``
     takes (:func:`fakeproof.engine.resolve_model`), ``detector`` a registered detector (``mtcnn``,
-    ``scrfd:PACK_DIR``; built on first use). Crops are aligned to the encoder's template
-    (``spec.template``); margin: context around it (default: the encoder's ``spec.align_margin``).
-    fallback: ``auto`` (pre-aligned crops, then the whole image) or ``none`` (no face = no crop).
-    flip: embed each crop and its mirror image and average the two (default :data:`FLIP_DEFAULT`).
+    ``scrfd:PACK_DIR``; built on first use). margin: context around the ArcFace template
+    (default: the encoder's own ``spec.align_margin``). fallback: ``auto`` (pre-aligned crops, then
+    the whole image) or ``none`` (no face = no crop). flip: embed each crop and its mirror image
+    and average the two (default :data:`FLIP_DEFAULT`). Crops are aligned to the encoder's template
+    (``spec.template``).
     """
 
     def __init__(
@@ -132,8 +134,8 @@ class FaceEngine:
         if margin is not None and getattr(self.encoder, "fixed_geometry", False) and abs(float(margin) - self.spec.align_margin) > 1e-9:
             raise ValueError(f"{self.spec.name}: the alignment margin is fixed by the encoder ({self.spec.align_margin}); drop --margin")
         self.margin = self.spec.align_margin if margin is None else float(margin)
-        self.template = self.spec.template
         self.flip = FLIP_DEFAULT if flip is None else bool(flip)
+        self.template = self.spec.template
         self.crop_size = tuple(self.spec.input_size)
         self.detect_max_side = detect_max_side
         self.fallback = fallback
