@@ -77,10 +77,12 @@ def read_journal(root: Path) -> list[dict]:
 
 
 class Journal:
-    """Append-only ``fakes.csv``; every row is flushed and fsynced before the next fake starts."""
+    """Append-only ``fakes.csv`` (or a rank's journal, ``path``); every row is flushed and fsynced
+    before the next fake starts."""
 
-    def __init__(self, root: Path):
-        self.path = Path(root) / FAKES_CSV
+    def __init__(self, root: Path, path: Path | None = None):
+        self.path = Path(path) if path else Path(root) / FAKES_CSV
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
         self.f = self.path.open("a", newline="", encoding="utf-8")
         self.w = csv.DictWriter(self.f, fieldnames=COLUMNS)
@@ -121,7 +123,9 @@ def weight_hashes(files: list[WeightFile]) -> str:
             console.print(f"[yellow]warning[/]: {p}: sha256 {digest[:12]}... differs from the published {w.sha256[:12]}...")
         out.append(f"{p.name}:{digest[:16]}")
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    cache_path.write_text(json.dumps(cache, indent=1))
+    tmp = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")  # ranks write it at once
+    tmp.write_text(json.dumps(cache, indent=1))
+    os.replace(tmp, cache_path)
     return ";".join(out)
 
 
@@ -180,8 +184,12 @@ def generate_deepfakes(
     progress: bool = True,
     max_fakes: int | None = None,
     backend_kwargs: dict[str, dict] | None = None,
+    shard=None,
 ) -> RunReport:
-    """Make the missing fakes of ``dataset`` (a training-layout folder) with ``backends``."""
+    """Make the missing fakes of ``dataset`` (a training-layout folder) with ``backends``.
+
+    ``shard`` (a :class:`fakeproof.distributed.generate.RankShard`, under torchrun): make only this
+    rank's share of the plan, journal it to the rank's own file and leave ``meta.json`` to rank 0."""
     root = Path(dataset)
     md = default_models_dir(models_dir)
     rep = RunReport()
@@ -209,6 +217,8 @@ def generate_deepfakes(
     jobs = plan_jobs(done, identities, backends, per_identity, seed)
     if max_fakes is not None:
         jobs = jobs[:max_fakes]
+    if shard is not None:
+        jobs, meta_changed = shard.select(jobs), False
     rep.planned = len(jobs)
     if not jobs:
         if meta_changed:
@@ -227,7 +237,7 @@ def generate_deepfakes(
     taken = set(meta) | {r["key"] for r in journal_rows}
     others = identities
     log_path = root / ERRORS_LOG
-    journal = Journal(root)
+    journal = Journal(root, shard.journal_path if shard is not None else None)
     counts = Counter(done)
     try:
         with progress_task("making deepfakes", len(jobs), progress) as advance:
@@ -258,7 +268,7 @@ def generate_deepfakes(
                         continue
                     taken.add(key)
                     meta[key] = 1
-                    meta_changed = True
+                    meta_changed = shard is None
                     journal.add(
                         {
                             "key": key,
