@@ -83,7 +83,8 @@ class FoldReport:
 def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
     with path.open(newline="", encoding="utf-8") as f:
         r = csv.DictReader(f)
-        rows = [row for row in r if row.get("key")]  # a row cut short by a kill has no key or is dropped
+        # a row cut short (a kill in the middle of a write) lacks its last column: dropped, the fake is made again
+        rows = [row for row in r if row.get("key") and all(row.get(c) is not None for c in COLUMNS) and row["created"].endswith("Z")]
         return list(r.fieldnames or []), rows
 
 
