@@ -30,13 +30,14 @@ def clean(
 ):
     """Flag photos that do not belong to their identity (graph of cosine similarities). Read-only."""
     from ..data import MetaError
-    from ..distributed.ranks import engine_cache_dir, torchrun_ranks
+    from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from ..engine import FaceEngine
     from .clean import run_clean
 
     with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 analyses
         try:
-            eng = FaceEngine(encoder, device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
+            with main_first(ranks):  # converted weights are written once
+                eng = FaceEngine(encoder, device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
             res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
         except (MetaError, FileNotFoundError, ValueError, KeyError) as e:
             _fail(str(e))

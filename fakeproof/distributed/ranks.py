@@ -39,6 +39,17 @@ def torchrun_ranks(device: str = "auto"):
             dist.destroy_process_group()
 
 
+@contextmanager
+def main_first(info: DistInfo):
+    """Rank 0 runs the block first, then the others: one rank fills a shared cache (converted
+    weights, an ONNX export) and the others find it there instead of writing it at the same time."""
+    if info.enabled and not info.is_main:
+        barrier(info)
+    yield
+    if info.enabled and info.is_main:
+        barrier(info)
+
+
 def current() -> tuple[int, int]:
     """``(rank, world_size)`` of the joined process group; ``(0, 1)`` when there is none."""
     if dist.is_available() and dist.is_initialized():

@@ -146,10 +146,14 @@ def pick_pair(job: FakeJob, attempt: int, reals: dict[str, list[str]], others: l
     rng = np.random.default_rng([job.seed, attempt])
     own = reals[job.identity]
     src = own[(job.index + int(rng.integers(len(own))) * (attempt > 0)) % len(own)]
-    pool = [o for o in others if o != job.identity]
-    if not pool:
+    # a uniform pick among ``others`` without the job's identity, without building that list per
+    # fake (which made a plan of N identities cost N^2): index i skips the identity's own position
+    own_at = others.index(job.identity) if job.identity in others else len(others)
+    n = len(others) - (own_at < len(others))
+    if not n:
         return src, ""
-    tid = pool[int(rng.integers(len(pool)))]
+    i = int(rng.integers(n))
+    tid = others[i + (i >= own_at)]
     tgt = reals[tid][int(rng.integers(len(reals[tid])))]
     return src, tgt
 

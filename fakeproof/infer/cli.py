@@ -91,7 +91,7 @@ def pairs_cmd(
     import pandas as pd
 
     from ..data import atomic_write_text, read_pair_folders
-    from ..distributed.ranks import engine_cache_dir, torchrun_ranks
+    from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from .scoring import score_pairs
 
     try:
@@ -101,7 +101,8 @@ def pairs_cmd(
     if not folders:
         _fail(f"{test_dir}: no pair folders inside")
     with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 writes
-        m = _load(model, runtime, ranks.device, weights, models_dir, None)
+        with main_first(ranks):
+            m = _load(model, runtime, ranks.device, weights, models_dir, None)
         eng = _engine(m, detector, ranks.device, workers, cache, margin, engine_cache_dir(ranks))
         scores = score_pairs(eng, [(f.a, f.b) for f in folders], batch_size=batch_size, progress=progress)
     if scores is None:  # a rank other than 0
@@ -140,7 +141,7 @@ def score_pairs_cmd(
     import pandas as pd
 
     from ..data import atomic_write_text
-    from ..distributed.ranks import engine_cache_dir, torchrun_ranks
+    from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from .scoring import score_pairs
 
     try:
@@ -158,7 +159,8 @@ def score_pairs_cmd(
         return (root / v) if v else None
 
     with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 writes
-        m = _load(model, runtime, ranks.device, weights, models_dir, None)
+        with main_first(ranks):
+            m = _load(model, runtime, ranks.device, weights, models_dir, None)
         eng = _engine(m, detector, ranks.device, workers, cache, margin, engine_cache_dir(ranks))
         scores = score_pairs(eng, [(side(a), side(b)) for a, b in zip(df[column_a], df[column_b])], batch_size=batch_size, progress=progress)
     if scores is None:  # a rank other than 0
