@@ -14,7 +14,6 @@ import numpy as np
 
 from ..engine import Encoder, EncoderSpec
 from ..engine.cache import file_digest
-from ..engine.providers import ort_providers
 from .onnx_export import FORMAT, INPUT_NAME, OUTPUT_NAME
 
 
@@ -30,6 +29,14 @@ def is_fakeproof_onnx(path) -> bool:
         return _metadata(path).get("fakeproof.format") == FORMAT
     except Exception:  # not an ONNX file at all
         return False
+
+
+def _providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
 
 
 class OnnxRuntimeEncoder(Encoder):
@@ -48,7 +55,7 @@ class OnnxRuntimeEncoder(Encoder):
         so.log_severity_level = 3
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=ort_providers(device))
+            self.session = ort.InferenceSession(str(self.path), so, providers=_providers(device))
         except Exception as e:  # onnxruntime raises its own exception types
             raise ValueError(f"{self.path}: not a loadable ONNX model ({str(e).splitlines()[0][:200]})") from None
         meta = dict(self.session.get_modelmeta().custom_metadata_map)

@@ -15,7 +15,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..providers import ort_providers
 from .base import Encoder, EncoderSpec, WeightFile, stack_crops
 
 LICENCE = "that of the ONNX file (insightface recognition packs: non-commercial research use)"
@@ -86,7 +85,10 @@ class OnnxEncoder(Encoder):
         self.spec = onnx_spec(self.path)
         self.input_name, ins, _ = _graph_signature(self.path)
         self.fixed_batch = ins[0] if isinstance(ins[0], int) and ins[0] > 0 else None
-        providers = ort_providers(device)
+        providers: list = ["CPUExecutionProvider"]
+        if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            idx = int(str(device).split(":")[1]) if ":" in str(device) else 0
+            providers = [("CUDAExecutionProvider", {"device_id": idx}), "CPUExecutionProvider"]
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from ...engine.encoders.base import WeightFile
-from ...engine.providers import ort_providers
 
 
 class BackendError(RuntimeError):
@@ -67,6 +66,15 @@ class Backend(ABC):
         if miss:
             raise MissingWeightsError([(self.name, w) for w in miss])
         return ws
+
+
+def ort_providers(device: str) -> list[str]:
+    """ONNX Runtime providers for ``device`` (CUDA only when asked for and installed)."""
+    import onnxruntime as ort
+
+    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
 
 
 def ort_session(path: Path, device: str = "cpu"):
