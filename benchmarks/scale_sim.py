@@ -80,6 +80,7 @@ class StandInEngine:
         self.spec = SimpleNamespace(name="standin", embedding_dim=DIM)
         self.stats = {"emb_hits": 0, "emb_misses": 0}
         self.seconds = 0.0
+        self.finished = 0.0
 
     def embed_paths(self, paths, progress=True, batch_size=32):
         from fakeproof.engine import EmbedResult, FaceRecord
@@ -94,6 +95,7 @@ class StandInEngine:
             records.append(FaceRecord(path=str(p), ok=True, n_faces=1))
         self.stats["emb_misses"] += len(paths)
         self.seconds += time.perf_counter() - t0
+        self.finished = time.monotonic()  # one clock for every process of this machine
         return EmbedResult(emb, records)
 
 
@@ -120,8 +122,8 @@ def worker(args) -> None:
         barrier(info)
         t0 = time.perf_counter()
         res = embed_paths_across_ranks(eng, paths, progress=False)
-        emb_s = time.perf_counter() - t0
-        rss = gather_objects(info, (rss_gen, rss_mb(), eng.seconds))
+        emb_s, done = time.perf_counter() - t0, time.monotonic()
+        rss = gather_objects(info, (rss_gen, rss_mb(), eng.finished))
         if info.is_main:
             ref = StandInEngine().embed_paths(paths)
             got = [r.path for r in res.records]
@@ -136,7 +138,7 @@ def worker(args) -> None:
                 "rss_generate_rank0_mb": rss[0][0],
                 "rss_generate_other_mb": max((r[0] for r in rss[1:]), default=0.0),
                 "embed_s": emb_s,
-                "embed_gather_merge_s": emb_s - rss[0][2],
+                "embed_gather_merge_s": done - max(r[2] for r in rss),  # from the last rank's slice to the result
                 "rss_embed_rank0_mb": rss[0][1],
                 "rss_embed_other_mb": max((r[1] for r in rss[1:]), default=0.0),
                 "embed_duplicates": len(got) - len(set(got)),
