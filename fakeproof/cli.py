@@ -28,6 +28,27 @@ app.add_typer(generate_app, name="generate", help="CelebA to training layout; de
 app.add_typer(train_app, name="train", help="Pairs and adaptive-margin fine-tuning (CPU, GPU, torchrun).")
 app.add_typer(infer_app, name="infer", help="Score pairs, evaluate, compare photos, export ONNX, benchmark.")
 app.add_typer(models_app, name="models", help="The encoder and generator weight registry.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from . import __version__
+
+        try:
+            v = version("fakeproof")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            v = __version__
+        print(f"fakeproof {v}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
+    """fakeproof: build face encoders that deepfakes cannot fool."""
+
+
 app.command("demo", help="Run the whole pipeline end to end on data the project makes itself.")(demo_command)
 
 

@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from ..cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
 from ..ui import console, summary_table
 
 app = typer.Typer(no_args_is_help=True)
@@ -20,7 +21,8 @@ def _fail(msg: str) -> None:
 def clean(
     dataset: Path = typer.Argument(..., help="Dataset root: images/<identity>/<file> + meta.json"),
     threshold: float = typer.Option(0.5, "--threshold", help="Cosine similarity for an edge between two photos."),
-    encoder: str = typer.Option("facenet", "--encoder"),
+    model: str = model_option(help="the encoder that embeds the photos: " + MODEL_HELP),
+    encoder: Optional[str] = encoder_alias_option(),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default DATASET/curation)."),
     fake_threshold: Optional[float] = typer.Option(None, "--fake-threshold", help="Deepfake rows below this mean cosine to their identity are flagged (default threshold/2)."),
     max_heatmaps: int = typer.Option(100, "--max-heatmaps"),
@@ -37,7 +39,7 @@ def clean(
     with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 analyses
         try:
             with main_first(ranks):  # converted weights are written once
-                eng = FaceEngine(encoder, device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
+                eng = FaceEngine.from_names(chosen_model(model, encoder), device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
             res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
         except (MetaError, FileNotFoundError, ValueError, KeyError) as e:
             _fail(str(e))

@@ -3,8 +3,9 @@
 The exported graph takes what the face engine produces, so any ONNX runtime can use it without
 knowing the encoder's normalisation:
 
-- input ``crops``: uint8, shape (N, H, W, 3), RGB, aligned to the ArcFace 5-point template
-  (``fakeproof.engine.template_for((H, W), margin)``); N is dynamic;
+- input ``crops``: uint8, shape (N, H, W, 3), RGB, aligned to the encoder's 5-point template
+  (``fakeproof.engine.template_for((H, W), margin, template)``, the template named in the
+  metadata, ArcFace for most encoders); N is dynamic;
 - output ``embedding``: float32 (N, D), L2-normalised, so cosine similarity is a dot product.
 
 Colour reordering (for BGR networks), the encoder's own normalisation and the L2 normalisation are
@@ -23,10 +24,7 @@ import numpy as np
 import torch
 
 from ..engine import Encoder
-
-FORMAT = "fakeproof-onnx/1"
-INPUT_NAME = "crops"
-OUTPUT_NAME = "embedding"
+from ..engine.onnx import FORMAT, INPUT_NAME, OUTPUT_NAME, session
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
 
@@ -86,7 +84,7 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
         "fakeproof.format": FORMAT,
         "fakeproof.encoder": s.name,
         "fakeproof.source": str(source or s.name),
-        "fakeproof.input": f"{INPUT_NAME}: uint8 (N, {h}, {w}, 3) RGB, aligned to the ArcFace 5-point template with margin {s.align_margin}",
+        "fakeproof.input": f"{INPUT_NAME}: uint8 (N, {h}, {w}, 3) RGB, aligned to the {s.template} 5-point template with margin {s.align_margin}",
         "fakeproof.input_size": json.dumps([h, w]),
         "fakeproof.color_order": "RGB",
         "fakeproof.network_color_order": s.color_order,
@@ -94,6 +92,7 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
         "fakeproof.output": f"{OUTPUT_NAME}: float32 (N, {s.embedding_dim}), L2-normalised; cosine = dot product",
         "fakeproof.embedding_dim": str(s.embedding_dim),
         "fakeproof.align_margin": repr(float(s.align_margin)),
+        "fakeproof.template": s.template,
         "fakeproof.licence": s.licence,
         "fakeproof.upstream": s.source,
     }
@@ -117,10 +116,8 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
 def parity_diff(wrapper: torch.nn.Module, onnx_path, size: tuple[int, int], n: int = 4) -> float:
     """Largest |ONNX Runtime - torch| over the embeddings of ``n`` random uint8 crops (batch size n,
     different from the traced batch, so the dynamic axis is exercised too)."""
-    import onnxruntime as ort
-
     x = np.random.default_rng(1).integers(0, 256, (n, size[0], size[1], 3), dtype=np.uint8)
     ref = wrapper(torch.from_numpy(x)).numpy()
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    sess = session(onnx_path, "cpu")
     got = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
     return float(np.abs(got - ref).max())
