@@ -110,7 +110,7 @@ def worker(args) -> None:
     from fakeproof.generate import registry
     from fakeproof.train.distributed import barrier, gather_objects
 
-    registry.BACKENDS["standin"] = standin_backend()
+    registry.BACKENDS.register("standin", standin_backend())
     out: dict = {}
     with torchrun_ranks("cpu") as info:
         t0 = time.perf_counter()
