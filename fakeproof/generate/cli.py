@@ -87,6 +87,8 @@ def deepfakes(
     if run is None:  # a rank other than 0: rank 0 reports for all
         return
     rep = run.total
+    if run.fold_before.rows:
+        console.print(f"{run.fold_before.rows} fakes journalled by the ranks of an earlier (killed) run were merged into {FAKES_CSV} first")
     if run.info.enabled:
         rank_rows = [[m["rank"], m["device"], m["planned"], m["made"], m["failed"], f"{m['seconds']:.1f}"] for m in run.ranks]
         console.print(summary_table("ranks", rank_rows, ["rank", "device", "planned", "made", "failed", "s"]))
