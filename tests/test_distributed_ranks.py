@@ -63,6 +63,7 @@ def test_one_process_finishes_what_a_lost_rank_left(tmp_path):
     assert all(v == 0 for v in json.loads((two / "meta.json").read_text()).values())  # ranks leave meta.json to rank 0
     res = CliRunner().invoke(app, ["generate", "deepfakes", str(two), *args])  # no torchrun now
     assert res.exit_code == 0, res.output
+    assert f"{rep.made} fakes journalled by the ranks of an earlier (killed) run were merged" in " ".join(res.output.split())
     assert not (two / RANKS_DIR).exists()
     strip = lambda rows: sorted(tuple(v for k, v in r.items() if k not in ("seconds", "created")) for r in rows)  # noqa: E731
     assert strip(read_journal(two)) == strip(read_journal(one))
