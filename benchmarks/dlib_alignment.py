@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/dlib_alignment.py [--fast]
 
-Real genuine / impostor pairs of ../shared/data (infer_eer.build_pairs: every genuine pair in
+Real genuine / impostor pairs of ../shared/data (_pairs.build_pairs: every genuine pair in
 five-celebrities and celeba-mini and as many seeded random impostor pairs; skips cleanly where the
 data is absent). One MTCNN pass (the engine's) per photo, then three ways to the embedding:
 
@@ -45,7 +45,7 @@ def main() -> None:
     import dlib
     import torch
 
-    from infer_eer import build_pairs
+    from _pairs import build_pairs
 
     from fakeproof.engine import FaceEngine, align_face
     from fakeproof.engine.encoders.dlib_resnet import installed_dat

@@ -15,22 +15,14 @@ import time
 
 import numpy as np
 
-from _common import SHARED_DATA, shared_or_skip
+from _common import shared_or_skip
 from dlib_chips import DlibChipper, engine_face
 
 
 def photos() -> list[str]:
-    from fakeproof.data import CelebA, TrainingDataset
+    from _pairs import identity_photos
 
-    out = []
-    five = SHARED_DATA / "five-celebrities"
-    if five.exists():
-        out += sorted(str(it.path) for it in TrainingDataset.load(five).items if not it.is_deepfake)
-    celeba = SHARED_DATA / "celeba-mini"
-    if celeba.exists():
-        cb = CelebA.load(celeba)
-        out += sorted(str(cb.image_dir / f) for files in cb.identities.values() for f in files)
-    return out
+    return sorted(p for ids in identity_photos().values() for files in ids.values() for p in files)
 
 
 def main() -> None:

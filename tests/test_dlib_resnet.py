@@ -211,11 +211,11 @@ def test_benchmarks_fast_mode():
 
 def test_onnx_export_keeps_the_template(tmp_path, encoder, chips):
     from fakeproof.infer.onnx_export import export_onnx
-    from fakeproof.infer.onnx_runtime import OnnxRuntimeEncoder
+    from fakeproof.engine.onnx import ExportedOnnx
 
     out = tmp_path / "dlib_resnet.onnx"
     report = export_onnx(encoder, out, source="dlib_resnet")
-    onnx_enc = OnnxRuntimeEncoder(out, threads=1)
+    onnx_enc = ExportedOnnx(out, threads=1)
     assert onnx_enc.spec.template == "dlib_chip" and onnx_enc.spec.input_size == (150, 150)
     got, ref = onnx_enc.embed(chips[:4]), encoder.embed(chips[:4])
     assert float((got * ref).sum(1).min()) > 0.9999, report

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from ..cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
-from ..ui import console, summary_table
+from ..ui import console, say_operating_point, summary_table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -40,6 +40,8 @@ def clean(
         try:
             with main_first(ranks):  # converted weights are written once
                 eng = FaceEngine.from_names(chosen_model(model, encoder), device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
+            if ranks.is_main:
+                say_operating_point(eng.spec.name, threshold)
             res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
         except (MetaError, FileNotFoundError, ValueError, KeyError) as e:
             _fail(str(e))

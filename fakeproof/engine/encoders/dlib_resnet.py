@@ -9,10 +9,11 @@ global average pool and a 128-d linear layer without bias. dlib's conventions ke
 
 - input: ``(pixel - mean) / 256`` per RGB channel with the means stored in the file
   (122.782, 117.001, 104.298); they travel in the state dict as the ``pixel_mean`` buffer;
-- a strided convolution or pooling has no padding (dlib's default), so at the third downsampling
-  the block's output (3x3) is smaller than the pooled shortcut (4x4): dlib's ``add_prev`` adds
-  tensors of different sizes by treating what is missing as zeros (top-left aligned) - so does
-  :func:`add_zero_padded`; it also widens the shortcut's channels with zeros;
+- a strided convolution or pooling has no padding (dlib's default), so in the last two
+  downsampling blocks the block's output is smaller than the pooled shortcut (8 px in: 3x3 vs
+  4x4; 4 px in: 1x1 vs 2x2): dlib's ``add_prev`` adds tensors of different sizes by treating what
+  is missing as zeros (top-left aligned) - so does :func:`add_zero_padded`; it also widens the
+  shortcut's channels with zeros;
 - ``affine_`` (dlib's inference form of batch norm) is a learnable per-channel scale and shift
   (:class:`Affine`): there are no batch statistics, so fine-tuning with small batches is stable
   and train mode computes the same function as eval mode.

