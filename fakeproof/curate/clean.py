@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import TrainingDataset
+from ..distributed.embed import embed_paths_across_ranks
 from ..engine import FaceEngine
 from .analyse import Analysis, PhotoInfo, analyse
 from .report import write_embeddings, write_heatmaps, write_similarity, write_summary, write_tables
@@ -41,7 +42,9 @@ def run_clean(
     dup_threshold: float = 0.95,
     max_heatmaps: int = 100,
     progress: bool = True,
-) -> CleanResult:
+) -> CleanResult | None:
+    """Under torchrun the ranks embed slices of the photos and rank 0 does the rest; the other
+    ranks get ``None``."""
     dataset = Path(dataset)
     t0 = time.perf_counter()
     ds = TrainingDataset.load(dataset)
@@ -49,7 +52,9 @@ def run_clean(
         raise ValueError(f"{dataset / 'meta.json'}: no image of meta.json exists under {ds.images_dir}")
     items = sorted(ds.items, key=lambda it: it.key)
     eng = engine or FaceEngine(encoder)
-    res = eng.embed_paths([it.path for it in items], progress=progress)
+    res = embed_paths_across_ranks(eng, [it.path for it in items], progress=progress)
+    if res is None:  # not rank 0
+        return None
     t_embed = time.perf_counter()
     info = [PhotoInfo(r.ok, r.error, r.n_faces if r.ok else None, r.fallback, r.digest) for r in res.records]
     a = analyse(

@@ -32,15 +32,21 @@ def clean(
 ):
     """Flag photos that do not belong to their identity (graph of cosine similarities). Read-only."""
     from ..data import MetaError
+    from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from ..engine import FaceEngine
     from .clean import run_clean
 
-    try:
-        eng = FaceEngine.from_names(chosen_model(model, encoder), device=device, weights=weights, models_dir=models_dir)
-        say_operating_point(eng.spec.name, threshold)
-        res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
-    except (MetaError, FileNotFoundError, ValueError, KeyError) as e:
-        _fail(str(e))
+    with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 analyses
+        try:
+            with main_first(ranks):  # converted weights are written once
+                eng = FaceEngine.from_names(chosen_model(model, encoder), device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
+            if ranks.is_main:
+                say_operating_point(eng.spec.name, threshold)
+            res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
+        except (MetaError, FileNotFoundError, ValueError, KeyError) as e:
+            _fail(str(e))
+    if res is None:  # a rank other than 0
+        return
     s, a = res.summary, res.analysis
     rows = [
         ("images", s["images"]),
