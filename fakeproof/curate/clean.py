@@ -18,7 +18,7 @@ from ..engine import FaceEngine
 from .analyse import Analysis, PhotoInfo, analyse
 from .report import write_embeddings, write_heatmaps, write_similarity, write_summary, write_tables
 from ..engine.encoders import DEFAULT_ENCODER
-from ..engine.encoders.operating_points import curation_thresholds
+from ..engine.encoders.operating_points import closer_margin, curation_thresholds
 
 
 @dataclass
@@ -69,6 +69,7 @@ def run_clean(
         info,
         fake_threshold=fake_threshold,
         dup_threshold=dup_threshold,
+        closer_margin=closer_margin(eng.spec.name),
         progress=progress,
     )
     o = curation_dir(dataset, out)

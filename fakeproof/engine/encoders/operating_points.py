@@ -57,6 +57,16 @@ def curation_thresholds(encoder_name: str, threshold: float | None = None, fake_
     return float(threshold), float(fake_threshold), float(dup_threshold)
 
 
+def closer_margin(encoder_name: str, facenet_margin: float = 0.1) -> float:
+    """How much closer (in mean cosine) another identity must be than a photo's own before clean
+    flags it ``closer_to_other_identity``: 0.1 on FaceNet's scale, scaled by the encoder's
+    genuine-impostor spread (dlib's cosines are ~5x more compressed)."""
+    op, ref = operating_points(encoder_name), operating_points("facenet")
+    if op is None or ref is None:
+        return facenet_margin
+    return facenet_margin * (op.genuine_mean - op.impostor_mean) / (ref.genuine_mean - ref.impostor_mean)
+
+
 def describe_threshold(encoder_name: str, threshold: float) -> tuple[str, bool]:
     """(one line saying what ``threshold`` means for the encoder, whether to warn).
 
