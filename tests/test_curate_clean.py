@@ -77,10 +77,10 @@ def test_rerun_with_another_threshold_uses_the_cache(cleaned, tmp_path):
     from fakeproof.engine import FaceEngine
 
     root, before, _ = cleaned
-    eng = FaceEngine("facenet")
-    res = run_clean(root, 0.3, engine=eng, out=tmp_path / "out", progress=False)
+    eng = FaceEngine()  # the default encoder, as the CLI run above
+    res = run_clean(root, 0.95, engine=eng, out=tmp_path / "out", progress=False)
     assert eng.stats["emb_misses"] == 0 and eng.stats["emb_hits"] == len(res.analysis.flags)
-    assert res.summary["threshold"] == 0.3
+    assert res.summary["threshold"] == 0.95
     assert (tmp_path / "out" / "flags.csv").exists()
     assert tree_digest(root) == before
 

@@ -79,7 +79,7 @@ def test_pairs_gives_one_finite_similarity_per_folder_in_sorted_order(test_dir, 
     sims = sub.set_index("pair_id").similarity
     genuine, impostor = sims[kind[kind == "genuine"].index], sims[kind[kind == "impostor"].index]
     assert (side.loc[kind[kind.isin(["genuine", "impostor"])].index, ["face_a", "face_b"]] == "detected").all().all()
-    assert genuine.mean() > impostor.mean() + 0.2, (genuine.tolist(), impostor.tolist())
+    assert genuine.min() > impostor.max(), (genuine.tolist(), impostor.tolist())  # scale-free: any encoder
     assert "whole_image" in r.output and "unreadable" in r.output
 
 
