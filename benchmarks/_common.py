@@ -7,7 +7,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # ../shared/data beside the checkout; FAKEPROOF_SHARED_DATA points elsewhere (e.g. from a git worktree)
-SHARED_DATA = Path(os.environ.get("FAKEPROOF_SHARED_DATA") or REPO.parent / "shared" / "data")
+SHARED_DATA = Path(os.environ.get("FAKEPROOF_SHARED_DATA", REPO.parent / "shared" / "data"))
 sys.path.insert(0, str(REPO))
 
 

@@ -57,7 +57,7 @@ def embed(engine, paths: list[Path]) -> dict[Path, np.ndarray]:
 
 def test_metrics(engine, ds: Path, pairs) -> dict:
     """Genuine-pair EER and attack acceptance (overall and per family) on ``pairs``."""
-    from fakeproof.train.validate import pair_metrics
+    from fakeproof.metrics import pair_metrics
 
     emb = embed(engine, [ds / "images" / k for p in pairs for k in (p.a, p.b)])
     ok = [p for p in pairs if ds / "images" / p.a in emb and ds / "images" / p.b in emb]

@@ -16,7 +16,7 @@ from fakeproof.data import TrainingDataset
 from fakeproof.train.families import fake_families
 from fakeproof.train.loop import TrainConfig, TrainError, train
 from fakeproof.train.pairs import build_pairs, read_pairs_csv
-from fakeproof.train.validate import pair_metrics
+from fakeproof.metrics import pair_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))
 

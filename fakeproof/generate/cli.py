@@ -58,10 +58,11 @@ def deepfakes(
 ):
     """Make deepfakes that impersonate each identity (resumable; provenance in fakes.csv)."""
     from ..data.meta import MetaError
-    from ..engine import resolve_device
+    from ..distributed.generate import generate_across_ranks
+    from ..distributed.ranks import torchrun_ranks
     from .backends.base import MissingWeightsError
     from .registry import resolve_backends
-    from .runner import ERRORS_LOG, FAKES_CSV, generate_deepfakes
+    from .runner import ERRORS_LOG, FAKES_CSV
 
     try:
         names = resolve_backends(backends, models_dir)
@@ -76,14 +77,24 @@ def deepfakes(
     if per_identity < 1:
         console.print("[red]error[/]: --per-identity must be >= 1")
         raise typer.Exit(2)
-    dev = resolve_device(device)
-    mix = Counter(names)
-    console.print(f"backends: {', '.join(f'{b}:{w}' for b, w in mix.items())}  device: {dev}")
-    try:
-        rep = generate_deepfakes(dataset, names, per_identity, models_dir, seed, dev, max_fakes=max_fakes)
-    except (FileNotFoundError, MetaError) as e:
-        console.print(f"[red]error[/]: {e}")
-        raise typer.Exit(2)
+    mix = Counter(names)  # the cycle repeats a backend as often as its weight
+    with torchrun_ranks(device) as ranks:  # under torchrun: the plan is split over the ranks
+        if ranks.is_main:
+            console.print(f"backends: {', '.join(f'{b}:{w}' for b, w in mix.items())}  device: {ranks.device}" + (f"  ranks: {ranks.world_size}" if ranks.enabled else ""))
+        try:
+            run = generate_across_ranks(dataset, names, per_identity, models_dir, seed, device, max_fakes=max_fakes)
+        except (FileNotFoundError, MetaError) as e:
+            console.print(f"[red]error[/]: {e}")
+            raise typer.Exit(2)
+    if run is None:  # a rank other than 0: rank 0 reports for all
+        return
+    rep = run.total
+    if run.fold_before.rows:
+        console.print(f"{run.fold_before.rows} fakes journalled by the ranks of an earlier (killed) run were merged into {FAKES_CSV} first")
+    if run.info.enabled:
+        rank_rows = [[m["rank"], m["device"], m["planned"], m["made"], m["failed"], f"{m['seconds']:.1f}"] for m in run.ranks]
+        console.print(summary_table("ranks", rank_rows, ["rank", "device", "planned", "made", "failed", "s"]))
+        console.print(f"merged {run.fold_after.rows} journal rows of {run.fold_after.journals} ranks into {FAKES_CSV} and meta.json in {run.fold_after.seconds:.2f}s")
     rows = []
     for b in mix:
         s = rep.seconds.get(b, [])
@@ -124,10 +135,10 @@ def check(
     rows = []
     for name, bc in sorted(rep.backends.items()):
         m = lambda v: f"{np.mean(v):.3f}" if v else "-"  # noqa: E731
-        rows.append([name, bc.n, bc.embedded, f"{bc.impersonation_rate:.1%}", f"{bc.pair_accept_rate:.1%}", m(bc.cos_identity), m(bc.cos_source), m(bc.cos_target), f"{bc.target_pass_rate:.1%}" if bc.with_target else "-", f"{bc.both_pass_rate:.1%}" if bc.with_target else "-"])
-    cols = ["backend", "fakes", "embedded", "imperson.", "pair acc.", "cos id", "cos src", "cos tgt", "as target", "as both"]
+        rows.append([name, bc.n, bc.embedded, f"{bc.impersonation_rate:.1%}", f"{bc.pair_accept_rate:.1%}", m(bc.cos_identity), m(bc.cos_source), m(bc.cos_target), f"{bc.target_pass_rate:.1%}" if bc.with_target else "-"])
+    cols = ["backend", "fakes", "embedded", "imperson.", "pair acc.", "cos id", "cos src", "cos tgt", "as target"]
     console.print(summary_table(f"fake quality ({rep.encoder}; genuine threshold {rep.threshold:.3f} = EER threshold on real photos, EER {rep.real_eer:.1%})", rows, cols))
-    console.print("imperson. = mean cosine to the identity's other real photos >= threshold; pair acc. = share of (fake, real) pairs accepted; as target = still accepted as the target person; as both = accepted as the identity AND the target person (a morph's goal)", soft_wrap=True)
+    console.print("imperson. = mean cosine to the identity's other real photos >= threshold; pair acc. = share of (fake, real) pairs accepted; as target = still accepted as the target person", soft_wrap=True)
     if rep.unembeddable:
         console.print(f"[yellow]{len(rep.unembeddable)} fake(s) without a detectable face[/] (listed in {CHECK_CSV})")
     console.print(f"per fake: {Path(dataset) / CHECK_CSV}; plot: {Path(dataset) / CHECK_PNG}")

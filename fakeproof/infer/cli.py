@@ -1,7 +1,8 @@
-"""``fakeproof infer``: pairs / score-pairs / evaluate / compare / export-onnx / benchmark.
+"""``fakeproof infer``: score-folders / score-pairs / evaluate / compare / export-onnx / benchmark.
 
-``--model`` takes an encoder registry name (``facenet``), a ``train run`` folder or checkpoint, or an
-ONNX file from ``export-onnx``; ``--runtime onnx`` runs any of them on ONNX Runtime.
+``--model`` takes every form :func:`fakeproof.engine.resolve_model` reads (registry string, ``train
+run`` folder or checkpoint, ``.onnx`` from ``export-onnx``); ``--runtime onnx`` runs any of them on
+ONNX Runtime.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from ..cli_options import model_option
-from ..ui import console, summary_table
+from ..ui import say_operating_point, console, summary_table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -37,11 +38,11 @@ def _load(model: str, runtime: str, device: str, weights, models_dir, threshold)
     return m
 
 
-def _engine(m, detector: str, device: str, workers: Optional[int], cache: bool, margin: Optional[float]):
+def _engine(m, detector: str, device: str, workers: Optional[int], cache: bool, margin: Optional[float], cache_dir=None):
     from ..engine import FaceEngine
 
     try:
-        return FaceEngine(m.encoder, detector=detector, device=device, workers=workers, use_cache=cache, margin=margin)
+        return FaceEngine(m.encoder, detector=detector, device=device, workers=workers, use_cache=cache, margin=margin, cache_dir=cache_dir)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         _fail(str(e))
 
@@ -70,7 +71,8 @@ def _face_summary(scores) -> None:
         console.print(f"[yellow]{scores.n_unscorable} pairs have an unusable side and get similarity 0.0 (e.g. {first})", highlight=False)
 
 
-@app.command("pairs")
+@app.command("pairs", hidden=True, help="Old name of `score-folders` (still accepted).")
+@app.command("score-folders")
 def pairs_cmd(
     test_dir: Path = typer.Argument(..., help="Kryptonite test layout: TEST_DIR/<pair_id>/0.jpg, 1.jpg"),
     out: Path = typer.Option(Path("submission.csv"), "--out", help="CSV with pair_id,similarity"),
@@ -91,6 +93,7 @@ def pairs_cmd(
     import pandas as pd
 
     from ..data import atomic_write_text, read_pair_folders
+    from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from .scoring import score_pairs
 
     try:
@@ -99,9 +102,13 @@ def pairs_cmd(
         _fail(str(e))
     if not folders:
         _fail(f"{test_dir}: no pair folders inside")
-    m = _load(model, runtime, device, weights, models_dir, None)
-    eng = _engine(m, detector, device, workers, cache, margin)
-    scores = score_pairs(eng, [(f.a, f.b) for f in folders], batch_size=batch_size, progress=progress)
+    with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 writes
+        with main_first(ranks):
+            m = _load(model, runtime, ranks.device, weights, models_dir, None)
+        eng = _engine(m, detector, ranks.device, workers, cache, margin, engine_cache_dir(ranks))
+        scores = score_pairs(eng, [(f.a, f.b) for f in folders], batch_size=batch_size, progress=progress)
+    if scores is None:  # a rank other than 0
+        return
     errors = [("; ".join(x for x in (f.problem, e) if x)) for f, e in zip(folders, scores.error)]
     sub = pd.DataFrame({"pair_id": [f.pair_id for f in folders], "similarity": scores.similarity})
     side = pd.DataFrame({"pair_id": sub.pair_id, "similarity": scores.similarity, "face_a": scores.face_a, "face_b": scores.face_b, "error": errors})
@@ -136,6 +143,7 @@ def score_pairs_cmd(
     import pandas as pd
 
     from ..data import atomic_write_text
+    from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from .scoring import score_pairs
 
     try:
@@ -148,14 +156,17 @@ def score_pairs_cmd(
     added = [c for c in ("similarity", "face_a", "face_b", "error") if c in df.columns]
     if added:
         console.print(f"[yellow]{pairs_csv}: existing column(s) {', '.join(added)} are replaced by the new scores")
-    m = _load(model, runtime, device, weights, models_dir, None)
-    eng = _engine(m, detector, device, workers, cache, margin)
-
     def side(v: str):
         v = str(v).strip()
         return (root / v) if v else None
 
-    scores = score_pairs(eng, [(side(a), side(b)) for a, b in zip(df[column_a], df[column_b])], batch_size=batch_size, progress=progress)
+    with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 writes
+        with main_first(ranks):
+            m = _load(model, runtime, ranks.device, weights, models_dir, None)
+        eng = _engine(m, detector, ranks.device, workers, cache, margin, engine_cache_dir(ranks))
+        scores = score_pairs(eng, [(side(a), side(b)) for a, b in zip(df[column_a], df[column_b])], batch_size=batch_size, progress=progress)
+    if scores is None:  # a rank other than 0
+        return
     df["similarity"] = scores.similarity
     df["face_a"], df["face_b"], df["error"] = scores.face_a, scores.face_b, scores.error
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +234,7 @@ def compare_cmd(
         _fail(f"compare takes {MIN_PHOTOS} to {MAX_PHOTOS} photos, got {len(photos)}")
     m = _load(model, runtime, device, weights, models_dir, threshold)
     eng = _engine(m, detector, device, None, cache, margin)
+    say_operating_point(m.architecture, m.threshold)
     c = compare_photos(eng, photos, m.threshold)
     for p, r in zip(c.paths, c.records):
         if not r.ok:

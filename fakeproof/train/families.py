@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import acceptance_rate
+from ..metrics import FAMILY_PREFIX, acceptance_rate  # noqa: F401 - FAMILY_PREFIX re-exported
 
 UNKNOWN = "unknown"
-FAMILY_PREFIX = "attack_acceptance:"  # metric names: attack_acceptance:<family>
 
 
 def fake_families(dataset_root) -> dict[str, str]:

@@ -12,8 +12,7 @@ import torch
 from . import checkpoint as ckpt
 from .distributed import DistInfo, gather_objects
 from .task import Optimisation, PairTask
-from .families import FAMILY_PREFIX
-from .validate import METRIC_FIELDS
+from ..metrics import FAMILY_PREFIX, METRIC_FIELDS
 
 
 class CheckpointKeeper:

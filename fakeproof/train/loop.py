@@ -38,8 +38,8 @@ from .keeper import CheckpointKeeper
 from .records import MetricsLog, print_summary, validation_line
 from .run_data import build_run_data, load_run_pairs
 from .task import Optimisation, PairTask
+from ..metrics import METRIC_FIELDS, pair_metrics
 from .families import family_summary
-from .validate import METRIC_FIELDS, pair_metrics
 
 
 class _StopSignal:

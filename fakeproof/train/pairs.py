@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data import TrainingDataset, atomic_write_text
+from ..metrics import KINDS  # noqa: F401 - re-exported for the train stage
 from .families import UNKNOWN
 
-KINDS = ("genuine", "impostor", "deepfake")
 CSV_FIELDS = ("split", "kind", "label", "identity", "a", "b", "backend")
 OPTIONAL_FIELDS = {"backend"}  # pairs files written before it existed still read
 SPLITS = ("train", "val", "test")  # train run reads train and val; test is held apart from both
