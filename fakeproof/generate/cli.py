@@ -135,10 +135,10 @@ def check(
     rows = []
     for name, bc in sorted(rep.backends.items()):
         m = lambda v: f"{np.mean(v):.3f}" if v else "-"  # noqa: E731
-        rows.append([name, bc.n, bc.embedded, f"{bc.impersonation_rate:.1%}", f"{bc.pair_accept_rate:.1%}", m(bc.cos_identity), m(bc.cos_source), m(bc.cos_target), f"{bc.target_pass_rate:.1%}" if bc.with_target else "-"])
-    cols = ["backend", "fakes", "embedded", "imperson.", "pair acc.", "cos id", "cos src", "cos tgt", "as target"]
+        rows.append([name, bc.n, bc.embedded, f"{bc.impersonation_rate:.1%}", f"{bc.pair_accept_rate:.1%}", m(bc.cos_identity), m(bc.cos_source), m(bc.cos_target), f"{bc.target_pass_rate:.1%}" if bc.with_target else "-", f"{bc.both_pass_rate:.1%}" if bc.with_target else "-"])
+    cols = ["backend", "fakes", "embedded", "imperson.", "pair acc.", "cos id", "cos src", "cos tgt", "as target", "as both"]
     console.print(summary_table(f"fake quality ({rep.encoder}; genuine threshold {rep.threshold:.3f} = EER threshold on real photos, EER {rep.real_eer:.1%})", rows, cols))
-    console.print("imperson. = mean cosine to the identity's other real photos >= threshold; pair acc. = share of (fake, real) pairs accepted; as target = still accepted as the target person", soft_wrap=True)
+    console.print("imperson. = mean cosine to the identity's other real photos >= threshold; pair acc. = share of (fake, real) pairs accepted; as target = still accepted as the target person; as both = accepted as the identity AND the target person (a morph's goal)", soft_wrap=True)
     if rep.unembeddable:
         console.print(f"[yellow]{len(rep.unembeddable)} fake(s) without a detectable face[/] (listed in {CHECK_CSV})")
     console.print(f"per fake: {Path(dataset) / CHECK_CSV}; plot: {Path(dataset) / CHECK_PNG}")
