@@ -38,7 +38,7 @@ class DemoConfig:
     photos: int = 8  # real photos per identity
     noise: int = 4  # photos moved to a wrong identity folder
     fakes: int = 4  # deepfakes per identity
-    threshold: float = 0.5  # curate clean
+    threshold: float | None = None  # curate clean (None: the encoder's EER threshold on real pairs)
     train_minutes: float = 3.0
     train_steps: int | None = None
     batch_size: int = 16
@@ -228,7 +228,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     step("data", lambda: make_data(cfg, ds))
     injected = json.loads((out / "injected_noise.json").read_text())
 
-    step("curate clean", lambda: fakeproof("curate", "clean", ds, "--threshold", cfg.threshold, "--device", "cpu"))
+    step("curate clean", lambda: fakeproof("curate", "clean", ds, *(["--threshold", cfg.threshold] if cfg.threshold is not None else []), "--device", "cpu"))
     found = step("curation score", lambda: curation_score(ds, injected))
     console.print(f"[bold]curate clean found {found['found']} of {found['injected']} injected label errors "
                   f"({found['right_identity']} with the true identity suggested); {found['false_flags']} other photos flagged")

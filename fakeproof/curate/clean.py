@@ -18,6 +18,7 @@ from ..engine import FaceEngine
 from .analyse import Analysis, PhotoInfo, analyse
 from .report import write_embeddings, write_heatmaps, write_similarity, write_summary, write_tables
 from ..engine.encoders import DEFAULT_ENCODER
+from ..engine.encoders.operating_points import closer_margin, curation_thresholds
 
 
 @dataclass
@@ -34,17 +35,18 @@ def curation_dir(dataset: Path, out: Path | None = None) -> Path:
 
 def run_clean(
     dataset,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     encoder=DEFAULT_ENCODER,
     out=None,
     engine: FaceEngine | None = None,
     fake_threshold: float | None = None,
-    dup_threshold: float = 0.95,
+    dup_threshold: float | None = None,
     max_heatmaps: int = 100,
     progress: bool = True,
 ) -> CleanResult | None:
     """Under torchrun the ranks embed slices of the photos and rank 0 does the rest; the other
-    ranks get ``None``."""
+    ranks get ``None``. Thresholds left ``None`` are placed on the encoder's own cosine scale
+    (:func:`fakeproof.engine.encoders.operating_points.curation_thresholds`)."""
     dataset = Path(dataset)
     t0 = time.perf_counter()
     ds = TrainingDataset.load(dataset)
@@ -52,6 +54,7 @@ def run_clean(
         raise ValueError(f"{dataset / 'meta.json'}: no image of meta.json exists under {ds.images_dir}")
     items = sorted(ds.items, key=lambda it: it.key)
     eng = engine or FaceEngine(encoder)
+    threshold, fake_threshold, dup_threshold = curation_thresholds(eng.spec.name, threshold, fake_threshold, dup_threshold)
     res = embed_paths_across_ranks(eng, [it.path for it in items], progress=progress)
     if res is None:  # not rank 0
         return None
@@ -66,6 +69,7 @@ def run_clean(
         info,
         fake_threshold=fake_threshold,
         dup_threshold=dup_threshold,
+        closer_margin=closer_margin(eng.spec.name),
         progress=progress,
     )
     o = curation_dir(dataset, out)
@@ -78,7 +82,8 @@ def run_clean(
     summary = {
         "dataset": str(dataset.resolve()),
         "threshold": threshold,
-        "fake_threshold": threshold / 2 if fake_threshold is None else fake_threshold,
+        "fake_threshold": fake_threshold,
+        "dup_threshold": dup_threshold,
         "encoder": eng.spec.name,
         "margin": eng.margin,
         "images": len(f),
