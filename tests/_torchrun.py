@@ -28,7 +28,7 @@ def fresh_home(shared: Path, dest: Path) -> Path:
     return dest
 
 
-def torchrun(args: list[str], home: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+def torchrun(args: list[str], home: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     cmd = [TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "fakeproof.cli", *map(str, args)]
     p = subprocess.run(cmd, cwd=REPO, env=env_for(home), capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -44,7 +44,7 @@ class Launched:
         self.f = log.open("w")
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env_for(home), stdout=self.f, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def rank_pid(self, rank: int, timeout: float = 120) -> int:
+    def rank_pid(self, rank: int, timeout: float = 300) -> int:
         """The pid of the worker torchrun started with ``RANK=rank``."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -58,14 +58,14 @@ class Launched:
             time.sleep(0.02)
         raise AssertionError(f"no rank {rank} within {timeout}s")
 
-    def wait_until(self, cond, timeout: float = 180, what: str = "") -> None:
+    def wait_until(self, cond, timeout: float = 400, what: str = "") -> None:
         end = time.monotonic() + timeout
         while not cond():
             assert self.proc.poll() is None, f"torchrun ended before {what}:\n" + self.log.read_text()[-3000:]
             assert time.monotonic() < end, f"timed out waiting for {what}:\n" + self.log.read_text()[-3000:]
             time.sleep(0.02)
 
-    def kill_rank(self, pid: int, timeout: float = 120) -> int:
+    def kill_rank(self, pid: int, timeout: float = 300) -> int:
         """SIGKILL one rank; torchrun then stops the others and fails. Returns torchrun's exit status."""
         os.kill(pid, signal.SIGKILL)
         try:

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_scale_sim_fast(tmp_path):
     out = tmp_path / "scale.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "160"}
-    p = subprocess.run([sys.executable, "benchmarks/scale_sim.py", "--fast", "--json", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    p = subprocess.run([sys.executable, "benchmarks/scale_sim.py", "--fast", "--json", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "scale simulation: 2 gloo ranks" in p.stdout
     res = json.loads(out.read_text())
