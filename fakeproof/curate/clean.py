@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import TrainingDataset
+from ..data.digests import meta_digest, path_digest
 from ..engine import FaceEngine
 from .analyse import Analysis, PhotoInfo, analyse
 from .report import write_embeddings, write_heatmaps, write_similarity, write_summary, write_tables
@@ -43,6 +44,7 @@ def run_clean(
 ) -> CleanResult:
     dataset = Path(dataset)
     t0 = time.perf_counter()
+    meta_sha = meta_digest(dataset / "meta.json")
     ds = TrainingDataset.load(dataset)
     if not ds.items:
         raise ValueError(f"{dataset / 'meta.json'}: no image of meta.json exists under {ds.images_dir}")
@@ -50,7 +52,7 @@ def run_clean(
     eng = engine or FaceEngine(encoder)
     res = eng.embed_paths([it.path for it in items], progress=progress)
     t_embed = time.perf_counter()
-    info = [PhotoInfo(r.ok, r.error, r.n_faces if r.ok else None, r.fallback, r.digest) for r in res.records]
+    info = [PhotoInfo(r.ok, r.error, r.n_faces if r.ok else None, r.fallback, r.digest or path_digest(it.path)) for r, it in zip(res.records, items)]
     a = analyse(
         [it.key for it in items],
         [it.identity for it in items],
@@ -71,6 +73,7 @@ def run_clean(
     f = a.flags
     summary = {
         "dataset": str(dataset.resolve()),
+        "meta_sha256": meta_sha,  # review/apply compare it with meta.json now
         "threshold": threshold,
         "fake_threshold": threshold / 2 if fake_threshold is None else fake_threshold,
         "encoder": eng.spec.name,
