@@ -23,6 +23,20 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def _options(
+    allow_outside_links: bool = typer.Option(
+        False, "--allow-outside-links", help="Follow symlinks that lead outside the dataset / --root (refused by default)."
+    ),
+) -> None:
+    from .data.safe_paths import ENV_ALLOW
+
+    if allow_outside_links:
+        os.environ[ENV_ALLOW] = "1"
+
+
 app.add_typer(curate_app, name="curate", help="Find mislabelled photos, review them in FiftyOne, apply decisions.")
 app.add_typer(generate_app, name="generate", help="CelebA to training layout; deepfakes through adapters.")
 app.add_typer(train_app, name="train", help="Pairs and adaptive-margin fine-tuning (CPU, GPU, torchrun).")
@@ -32,7 +46,15 @@ app.command("demo", help="Run the whole pipeline end to end on data the project 
 
 
 def main() -> None:  # pragma: no cover
-    app()
+    """The console script: an OS error no command anticipated still ends in one line, not a traceback."""
+    try:
+        app(standalone_mode=True)
+    except OSError as e:
+        from .cli_errors import EXIT_ERROR
+        from .ui import console
+
+        console.print(f"[red]error:[/red] {getattr(e, 'filename', None) or ''}{': ' if getattr(e, 'filename', None) else ''}{e.strerror or e}", highlight=False)
+        raise SystemExit(EXIT_ERROR) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

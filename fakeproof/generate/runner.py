@@ -5,10 +5,14 @@ its identity from one of the identity's REAL photos (source) and, for backends t
 pose/background/light of a real photo of ANOTHER identity (target). Everything is drawn from the
 seed, so a plan is reproducible.
 
-Journal: ``fakes.csv`` gets one row per finished fake (written and fsynced right after the image), so
-a killed run loses at most the fake in flight; the next run counts the rows, plans only what is
-missing and never duplicates. ``meta.json`` is rewritten atomically (with a backup) at the end of
-a run and re-synchronised from the journal at the start of the next.
+Journal: each fake is written to a hidden temp file (``.<k>.jpg.tmp``, invisible to every
+dataset reader), then its row goes to ``fakes.csv`` (fsynced), then the temp file is renamed to
+its key. So a kill loses at most the fake in flight: the next run renames the temp files that
+have a row, deletes those that have none, counts the rows, plans only what is missing and never
+duplicates. ``meta.json`` is rewritten atomically (with a backup) at the end of a run and
+re-synchronised from the journal at the start of the next. A new fake never takes a key that a
+photo had before in this dataset (``curate apply`` history and quarantine included), so curation
+results about the old photo can never be mistaken for the fake.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ import cv2
 import numpy as np
 
 from ..data import TrainingDataset, read_meta, write_meta
+from ..faults import kill_point
 from ..engine import ImageLoadError, load_rgb
 from ..engine.encoders.base import WeightFile
 from ..engine.paths import cache_home
@@ -154,19 +159,51 @@ def next_free_key(identity: str, taken: set[str], images: Path) -> str:
     k = 0
     while True:
         key = f"{identity}/{k}.jpg"
-        if key not in taken and not (images / key).exists():
+        if key not in taken and not os.path.lexists(images / key) and not os.path.lexists(temp_path(images / key)):
             return key
         k += 1
 
 
-def save_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
+def temp_path(path: Path) -> Path:
+    """Where a fake waits until its journal row is written (hidden: no dataset reader sees it)."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def save_jpeg(path: Path, rgb: np.ndarray, quality: int) -> Path:
+    """Encode ``rgb`` into the temp file of ``path`` (fsynced); :func:`publish` renames it later."""
     path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise BackendError("cannot encode the fake as JPEG")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+    tmp = temp_path(path)
+    with open(tmp, "wb") as f:
+        f.write(buf.tobytes())
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
+
+
+def publish(path: Path) -> None:
+    os.replace(temp_path(path), path)
+
+
+def recover_temps(root: Path, journal_rows: list[dict]) -> tuple[int, int]:
+    """After a kill: fakes with a journal row are published, the others deleted. Returns (published, deleted)."""
+    images = Path(root) / "images"
+    journaled = {r["key"] for r in journal_rows}
+    published = deleted = 0
+    if not images.is_dir():
+        return 0, 0
+    for tmp in images.glob("*/.*.tmp"):
+        key = f"{tmp.parent.name}/{tmp.name[1:-len('.tmp')]}"
+        final = images / key
+        if key in journaled and not os.path.lexists(final):
+            os.replace(tmp, final)
+            published += 1
+        else:
+            tmp.unlink()
+            deleted += 1
+    return published, deleted
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -188,7 +225,9 @@ def generate_deepfakes(
     meta_path = root / "meta.json"
     meta = read_meta(meta_path)
     journal_rows = read_journal(root)
-    # resync: rows whose image exists are done; add them to meta if a killed run never wrote it
+    # resync: publish fakes a kill left between journal row and rename; rows whose image exists are
+    # done; add them to meta if a killed run never wrote it
+    recover_temps(root, journal_rows)
     images = root / "images"
     done_rows = [r for r in journal_rows if (images / r["key"]).exists()]
     meta_changed = False
@@ -224,7 +263,9 @@ def generate_deepfakes(
             b.load(md, device)
         loaded[name] = b
         hashes[name] = weight_hashes(b.weight_files(md))
-    taken = set(meta) | {r["key"] for r in journal_rows}
+    from ..curate.apply import retired_keys
+
+    taken = set(meta) | {r["key"] for r in journal_rows} | retired_keys(root)
     others = identities
     log_path = root / ERRORS_LOG
     journal = Journal(root)
@@ -248,6 +289,7 @@ def generate_deepfakes(
                         secs = time.perf_counter() - t0
                         key = next_free_key(job.identity, taken, images)
                         save_jpeg(images / key, rgb, backend.last_info.get("jpeg_quality", 95))
+                        kill_point("fake encoded")
                     except (BackendError, ImageLoadError) as e:
                         last_err = f"{job.backend} {job.identity}#{job.index} (source {src_key}, target {tgt_key or '-'}): {e}"
                         _log(log_path, last_err)
@@ -273,6 +315,9 @@ def generate_deepfakes(
                             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                         }
                     )
+                    kill_point("fake journaled")
+                    publish(images / key)
+                    kill_point("fake published")
                     rep.made += 1
                     rep.seconds[job.backend].append(secs)
                     counts[job.identity] += 1

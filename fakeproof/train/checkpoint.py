@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..data import atomic_write_text
+from ..data import atomic_write_text, json_text
 from ..engine import Encoder, get_encoder
 
 FORMAT = "fakeproof-train-checkpoint/1"
@@ -70,7 +70,7 @@ def _write_folder(final: Path, encoder: torch.nn.Module, config: dict, state: di
             pass
     if not linked:
         save_file(_weights_dict(encoder), str(tmp / WEIGHTS), metadata={"format": FORMAT, "encoder": str(config.get("encoder"))})
-    atomic_write_text(tmp / CONFIG, json.dumps(config, indent=1, default=str) + "\n")
+    atomic_write_text(tmp / CONFIG, json_text(config))
     if state is not None:
         torch.save(state, tmp / STATE)
     old = final.with_name(final.name + ".old")

@@ -11,14 +11,10 @@ from typing import Optional
 
 import typer
 
+from ..cli_errors import check_range, fail
 from ..ui import console, summary_table
 
 app = typer.Typer(no_args_is_help=True)
-
-
-def _fail(msg: str) -> None:
-    console.print(f"[red]error:[/red] {msg}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 @app.command("pairs")
@@ -31,19 +27,28 @@ def pairs_cmd(
     max_pairs_per_identity: Optional[int] = typer.Option(None, "--max-pairs-per-identity", help="cap on the pairs of one identity (all kinds together)"),
 ):
     """Genuine / impostor / deepfake pairs (50/25/25 per identity), split by identity."""
-    from ..data import MetaError, TrainingDataset
+    from ..data import MetaError, OutputError, TrainingDataset, check_writable
     from .pairs import build_pairs, write_pairs_csv
 
+    check_range("--val-fraction", val_fraction, 0.0, 1.0)
+    check_range("--test-fraction", test_fraction, 0.0, 1.0)
+    if val_fraction + test_fraction >= 1.0:
+        fail(f"--val-fraction + --test-fraction must be < 1 (nothing left to train on), got {val_fraction + test_fraction:g}", 2)
+    check_range("--max-pairs-per-identity", max_pairs_per_identity, 1)
     try:
         ds = TrainingDataset.load(dataset)
-    except MetaError as e:
-        _fail(str(e))
+        check_writable(out, "pairs CSV")
+    except (MetaError, OutputError, ValueError, OSError) as e:
+        fail(str(e))
     if ds.missing_files:
         console.print(f"[yellow]{len(ds.missing_files)} keys of {ds.meta_path} have no file (e.g. {ds.missing_files[0]}); they are left out")
     pairs, summary = build_pairs(ds, seed=seed, val_fraction=val_fraction, max_pairs_per_identity=max_pairs_per_identity, test_fraction=test_fraction)
     if not pairs:
-        _fail(f"{dataset}: no pairs (every identity needs at least 2 real photos)")
-    write_pairs_csv(pairs, out)
+        fail(f"{dataset}: no pairs (every identity needs at least 2 real photos)")
+    try:
+        write_pairs_csv(pairs, out)
+    except OSError as e:
+        fail(f"{out}: cannot write ({e.strerror or e})")
     console.print(summary_table(f"pairs -> {out}", summary.rows(), ["split", "identities", "genuine", "impostor", "deepfake", "total"]))
     if summary.without_fakes:
         console.print(f"[yellow]{len(summary.without_fakes)} identities have no deepfakes (genuine + impostor pairs only): {', '.join(summary.without_fakes[:8])}{' ...' if len(summary.without_fakes) > 8 else ''}")
@@ -86,8 +91,23 @@ def run(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Fine-tune the encoder with the adaptive-margin loss (CPU, GPU, or DDP under torchrun)."""
+    from ..data import OutputError, check_writable
     from .loop import TrainConfig, TrainError, train
 
+    for name, value, lo, hi in (
+        ("--val-fraction", val_fraction, 0.0, 0.9), ("--max-pairs-per-identity", max_pairs_per_identity, 1, None),
+        ("--batch-size", batch_size, 1, None), ("--accum-steps", accum_steps, 1, None), ("--weight-decay", weight_decay, 0.0, None),
+        ("--l2sp", l2sp, 0.0, None), ("--margin-base", margin_base, 0.0, 2.0), ("--margin-alpha", margin_alpha, 0.0, 2.0),
+        ("--plateau-patience", plateau_patience, 1, None), ("--val-every", val_every, 1, None), ("--max-steps", max_steps, 1, None),
+        ("--freeze-blocks", freeze_blocks, 0, None),
+    ):
+        check_range(name, value, lo, hi)
+    for name, value in (("--lr", lr), ("--scale", scale), ("--max-minutes", max_minutes), ("--epochs", epochs)):
+        check_range(name, value, 0.0, None, lo_open=True)
+    try:
+        check_writable(out, "run folder", is_dir=True)
+    except OutputError as e:
+        fail(str(e))
     cfg = TrainConfig(
         dataset=str(dataset),
         out=str(out),
@@ -122,8 +142,8 @@ def run(
     )
     try:
         train(cfg, resume=resume)
-    except (TrainError, ValueError, FileNotFoundError, KeyError) as e:
-        _fail(str(e).strip("'\""))
+    except (TrainError, ValueError, FileNotFoundError, KeyError, OSError) as e:
+        fail(str(e))
 
 
 if __name__ == "__main__":  # torchrun -m fakeproof.train.cli run ...

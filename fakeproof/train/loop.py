@@ -26,11 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import TrainingDataset, atomic_write_text
+from ..data import TrainingDataset, atomic_write_text, json_text
 from ..engine import FaceEngine
 from ..ui import console, progress_task, summary_table
 from . import checkpoint as ckpt
 from .blocks import freeze_early_blocks, set_train_mode, trainable_parameters
+from .checks import too_few_identities, untrainable
 from .data import CropStore, PairTable, batch_order, flip_mask, gather_crops
 from .distributed import DistInfo, any_flag, barrier, cleanup, gather_objects, init_distributed, mean_across
 from .loss import DEFAULT_MARGIN_ALPHA, DEFAULT_MARGIN_BASE, DEFAULT_SCALE, make_loss
@@ -164,6 +165,9 @@ class Trainer:
             self.dataset = TrainingDataset.load(cfg.dataset)
         except Exception as e:  # MetaError and friends already name the file
             raise TrainError(str(e)) from None
+        why = None if (self.resume or cfg.pairs_csv) else too_few_identities(self.dataset)
+        if why:  # every rank sees the same dataset: all stop here, before any model work
+            raise TrainError(f"{cfg.dataset}: {why}")
         pairs_path = self.run_dir / "pairs.csv"
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -180,6 +184,9 @@ class Trainer:
                 atomic_write_text(self.run_dir / "run.json", json.dumps({"config": asdict(cfg), "world_size": info.world_size, "started": time.time()}, indent=1) + "\n")
         barrier(info)
         pairs = read_pairs_csv(pairs_path)
+        why = untrainable(pairs)
+        if why:
+            raise TrainError(f"{pairs_path}: {why}")
         self.engine = FaceEngine(cfg.encoder, detector=cfg.detector, device=info.device, weights=cfg.weights, models_dir=cfg.models_dir)
         self.encoder = self.engine.encoder
         if getattr(self.encoder, "is_onnx", False) or not any(True for _ in self.encoder.parameters()):
@@ -439,7 +446,7 @@ class Trainer:
             "engine_stats": dict(self.engine.stats),  # crop_misses = photos that needed detection
         }
         if self.main:
-            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
+            atomic_write_text(self.run_dir / "summary.json", json_text(summary))
             self._print_summary(summary)
         cleanup(info)
         return summary
