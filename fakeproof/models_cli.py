@@ -44,10 +44,14 @@ def list_cmd(models_dir: Optional[Path] = typer.Option(None, "--models-dir", hel
 @app.command("prepare")
 def prepare_cmd(encoder: str = typer.Option("facenet", help="Encoder to convert and cache now.")):
     """Convert and cache the shipped weights once (FaceNet graph -> torch state dict), warm the detector."""
+    from .cli_errors import fail
     from .engine import FaceEngine
 
-    spec = encoder_spec(encoder)
-    eng = FaceEngine(encoder, device="cpu")
+    try:
+        spec = encoder_spec(encoder)
+        eng = FaceEngine(encoder, device="cpu")
+    except (KeyError, ValueError, FileNotFoundError, RuntimeError, OSError) as e:
+        fail(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
     import numpy as np
 
     eng.detect(np.zeros((64, 64, 3), np.uint8))

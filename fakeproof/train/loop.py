@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ..data import TrainingDataset, atomic_write_text, json_text
 from ..engine import FaceEngine
+from ..faults import kill_point
 from ..ui import console, progress_task, summary_table
 from . import checkpoint as ckpt
 from .blocks import freeze_early_blocks, set_train_mode, trainable_parameters
@@ -412,6 +413,7 @@ class Trainer:
                     break
                 t_step = time.time()
                 loss = self.train_step()
+                kill_point("train step done")
                 self.step_seconds += time.time() - t_step
                 n_train += 1
                 s, n = self.acc
