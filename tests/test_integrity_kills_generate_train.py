@@ -111,7 +111,8 @@ def train_setup(sample, tmp_path_factory):
     return ds, pairs, ckpt
 
 
-STEPS = 4
+STEPS = 3
+TRAIN_KILLS = 20  # each kill costs a restart (model build, a step, a checkpoint): the minimum the issue asks
 
 
 def _train(ds, pairs, ckpt, out, resume):
@@ -119,7 +120,7 @@ def _train(ds, pairs, ckpt, out, resume):
 
     def fn():
         torch.set_num_threads(1)
-        cfg = TrainConfig(dataset=str(ds), out=str(out), encoder="adaface_ir18", weights=str(ckpt), pairs_csv=str(pairs), batch_size=3, val_every=1,
+        cfg = TrainConfig(dataset=str(ds), out=str(out), encoder="adaface_ir18", weights=str(ckpt), pairs_csv=str(pairs), batch_size=2, val_every=1,
                           freeze_blocks=11, lr=1e-3, progress=False, epochs=None, max_steps=STEPS, flip=True)
         train(cfg, resume=resume)
     return fn
@@ -138,11 +139,11 @@ def test_kill_train_run_at_random_points_resumes_to_the_same_weights(train_setup
     want = _weights(ref)
     rng = np.random.default_rng(5)
     kills, chains, violations = 0, 0, []
-    while kills < KILLS:
+    while kills < TRAIN_KILLS:
         run = tmp_path / f"chain{chains}"
         while True:  # kill, restart (resume when a checkpoint exists), ... until a run finishes
             resume = (run / "checkpoints" / "last.json").exists()
-            if run_forked(_train(ds, pairs, ckpt, run, resume), int(rng.integers(1, 9))) == "finished":
+            if run_forked(_train(ds, pairs, ckpt, run, resume), int(rng.integers(1, 8))) == "finished":
                 break
             kills += 1
         got = _weights(run)

@@ -70,12 +70,12 @@ def _num(v):
 def build_review_dataset(root, curation=None, name: str | None = None):
     """Create or update the persistent FiftyOne dataset for ``root``; returns it."""
     from ..fiftyone_env import import_fiftyone
-    fo = import_fiftyone()
 
     root = Path(root).resolve()
     curation = Path(curation) if curation else root / "curation"
     flags = read_flags(curation)
-    meta_sha = check_current(root, curation, flags)
+    meta_sha = check_current(root, curation, flags)  # before FiftyOne starts its database
+    fo = import_fiftyone()
     emb = read_embeddings(curation)
     idents = pd.read_csv(curation / "identities.csv", dtype=str, keep_default_na=False) if (curation / "identities.csv").exists() else None
     merge_of = dict(zip(idents.identity, idents.merge_candidate)) if idents is not None else {}

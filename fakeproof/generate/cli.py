@@ -124,6 +124,13 @@ def check(
     from ..data.meta import MetaError
     from .check import CHECK_CSV, CHECK_PNG, check_fakes
 
+    from ..data import OutputError, TrainingDataset, check_writable
+
+    try:  # before any model work: a usable dataset, and a folder the report can go to
+        TrainingDataset.load(dataset)
+        check_writable(Path(dataset) / CHECK_CSV, "check report")
+    except (MetaError, OutputError, ValueError, OSError) as e:
+        fail(str(e))
     try:
         rep = check_fakes(dataset, encoder, device)
     except (FileNotFoundError, ValueError, MetaError, OSError) as e:
