@@ -17,7 +17,7 @@ truth is only what we injected); ``P excl. pre-existing`` leaves out the photos 
 flags on the source without injected noise. The centroid baseline is given the same number of
 flags as clean (a fair budget) and, separately, its best threshold chosen with the truth (oracle).
 
-    .venv/bin/python benchmarks/curate_noise.py [--encoder facenet] [--thresholds 0.3,0.4,0.5,0.6,0.7]
+    .venv/bin/python benchmarks/curate_noise.py [--model facenet] [--thresholds 0.3,0.4,0.5,0.6,0.7]
 """
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def cleanlab_flags(flags, emb_by_key: dict) -> set[str] | str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--encoder", default="facenet")
+    ap.add_argument("--model", default="facenet")
     ap.add_argument("--thresholds", default="0.3,0.4,0.5,0.6,0.7")
     ap.add_argument("--rates", default="0.1,0.2")
     ap.add_argument("--seed", type=int, default=0)
@@ -143,7 +143,7 @@ def main() -> None:
 
     thresholds = [float(t) for t in args.thresholds.split(",")]
     rates = [float(r) for r in args.rates.split(",")]
-    eng = FaceEngine(args.encoder)
+    eng = FaceEngine(args.model)
     console.width = max(console.width, 170)
     pre_cache: dict = {}
 

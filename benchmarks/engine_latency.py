@@ -1,6 +1,6 @@
 """Per-face CPU time of the face engine's steps: detection, alignment, embedding (batch 1 and 32).
 
-    .venv/bin/python benchmarks/engine_latency.py [--encoder facenet]
+    .venv/bin/python benchmarks/engine_latency.py [--model facenet]
 
 Reads real photos from ../shared/data/five-celebrities (skips cleanly where it is absent).
 """
@@ -21,14 +21,14 @@ from fakeproof.ui import console, summary_table
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--encoder", default="facenet")
+    ap.add_argument("--model", default="facenet")
     ap.add_argument("--images", type=int, default=32)
     args = ap.parse_args()
     root = shared_or_skip("five-celebrities")
     paths = sorted((root / "images").glob("*/*.jpg"))[: args.images]
     imgs = [load_rgb(p).rgb for p in paths]
     det = get_detector("mtcnn")
-    eng = FaceEngine(args.encoder, device="cpu", use_cache=False)
+    eng = FaceEngine(args.model, device="cpu", use_cache=False)
     size = eng.crop_size
     faces = [pick_main_face(det.detect(im), im.shape) for im in imgs]
     pairs = [(im, f) for im, f in zip(imgs, faces) if f is not None]
@@ -44,8 +44,8 @@ def main() -> None:
         ["decode (EXIF, colour, downscale)", t_load * 1e3, 1 / t_load],
         ["detect (MTCNN, ONNX Runtime)", t_det * 1e3, 1 / t_det],
         [f"align ({size[0]}x{size[1]}, 5-point similarity)", t_align * 1e3, 1 / t_align],
-        [f"embed {args.encoder}, batch 1", t_b1 * 1e3, 1 / t_b1],
-        [f"embed {args.encoder}, batch 32", t_b32 * 1e3, 1 / t_b32],
+        [f"embed {args.model}, batch 1", t_b1 * 1e3, 1 / t_b1],
+        [f"embed {args.model}, batch 32", t_b32 * 1e3, 1 / t_b32],
     ]
     console.print(
         summary_table(

@@ -11,40 +11,14 @@ Groups ``<dataset>:genuine`` / ``<dataset>:impostor`` show the acceptance per da
 from __future__ import annotations
 
 import argparse
-import random
-from itertools import combinations
 from pathlib import Path
 
-from _common import SHARED_DATA, shared_or_skip
+from _common import shared_or_skip
+from _pairs import build_pairs
 
 import pandas as pd
 
-from fakeproof.data import CelebA, TrainingDataset
 from fakeproof.infer.cli import app
-
-
-def build_pairs(seed: int = 0) -> pd.DataFrame:
-    rng = random.Random(seed)
-    rows = []
-    sets: dict[str, dict[str, list[str]]] = {}
-    five = SHARED_DATA / "five-celebrities"
-    if five.exists():
-        ds = TrainingDataset.load(five)
-        sets["five-celebrities"] = {i: [str(it.path) for it in items if not it.is_deepfake] for i, items in ds.by_identity().items()}
-    celeba = SHARED_DATA / "celeba-mini"
-    if celeba.exists():
-        cb = CelebA.load(celeba)
-        sets["celeba-mini"] = {i: [str(cb.image_dir / f) for f in files] for i, files in cb.identities.items()}
-    for name, ids in sets.items():
-        genuine = [(a, b) for files in ids.values() for a, b in combinations(files, 2)]
-        people = [i for i in ids if ids[i]]
-        impostor = set()
-        while len(impostor) < len(genuine):
-            p, q = rng.sample(people, 2)
-            impostor.add((rng.choice(ids[p]), rng.choice(ids[q])))
-        rows += [{"path_a": a, "path_b": b, "expected_accept": 1, "group": f"{name}:genuine"} for a, b in genuine]
-        rows += [{"path_a": a, "path_b": b, "expected_accept": 0, "group": f"{name}:impostor"} for a, b in sorted(impostor)]
-    return pd.DataFrame(rows)
 
 
 def main() -> None:

@@ -56,7 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=9.0, help="training budget (wall clock, data preparation included)")
     ap.add_argument("--work", type=Path, default=None, help="keep everything here (default: a temp folder)")
-    ap.add_argument("--encoder", default="facenet")
+    ap.add_argument("--model", default="facenet")
     ap.add_argument("--fakes", type=int, default=3, help="classic fakes per identity")
     ap.add_argument("--val-fraction", type=float, default=0.25, help="of the identities left after the test split")
     ap.add_argument("--test-fraction", type=float, default=0.3, help="identities for the final before/after, never seen by training")
@@ -80,7 +80,7 @@ def main() -> None:
     times["train pairs"] = cli("train", "pairs", str(ds), "--out", str(pairs_csv), "--seed", str(args.seed), "--val-fraction", str(args.val_fraction), "--test-fraction", str(args.test_fraction))
     if not (run / "summary.json").exists():
         times["train run"] = cli(
-            "train", "run", str(ds), "--out", str(run), "--pairs", str(pairs_csv), "--encoder", args.encoder,
+            "train", "run", str(ds), "--out", str(run), "--pairs", str(pairs_csv), "--model", args.model,
             "--max-minutes", str(args.minutes), "--epochs", "1000", "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--freeze-blocks", str(args.freeze_blocks), "--l2sp", str(args.l2sp), "--val-every", str(args.val_every), "--seed", str(args.seed), "--device", "cpu", "--no-progress",
         )
@@ -96,7 +96,7 @@ def main() -> None:
     seen = {p.identity for p in all_pairs if p.split in ("train", "val") and p.split != held}
     assert not seen & {p.identity for p in val}, "held-apart identities leaked into training"
     cache = work / "engine-cache"
-    before = evaluate(FaceEngine(args.encoder, device="cpu", cache_dir=cache), ds, val)
+    before = evaluate(FaceEngine(args.model, device="cpu", cache_dir=cache), ds, val)
     enc, conf = load_trained_encoder(run, device="cpu")
     after = evaluate(FaceEngine(enc, device="cpu", cache_dir=cache), ds, val)
     summary = json.loads((run / "summary.json").read_text())
@@ -116,7 +116,7 @@ def main() -> None:
     for k in ("genuine", "impostor", "deepfake"):
         rows.append([f"mean cosine, {k} pairs", f"{before['mean_cos'][k]:.3f}", f"{after['mean_cos'][k]:.3f}", f"{after['mean_cos'][k] - before['mean_cos'][k]:+.3f}"])
     console.print(summary_table(
-        f"{args.encoder} before/after fine-tuning; {before['pairs']} {held} pairs of {len({p.identity for p in val})} held-apart identities",
+        f"{args.model} before/after fine-tuning; {before['pairs']} {held} pairs of {len({p.identity for p in val})} held-apart identities",
         rows, ["metric", "before", "after", "change"],
     ))
     info = [

@@ -25,23 +25,41 @@ app = typer.Typer(
 )
 
 
+app.add_typer(curate_app, name="curate", help="Find mislabelled photos, review them in FiftyOne, apply decisions.")
+app.add_typer(generate_app, name="generate", help="CelebA to training layout; deepfakes through adapters.")
+app.add_typer(train_app, name="train", help="Pairs and adaptive-margin fine-tuning (CPU, GPU, torchrun).")
+app.add_typer(infer_app, name="infer", help="Score pairs, evaluate, compare photos, export ONNX, benchmark.")
+app.add_typer(models_app, name="models", help="The encoder and generator weight registry.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from . import __version__
+
+        try:
+            v = version("fakeproof")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            v = __version__
+        print(f"fakeproof {v}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _options(
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
     allow_outside_links: bool = typer.Option(
         False, "--allow-outside-links", help="Follow symlinks that lead outside the dataset / --root (refused by default)."
     ),
 ) -> None:
+    """fakeproof: build face encoders that deepfakes cannot fool."""
     from .data.safe_paths import ENV_ALLOW
 
     if allow_outside_links:
         os.environ[ENV_ALLOW] = "1"
 
 
-app.add_typer(curate_app, name="curate", help="Find mislabelled photos, review them in FiftyOne, apply decisions.")
-app.add_typer(generate_app, name="generate", help="CelebA to training layout; deepfakes through adapters.")
-app.add_typer(train_app, name="train", help="Pairs and adaptive-margin fine-tuning (CPU, GPU, torchrun).")
-app.add_typer(infer_app, name="infer", help="Score pairs, evaluate, compare photos, export ONNX, benchmark.")
-app.add_typer(models_app, name="models", help="The encoder and generator weight registry.")
 app.command("demo", help="Run the whole pipeline end to end on data the project makes itself.")(demo_command)
 
 

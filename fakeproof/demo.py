@@ -230,7 +230,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     step("train pairs", lambda: fakeproof("train", "pairs", ds, "--out", pairs_csv, "--seed", cfg.seed, "--val-fraction", cfg.val_fraction))
 
     def train():
-        args = ["train", "run", ds, "--out", run_dir, "--pairs", pairs_csv, "--encoder", "facenet", "--batch-size", cfg.batch_size,
+        args = ["train", "run", ds, "--out", run_dir, "--pairs", pairs_csv, "--model", "facenet", "--batch-size", cfg.batch_size,
                 "--lr", cfg.lr, "--freeze-blocks", cfg.freeze_blocks, "--val-every", 10**9, "--seed", cfg.seed, "--device", "cpu",
                 "--epochs", 1000, "--max-minutes", cfg.train_minutes]
         if cfg.train_steps is not None:

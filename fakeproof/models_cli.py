@@ -6,8 +6,9 @@ from typing import Optional
 
 import typer
 
-from .engine.encoders import encoder_spec, list_encoders
-from .ui import console, summary_table
+from .engine.encoders import list_encoders
+from .cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
+from .ui import console, rows_as_json, summary_table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -25,8 +26,14 @@ def _extra_weight_rows(models_dir) -> list[list]:
 
 
 @app.command("list")
-def list_cmd(models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Folder with user-supplied weights.")):
-    """Every registered encoder (and generator backend weight): input, normalisation, file, presence, licence, source."""
+def list_cmd(
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Folder with user-supplied weights."),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON list of objects (keys: the column names in snake_case)"),
+):
+    """Every registered encoder (and generator backend weight): input, normalisation, file, presence, licence, source.
+
+    On a terminal a table (one block per model when the terminal is narrow); into a pipe one plain
+    line per model, names never cut (``fakeproof models list | grep -w facenet``)."""
     rows = []
     for s in list_encoders(models_dir):
         ws = s.weights or ()
@@ -37,21 +44,27 @@ def list_cmd(models_dir: Optional[Path] = typer.Option(None, "--models-dir", hel
         )
     rows += _extra_weight_rows(models_dir)
     cols = ["name", "input", "colour", "normalisation", "weight file", "present", "licence", "expected at", "where to get it"]
+    if as_json:
+        print(rows_as_json(rows, cols))
+        return
     console.print(summary_table("fakeproof models", rows, cols))
     console.print("Also: [bold]onnx:PATH[/] for any ArcFace-style ONNX recogniser (e.g. insightface w600k_r50.onnx).")
 
 
 @app.command("prepare")
-def prepare_cmd(encoder: str = typer.Option("facenet", help="Encoder to convert and cache now.")):
+def prepare_cmd(
+    model: str = model_option(help="the encoder to convert and cache now: " + MODEL_HELP),
+    encoder: Optional[str] = encoder_alias_option(),
+):
     """Convert and cache the shipped weights once (FaceNet graph -> torch state dict), warm the detector."""
     from .cli_errors import fail
     from .engine import FaceEngine
 
     try:
-        spec = encoder_spec(encoder)
-        eng = FaceEngine(encoder, device="cpu")
+        eng = FaceEngine.from_names(chosen_model(model, encoder), device="cpu")
     except (KeyError, ValueError, FileNotFoundError, RuntimeError, OSError) as e:
         fail(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
+    spec = eng.spec
     import numpy as np
 
     eng.detect(np.zeros((64, 64, 3), np.uint8))

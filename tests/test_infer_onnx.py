@@ -36,10 +36,10 @@ def real_crops(encoder, group_photo, portrait_photo):
 
 
 def test_onnx_runtime_matches_torch(exported, encoder, real_crops):
-    from fakeproof.infer.onnx_runtime import OnnxRuntimeEncoder
+    from fakeproof.engine.onnx import ExportedOnnx
 
     path, _ = exported
-    ort_enc = OnnxRuntimeEncoder(path)
+    ort_enc = ExportedOnnx(path)
     ref = encoder.embed(real_crops)
     for bs in (1, 3, 32):  # the batch axis is dynamic
         got = ort_enc.embed(real_crops, batch_size=bs)

@@ -116,11 +116,12 @@ TRAIN_KILLS = 20  # each kill costs a restart (model build, a step, a checkpoint
 
 
 def _train(ds, pairs, ckpt, out, resume):
-    from fakeproof.train.loop import TrainConfig, train
+    from fakeproof.train.config import TrainConfig
+    from fakeproof.train.loop import train
 
     def fn():
         torch.set_num_threads(1)
-        cfg = TrainConfig(dataset=str(ds), out=str(out), encoder="adaface_ir18", weights=str(ckpt), pairs_csv=str(pairs), batch_size=2, val_every=1,
+        cfg = TrainConfig(dataset=str(ds), out=str(out), model="adaface_ir18", weights=str(ckpt), pairs_csv=str(pairs), batch_size=2, val_every=1,
                           freeze_blocks=11, lr=1e-3, progress=False, epochs=None, max_steps=STEPS, flip=True)
         train(cfg, resume=resume)
     return fn

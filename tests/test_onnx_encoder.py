@@ -8,7 +8,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from fakeproof.engine.encoders import encoder_spec, get_encoder
-from fakeproof.engine.encoders.onnx_encoder import OnnxEncoder
+from fakeproof.engine.onnx import ArcFaceOnnx
 
 
 def _tiny_recogniser(path, batch="None", seed=0):
@@ -56,7 +56,7 @@ def test_dynamic_batch(tmp_path, crops):
     spec = encoder_spec(f"onnx:{path}")
     assert spec.input_size == (112, 112) and spec.embedding_dim == 512 and spec.color_order == "RGB"
     enc = get_encoder(f"onnx:{path}")
-    assert isinstance(enc, OnnxEncoder) and enc.fixed_batch is None
+    assert isinstance(enc, ArcFaceOnnx) and enc.fixed_batch is None
     emb = enc.embed(crops, batch_size=2)
     assert emb.shape == (5, 512) and emb.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)

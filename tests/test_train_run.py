@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from fakeproof.train.checkpoint import load_trained_encoder
-from fakeproof.train.loop import TrainConfig, TrainError, train
+from fakeproof.train.config import TrainConfig, TrainError
+from fakeproof.train.loop import train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_helpers import make_train_dataset  # noqa: E402
@@ -46,7 +47,7 @@ def ir18_ckpt(tmp_path_factory):
 
 def _cfg(dataset, ckpt, out, **kw) -> TrainConfig:
     base = dict(
-        dataset=str(dataset), out=str(out), encoder="adaface_ir18", weights=str(ckpt), batch_size=4, val_every=2,
+        dataset=str(dataset), out=str(out), model="adaface_ir18", weights=str(ckpt), batch_size=4, val_every=2,
         freeze_blocks=FREEZE, val_fraction=0.3, lr=1e-4, progress=False, epochs=None,
     )
     base.update(kw)

@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from ..cli_errors import EXIT_STALE, check_range, fail
+from ..cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
 from ..ui import console, summary_table
 
 app = typer.Typer(no_args_is_help=True)
@@ -31,7 +32,8 @@ def _recover(dataset: Path) -> None:
 def clean(
     dataset: Path = typer.Argument(..., help="Dataset root: images/<identity>/<file> + meta.json"),
     threshold: float = typer.Option(0.5, "--threshold", help="Cosine similarity for an edge between two photos."),
-    encoder: str = typer.Option("facenet", "--encoder"),
+    model: str = model_option(help="the encoder that embeds the photos: " + MODEL_HELP),
+    encoder: Optional[str] = encoder_alias_option(),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default DATASET/curation)."),
     fake_threshold: Optional[float] = typer.Option(None, "--fake-threshold", help="Deepfake rows below this mean cosine to their identity are flagged (default threshold/2)."),
     max_heatmaps: int = typer.Option(100, "--max-heatmaps"),
@@ -51,7 +53,7 @@ def clean(
     try:
         TrainingDataset.load(dataset)  # a bad meta.json or an escaping link: say so before any model work
         check_writable(curation_dir(dataset, out), "curation folder", is_dir=True)
-        eng = FaceEngine(encoder, device=device, weights=weights, models_dir=models_dir)
+        eng = FaceEngine.from_names(chosen_model(model, encoder), device=device, weights=weights, models_dir=models_dir)
         res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
     except (MetaError, OutputError, FileNotFoundError, ValueError, KeyError, OSError) as e:
         fail(str(e))

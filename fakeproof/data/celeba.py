@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def identity_order(identity: str) -> tuple:
+    """Sort key of CelebA identity ids: numeric ids by value (2 before 10), then any others by name."""
+    return (0, int(identity), "") if identity.isdigit() else (1, 0, identity)
+
+
 @dataclass
 class CelebA:
     root: Path
@@ -35,4 +40,4 @@ class CelebA:
                 ids[ident].append(fname)
             else:
                 missing.append(fname)
-        return cls(root, image_dir, {k: sorted(v) for k, v in sorted(ids.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else kv[0])}, missing)
+        return cls(root, image_dir, {k: sorted(ids[k]) for k in sorted(ids, key=identity_order)}, missing)

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .meta import read_meta, write_meta
+from .meta import read_meta
 from .safe_paths import check_link, walk_inside
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -82,7 +82,3 @@ class TrainingDataset:
 
     def fakes(self) -> list[Item]:
         return [it for it in self.items if it.is_deepfake]
-
-    def save_meta(self, meta: dict[str, int]) -> Path | None:
-        """Atomic write of a new meta.json for this dataset (previous version kept in .history/)."""
-        return write_meta(self.meta_path, meta)

@@ -8,10 +8,12 @@ import importlib.util
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
-import onnxruntime as ort
+
+from ..registry import Registry
 
 
 @dataclass
@@ -26,6 +28,16 @@ class Face:
 
     def scaled(self, f: float) -> "Face":
         return Face(self.bbox * f, self.score, self.landmarks * f)
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What the engine needs of a face detector: ``detect(rgb) -> [Face]`` in ``rgb`` pixels, with
+    5 landmarks in ArcFace template order, safe to call from several threads."""
+
+    name: str
+
+    def detect(self, rgb: np.ndarray) -> list[Face]: ...
 
 
 def pick_main_face(faces: list[Face], image_shape) -> Face | None:
@@ -103,12 +115,10 @@ def _crops(img: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
     return out.transpose(0, 2, 1, 3).copy()
 
 
-def _session(path: Path, providers=None) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1  # detection runs in a worker pool: one thread per image
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+def _session(path: Path):
+    from .onnx import session
+
+    return session(path, "cpu", threads=1, inter_threads=1)  # detection runs in a worker pool: one thread per image
 
 
 class MTCNNDetector:
@@ -146,7 +156,6 @@ class MTCNNDetector:
     def detect(self, rgb: np.ndarray) -> list[Face]:
         nets = self._nets()
         h, w = rgb.shape[:2]
-        img = rgb.astype(np.float32)
         # stage 1: proposal network over an image pyramid
         cands = []
         for s in self._scales(h, w):
@@ -192,7 +201,6 @@ class MTCNNDetector:
         ly = pts[:, 5:] * bh + boxes[:, 1:2] - 1
         boxes = _refine(boxes, reg)
         keep = _nms(boxes, score, 0.7, "min")
-        del img
         return [
             Face(bbox=boxes[k].astype(np.float32), score=float(score[k]), landmarks=np.stack([lx[k], ly[k]], 1).astype(np.float32))
             for k in keep
@@ -241,10 +249,18 @@ def detect_downscaled(detector, rgb: np.ndarray, max_side: int) -> list[Face]:
     return [fc.scaled(1.0 / f) for fc in detector.detect(small)]
 
 
-def get_detector(name: str = "mtcnn", **kw):
-    """``mtcnn`` (default, offline) or ``scrfd:PATH`` (a buffalo_l / antelopev2 folder)."""
-    if name == "mtcnn":
-        return MTCNNDetector(**kw)
-    if name.startswith("scrfd:"):
-        return SCRFDDetector(name[6:], **kw)
-    raise ValueError(f"unknown detector {name!r}: use 'mtcnn' or 'scrfd:/path/to/buffalo_l'")
+# name -> factory(arg, **kw) -> Detector; ``--detector mtcnn | scrfd:DIR``
+DETECTORS: Registry = Registry("detector")
+DETECTORS.register("mtcnn", lambda arg=None, **kw: MTCNNDetector(**kw))
+DETECTORS.register("scrfd", lambda arg, **kw: SCRFDDetector(arg, **kw), arg="DIR")
+
+
+def get_detector(name: str = "mtcnn", **kw) -> Detector:
+    """``mtcnn`` (default, offline) or ``scrfd:DIR`` (a buffalo_l / antelopev2 folder)."""
+    base, arg = DETECTORS.split(name)
+    factory = DETECTORS.get(base)
+    if DETECTORS.takes_arg(base):
+        if not arg:
+            raise ValueError(f"detector {base!r} needs a folder: {base}:DIR")
+        return factory(arg, **kw)
+    return factory(**kw)

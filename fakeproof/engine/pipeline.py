@@ -6,7 +6,6 @@ embedding runs batched. Both aligned crops and embeddings are cached on disk by 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,16 +16,20 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..hashing import digest_weights
 from ..ui import progress_task
 from .align import align_face
 from .cache import CropCache, EmbeddingCache, file_digest
-from .detect import Face, detect_downscaled, get_detector, pick_main_face
-from .encoders import Encoder, get_encoder
+from .detect import Detector, Face, detect_downscaled, get_detector, pick_main_face
+from .encoders import Encoder
 from .images import ImageLoadError, decode_rgb
 from .paths import cache_home
 from .template import template_for
 
 PRE_ALIGNED_MAX_SIDE = 256  # images this small and square are candidates for "already aligned"
+# Test-time flip: embed each crop and its mirror image and average (benchmarks/verify_peers.py
+# measures what it buys). The one default for every command; ``--no-flip`` turns it off.
+FLIP_DEFAULT = False
 
 
 @dataclass
@@ -78,28 +81,31 @@ def encoder_fingerprint(encoder: Encoder) -> str:
     fp = getattr(encoder, "fingerprint", None)
     if fp:
         return fp
-    h = hashlib.blake2b(digest_size=12)
-    h.update(encoder.spec.name.encode())
-    for k, v in encoder.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().to("cpu").contiguous().numpy().tobytes())
-    encoder.fingerprint = h.hexdigest()
+    s = encoder.spec
+    # what the encoder is fed is part of what it computes: a change of normalisation, input size or
+    # colour order must never reuse embeddings cached under the old one
+    prefix = f"{s.name}|{s.normalisation}|{s.input_size}|{s.color_order}".encode()
+    encoder.fingerprint = digest_weights(encoder, "blake2b", 12, prefix=prefix, sort_keys=False)
     return encoder.fingerprint
 
 
 class FaceEngine:
     """Detection, alignment and embedding with caches.
 
-    encoder: a registry name (``facenet``, ``adaface_ir101``, ``onnx:PATH``) or an :class:`Encoder`.
-    detector: ``mtcnn`` or ``scrfd:PACK_DIR``. margin: context around the ArcFace template
+    Built from component objects, as a diffusers pipeline is: an :class:`Encoder` and a
+    :class:`~fakeproof.engine.detect.Detector` (whose ``name`` keys the crop cache). Names work too
+    and are what :meth:`from_names` (the CLI's constructor) passes: ``encoder`` anything ``--model``
+    takes (:func:`fakeproof.engine.resolve_model`), ``detector`` a registered detector (``mtcnn``,
+    ``scrfd:PACK_DIR``; built on first use). margin: context around the ArcFace template
     (default: the encoder's own ``spec.align_margin``). fallback: ``auto`` (pre-aligned crops, then
-    the whole image) or ``none`` (no face = no crop).
+    the whole image) or ``none`` (no face = no crop). flip: embed each crop and its mirror image
+    and average the two (default :data:`FLIP_DEFAULT`).
     """
 
     def __init__(
         self,
-        encoder: str | Encoder = "facenet",
-        detector: str = "mtcnn",
+        encoder: Encoder | str = "facenet",
+        detector: Detector | str = "mtcnn",
         device: str = "auto",
         margin: float | None = None,
         weights=None,
@@ -109,14 +115,24 @@ class FaceEngine:
         workers: int | None = None,
         detect_max_side: int = 1024,
         fallback: str = "auto",
+        flip: bool | None = None,
     ):
         self.device = resolve_device(device)
-        self.encoder = encoder if isinstance(encoder, Encoder) else get_encoder(encoder, weights=weights, models_dir=models_dir, device=self.device)
+        if not isinstance(encoder, Encoder):
+            from .resolve import resolve_model  # a registry name, run folder, checkpoint or exported .onnx
+
+            encoder = resolve_model(encoder, device=self.device, weights=weights, models_dir=models_dir).encoder
+        self.encoder = encoder
         self.encoder.to(self.device) if not getattr(self.encoder, "is_onnx", False) else None
         self.spec = self.encoder.spec
-        self.detector_name = detector
-        self._detector = None
+        if isinstance(detector, str):
+            self.detector_name, self._detector = detector, None
+        else:
+            self.detector_name, self._detector = detector.name, detector
+        if margin is not None and getattr(self.encoder, "fixed_geometry", False) and abs(float(margin) - self.spec.align_margin) > 1e-9:
+            raise ValueError(f"{self.spec.name}: the alignment margin is fixed by the encoder ({self.spec.align_margin}); drop --margin")
         self.margin = self.spec.align_margin if margin is None else float(margin)
+        self.flip = FLIP_DEFAULT if flip is None else bool(flip)
         self.crop_size = tuple(self.spec.input_size)
         self.detect_max_side = detect_max_side
         self.fallback = fallback
@@ -126,6 +142,14 @@ class FaceEngine:
         self._crop_cache = CropCache(root / "crops.sqlite") if use_cache else None
         self._emb_cache = EmbeddingCache(root / "embeddings.sqlite") if use_cache else None
         self.stats = {"crop_hits": 0, "crop_misses": 0, "emb_hits": 0, "emb_misses": 0}
+
+    @classmethod
+    def from_names(cls, model: str = "facenet", detector: str = "mtcnn", device: str = "auto", weights=None, models_dir=None, **kw) -> "FaceEngine":
+        """The engine a command builds from its ``--model`` / ``--detector`` / ``--weights`` strings."""
+        from .resolve import resolve_model
+
+        dev = resolve_device(device)
+        return cls(resolve_model(model, device=dev, weights=weights, models_dir=models_dir).encoder, detector, device=dev, **kw)
 
     # -- settings that make a cached crop / embedding valid ---------------------------------------
     @property
@@ -150,7 +174,7 @@ class FaceEngine:
             faces = [Face(fc.bbox - np.array([pad, pad, pad, pad]), fc.score, fc.landmarks - pad) for fc in self.detector.detect(padded)]
         return faces
 
-    def prepare(self, data: bytes, path="<bytes>") -> tuple[FaceRecord, np.ndarray | None]:
+    def detect_and_align(self, data: bytes, path="<bytes>") -> tuple[FaceRecord, np.ndarray | None]:
         """Decode, detect, align one photo. Never raises for a bad image: the record says why."""
         rec = FaceRecord(path=str(path), digest=file_digest(data))
         try:
@@ -219,7 +243,7 @@ class FaceEngine:
             new = []
             with progress_task(desc, len(todo), progress) as advance, ThreadPoolExecutor(self.workers) as pool:
                 t0 = time.perf_counter()
-                for n, (i, (rec, crop)) in enumerate(zip(todo, pool.map(lambda j: self.prepare(datas[j], paths[j]), todo)), 1):
+                for n, (i, (rec, crop)) in enumerate(zip(todo, pool.map(lambda j: self.detect_and_align(datas[j], paths[j]), todo)), 1):
                     records[i], crops[i] = rec, crop
                     new.append((keys[i], crop if crop is not None else np.zeros((1, 1, 3), np.uint8), rec.to_meta()))
                     advance(1, f"{n / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
@@ -231,7 +255,13 @@ class FaceEngine:
         return records, crops  # type: ignore[return-value]
 
     def embed_crops(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
-        return self.encoder.embed(crops, batch_size=batch_size)
+        """L2-normalised embeddings of aligned crops (with test-time flip when ``self.flip``)."""
+        emb = self.encoder.embed(crops, batch_size=batch_size)
+        if not self.flip or len(emb) == 0:
+            return emb
+        mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
+        both = emb + self.encoder.embed(mirrored, batch_size=batch_size)
+        return (both / np.linalg.norm(both, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
 
     def embed_paths(self, paths: Sequence, progress: bool = True, batch_size: int = 32) -> EmbedResult:
         """Embeddings of ``paths`` in order; a photo that cannot be read gets a NaN row and a record."""
@@ -245,7 +275,7 @@ class FaceEngine:
         if self._emb_cache is not None:
             for i, p in enumerate(paths):
                 try:
-                    keys[i] = file_digest(Path(p).read_bytes()) + "|" + self.crop_key_suffix + "|" + fp
+                    keys[i] = file_digest(Path(p).read_bytes()) + "|" + self.crop_key_suffix + "|" + fp + ("|flip" if self.flip else "")
                 except OSError:
                     pass
             hits = self._emb_cache.get([k for k in keys if k])

@@ -55,3 +55,12 @@ def template_v1_for(size: int | tuple[int, int]) -> np.ndarray:
     """:data:`ARCFACE_V1_TEMPLATE` scaled to a crop of ``size`` (no margin)."""
     h, w = (size, size) if isinstance(size, int) else size
     return ARCFACE_V1_TEMPLATE * np.array([w / ARCFACE_TEMPLATE_SIZE, h / ARCFACE_TEMPLATE_SIZE], np.float32)
+
+
+def encoder_template(spec) -> "np.ndarray":
+    """Where the 5 landmarks land in the aligned crop an encoder takes: its template (``spec.template``,
+    default the ArcFace one) scaled to ``spec.input_size`` with ``spec.align_margin``."""
+    name = getattr(spec, "template", "arcface")
+    if name != "arcface":
+        raise ValueError(f"unknown alignment template {name!r}")
+    return template_for(tuple(spec.input_size), spec.align_margin)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import CelebA, atomic_write_text, read_meta, write_meta
+from ..data.celeba import identity_order
 from ..ui import progress_task
 
 MAP_NAME = "celeba_map.csv"
@@ -35,7 +36,7 @@ def select_identities(ids: dict[str, list[str]], n: int | None, min_photos: int,
     """Identities with at least ``min_photos`` photos; ``n`` of them drawn with ``seed`` (all if None)."""
     ok = [i for i, files in ids.items() if len(files) >= min_photos]
     if n is not None and n < len(ok):
-        ok = sorted(random.Random(seed).sample(ok, n), key=lambda i: (0, int(i), "") if i.isdigit() else (1, 0, i))
+        ok = sorted(random.Random(seed).sample(ok, n), key=identity_order)
     return ok
 
 

@@ -81,7 +81,7 @@ def check_fakes(dataset, encoder: str = "facenet", device: str = "auto", progres
 
     root = Path(dataset)
     ds = TrainingDataset.load(root)
-    eng = engine or FaceEngine(encoder, device=device)
+    eng = engine or FaceEngine.from_names(encoder, device=device)
     keys = [it.key for it in ds.items]
     res = eng.embed_paths([it.path for it in ds.items], progress=progress)
     emb = res.embeddings

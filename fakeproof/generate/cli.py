@@ -8,6 +8,7 @@ import numpy as np
 import typer
 
 from ..cli_errors import EXIT_MISSING, check_range, fail
+from ..cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
 from ..ui import console, summary_table
 
 app = typer.Typer(no_args_is_help=True)
@@ -117,7 +118,8 @@ def deepfakes(
 @app.command("check")
 def check(
     dataset: Path = typer.Argument(..., help="Training-layout dataset with fakes (and fakes.csv)."),
-    encoder: str = typer.Option("facenet", "--encoder", help="Encoder that judges the fakes."),
+    model: str = model_option(help="the encoder that judges the fakes: " + MODEL_HELP),
+    encoder: Optional[str] = encoder_alias_option(),
     device: str = typer.Option("auto", "--device"),
 ):
     """Per backend: how often the encoder accepts the fake as its identity, and how close it stays to the target."""
@@ -132,7 +134,7 @@ def check(
     except (MetaError, OutputError, ValueError, OSError) as e:
         fail(str(e))
     try:
-        rep = check_fakes(dataset, encoder, device)
+        rep = check_fakes(dataset, chosen_model(model, encoder), device)
     except (FileNotFoundError, ValueError, MetaError, OSError) as e:
         fail(str(e))
     rows = []

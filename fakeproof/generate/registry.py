@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ..engine.encoders.base import WeightFile
 from ..engine.paths import models_dir as default_models_dir
+from ..registry import Registry
 from .backends.arc2face import Arc2FaceBackend
 from .backends.base import Backend, MissingWeightsError
 from .backends.classic import ClassicBackend
@@ -12,24 +13,14 @@ from .backends.ghost import GhostBackend
 from .backends.instantid import InstantIDBackend
 from .backends.roop import RoopBackend
 
-BACKENDS: dict[str, type[Backend]] = {
-    "roop": RoopBackend,
-    "ghost": GhostBackend,
-    "arc2face": Arc2FaceBackend,
-    "instantid": InstantIDBackend,
-    "classic": ClassicBackend,
-}
+BACKENDS: Registry[type[Backend]] = Registry("backend")
+for _cls in (RoopBackend, GhostBackend, Arc2FaceBackend, InstantIDBackend, ClassicBackend):
+    BACKENDS.register(_cls.name, _cls)
 SEED_BACKENDS = ("roop", "ghost", "arc2face", "instantid")  # the four the dataset was made with
 
 
-def backend_names() -> list[str]:
-    return list(BACKENDS)
-
-
 def backend_class(name: str) -> type[Backend]:
-    if name not in BACKENDS:
-        raise KeyError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
-    return BACKENDS[name]
+    return BACKENDS.get(name)
 
 
 def create_backend(name: str, **kw) -> Backend:

@@ -35,6 +35,7 @@ from ..faults import kill_point
 from ..engine import ImageLoadError, load_rgb
 from ..engine.encoders.base import WeightFile
 from ..engine.paths import cache_home
+from ..hashing import digest_file
 from ..engine.paths import models_dir as default_models_dir
 from ..ui import console, progress_task
 from .backends.base import Backend, BackendError
@@ -116,11 +117,7 @@ def weight_hashes(files: list[WeightFile]) -> str:
         st = p.stat()
         ck = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         if ck not in cache:
-            h = hashlib.sha256()
-            with p.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            cache[ck] = h.hexdigest()
+            cache[ck] = digest_file(p)
         digest = cache[ck]
         if w.sha256 and digest != w.sha256:
             console.print(f"[yellow]warning[/]: {p}: sha256 {digest[:12]}... differs from the published {w.sha256[:12]}...")

@@ -12,11 +12,11 @@ import typer
 from rich.markup import escape
 
 from ..cli_errors import check_range, fail
+from ..cli_options import model_option
 from ..ui import console, summary_table
 
 app = typer.Typer(no_args_is_help=True)
 
-MODEL_HELP = "encoder registry name (facenet, adaface_ir101, onnx:PATH), a `train run` folder / checkpoint, or an exported .onnx"
 
 
 def _writable(*outputs) -> None:
@@ -61,7 +61,7 @@ def _engine(m, detector: str, device: str, workers: Optional[int], cache: bool, 
 
 
 # options shared by the commands that embed photos
-_model = typer.Option("facenet", "--model", "-m", help=MODEL_HELP)
+_model = model_option()
 _runtime = typer.Option("torch", "--runtime", help="torch | onnx (ONNX Runtime; torch models are exported once and cached)")
 _device = typer.Option("auto", "--device", help="auto | cpu | cuda")
 _weights = typer.Option(None, "--weights", help="weights file for a registry encoder")

@@ -23,10 +23,7 @@ import numpy as np
 import torch
 
 from ..engine import Encoder
-
-FORMAT = "fakeproof-onnx/1"
-INPUT_NAME = "crops"
-OUTPUT_NAME = "embedding"
+from ..engine.onnx import FORMAT, INPUT_NAME, OUTPUT_NAME, session
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
 
@@ -117,10 +114,8 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
 def parity_diff(wrapper: torch.nn.Module, onnx_path, size: tuple[int, int], n: int = 4) -> float:
     """Largest |ONNX Runtime - torch| over the embeddings of ``n`` random uint8 crops (batch size n,
     different from the traced batch, so the dynamic axis is exercised too)."""
-    import onnxruntime as ort
-
     x = np.random.default_rng(1).integers(0, 256, (n, size[0], size[1], 3), dtype=np.uint8)
     ref = wrapper(torch.from_numpy(x)).numpy()
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    sess = session(onnx_path, "cpu")
     got = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
     return float(np.abs(got - ref).max())

@@ -96,10 +96,8 @@ def score_pairs(
 
 
 def embed_records(engine: FaceEngine, paths: Sequence, batch_size: int = 32, progress: bool = True):
-    """``(records, crops, embeddings)`` for a handful of photos (``compare``): the crops too."""
+    """``(records, crops, embeddings)`` for a handful of photos (``compare``): the crops too. Both
+    go through the engine's caches (a photo compared twice is embedded once)."""
     records, crops = engine.crops(paths, progress=progress)
-    ok = [i for i, c in enumerate(crops) if c is not None]
-    emb = np.full((len(paths), engine.spec.embedding_dim), np.nan, np.float32)
-    if ok:
-        emb[ok] = engine.embed_crops([crops[i] for i in ok], batch_size=batch_size)
-    return records, crops, emb
+    res = engine.embed_paths(paths, progress=False, batch_size=batch_size)
+    return records, crops, res.embeddings

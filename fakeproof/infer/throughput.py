@@ -71,7 +71,7 @@ def run_benchmark(paths: Sequence, model: str = "facenet", device: str = "cpu", 
     from ..engine import FaceEngine
     from .model import load_model
     from .onnx_export import export_onnx
-    from .onnx_runtime import OnnxRuntimeEncoder
+    from ..engine.onnx import ExportedOnnx
 
     paths = [str(p) for p in paths]
     m = load_model(model, device=device)
@@ -94,11 +94,11 @@ def run_benchmark(paths: Sequence, model: str = "facenet", device: str = "cpu", 
     # naive: one photo at a time, read -> decode -> detect -> align -> embed (batch 1)
     def naive_loop():
         for p in paths:
-            rec, crop = naive.prepare(Path(p).read_bytes(), p)
+            rec, crop = naive.detect_and_align(Path(p).read_bytes(), p)
             if crop is not None:
                 naive.embed_crops([crop], batch_size=1)
 
-    t = _timed(naive_loop, repeat=1, warmup=0)
+    t = best_time(naive_loop, repeat=1, warmup=0)
     rep.rows.append(Measurement("naive loop (1 photo at a time)", len(paths), t))
 
     _, crops = eng.crops(paths, progress=False)
@@ -109,7 +109,7 @@ def run_benchmark(paths: Sequence, model: str = "facenet", device: str = "cpu", 
     if onnx and m.runtime == "torch":
         with tempfile.TemporaryDirectory() as td:
             er = export_onnx(enc, Path(td) / "model.onnx", threshold=m.threshold, source=m.name)
-            ort_enc = OnnxRuntimeEncoder(er.path, device=eng.device)
+            ort_enc = ExportedOnnx(er.path, device=eng.device)
             rep.rows += embed_rates(ort_enc, crops32, "ONNX Runtime")
             rep.notes.append(f"ONNX Runtime vs torch max |diff| {er.max_abs_diff:.1e}")
             ort_eng = FaceEngine(ort_enc, device=device, use_cache=False, workers=workers)

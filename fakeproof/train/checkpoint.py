@@ -1,18 +1,10 @@
-"""Checkpoints: encoder weights as safetensors + a JSON config; training state for ``--resume``.
-
-Layout of a run folder::
-
-    RUN_DIR/checkpoints/step-000400/model.safetensors   encoder state dict
-                                    config.json         encoder, input size, normalisation, threshold
-                                    train_state.pt      optimizer, scheduler, scaler, step, RNG per rank
-    RUN_DIR/checkpoints/last.json                       {"dir": "step-000400", "step": 400}
-    RUN_DIR/checkpoints/best/model.safetensors          best validation EER so far
-    RUN_DIR/checkpoints/best/config.json
+"""Writing ``train run`` checkpoints: encoder weights as safetensors + a JSON config, and the
+training state for ``--resume`` (the run-folder layout: :mod:`fakeproof.engine.checkpoints`).
 
 Every checkpoint folder is written under a temporary name and renamed into place, and
 ``last.json`` is replaced atomically after it, so a kill at any moment leaves the previous
-complete checkpoint in charge. :func:`load_trained_encoder` is what ``infer --model`` uses.
-"""
+complete checkpoint in charge. Reading them back (``--model RUN_DIR``, ``--resume``) is
+:mod:`fakeproof.engine.checkpoints`."""
 from __future__ import annotations
 
 import json
@@ -22,16 +14,22 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..data import atomic_write_text, json_text
+from ..engine import Encoder
+from ..engine.checkpoints import (  # noqa: F401 - the read side, re-exported for the trainer
+    CONFIG,
+    FORMAT,
+    STATE,
+    WEIGHTS,
+    last_checkpoint,
+    load_train_state,
+    load_trained_encoder,
+    resolve_checkpoint,
+)
 from ..faults import kill_point
-from ..engine import Encoder, get_encoder
 
-FORMAT = "fakeproof-train-checkpoint/1"
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-STATE = "train_state.pt"
 KEEP_LAST = 2
 
 
@@ -103,82 +101,3 @@ def save_step(run_dir: Path, encoder: torch.nn.Module, config: dict, state: dict
 def save_best(run_dir: Path, encoder: torch.nn.Module, config: dict, same_weights_as: Path | None = None) -> Path:
     """``checkpoints/best``; ``same_weights_as``: a step folder holding these very weights (hard-linked)."""
     return _write_folder(Path(run_dir) / "checkpoints" / "best", encoder, {**config, "saved": time.time()}, None, same_weights_as)
-
-
-def last_checkpoint(run_dir: Path) -> Path | None:
-    p = Path(run_dir) / "checkpoints" / "last.json"
-    if not p.exists():
-        return None
-    folder = p.parent / json.loads(p.read_text())["dir"]
-    return folder if (folder / STATE).exists() else None
-
-
-def load_train_state(folder: Path) -> dict:
-    return torch.load(Path(folder) / STATE, map_location="cpu", weights_only=True)
-
-
-def resolve_checkpoint(path) -> Path:
-    """The checkpoint folder ``path`` names: a run folder (its best checkpoint, else its last), a
-    checkpoint folder, its ``model.safetensors`` or its ``config.json``."""
-    p = Path(path)
-    if p.is_file():
-        if p.suffix in (".safetensors", ".json"):
-            p = p.parent
-        else:
-            raise ValueError(f"{path}: not a checkpoint (expected a run folder, a checkpoint folder, {WEIGHTS} or {CONFIG})")
-    if not p.is_dir():
-        raise FileNotFoundError(f"{path}: no such run folder or checkpoint")
-    for cand in (p / "checkpoints" / "best", p):
-        if (cand / WEIGHTS).exists() and (cand / CONFIG).exists():
-            return cand
-    last = last_checkpoint(p)
-    if last is not None:
-        return last
-    raise FileNotFoundError(f"{path}: no checkpoint inside (looked for checkpoints/best/{WEIGHTS}, {WEIGHTS}, checkpoints/last.json)")
-
-
-def read_config(folder: Path) -> dict:
-    cfg = json.loads((Path(folder) / CONFIG).read_text())
-    if cfg.get("format") != FORMAT:
-        raise ValueError(f"{Path(folder) / CONFIG}: not a fakeproof training checkpoint (format {cfg.get('format')!r})")
-    return cfg
-
-
-def build_encoder(config: dict, device: str = "cpu", models_dir=None, weights_file: Path | None = None) -> Encoder:
-    """The architecture named in ``config``, built through the encoder registry.
-
-    First with the checkpoint's own ``weights_file`` as the factory's weights (facenet and AdaFace
-    factories read fakeproof's safetensors, so the pretrained file need not be present), then the
-    registry default, then ``config['base_weights']``; the caller loads the fine-tuned weights."""
-    name = config["encoder"]
-    attempts: list[str | None] = [str(weights_file)] if weights_file else []
-    attempts.append(None)
-    if config.get("base_weights"):
-        attempts.append(str(config["base_weights"]))
-    reasons = []
-    for w in dict.fromkeys(attempts):
-        try:
-            return get_encoder(name, weights=w, models_dir=models_dir, device=device)
-        except KeyError as e:
-            raise ValueError(f"checkpoint encoder {name!r} is not in the registry: {e.args[0] if e.args else e}") from None
-        except (FileNotFoundError, OSError, ValueError, RuntimeError) as e:
-            reasons.append(f"weights={w or 'default'}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-    raise FileNotFoundError(f"cannot build encoder {name!r} for this checkpoint ({'; '.join(reasons)})")
-
-
-def load_trained_encoder(path_or_run_dir, device: str = "cpu", models_dir=None) -> tuple[Encoder, dict]:
-    """``(encoder, config)`` of a fine-tuned checkpoint, in eval mode on ``device``.
-
-    ``config['threshold']`` is the cosine threshold at the validation EER of that checkpoint;
-    ``config['input_size']``/``['normalisation']`` describe what the encoder takes."""
-    folder = resolve_checkpoint(path_or_run_dir)
-    config = read_config(folder)
-    enc = build_encoder(config, device="cpu", models_dir=models_dir, weights_file=folder / WEIGHTS)
-    state = load_file(str(folder / WEIGHTS))
-    missing, unexpected = enc.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{folder / WEIGHTS}: does not fit encoder {config['encoder']!r} (missing {len(missing)} keys, e.g. {missing[:2]}; unexpected {len(unexpected)}, e.g. {unexpected[:2]})")
-    enc.fingerprint = None  # the engine's embedding cache must not mix fine-tuned and base weights
-    enc = enc.to(device).eval()
-    config["checkpoint"] = str(folder)
-    return enc, config

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from ..cli_errors import check_range, fail
+from ..cli_options import chosen_model, encoder_alias_option, model_option
 from ..ui import console, summary_table
 
 app = typer.Typer(no_args_is_help=True)
@@ -60,7 +61,8 @@ def pairs_cmd(
 def run(
     dataset: Path = typer.Argument(..., help="training-layout folder (images/<id>/<file> + meta.json)"),
     out: Path = typer.Option(..., "--out", help="run folder: checkpoints/, metrics.csv, metrics.png, pairs.csv"),
-    encoder: str = typer.Option("facenet", "--encoder", help="registry name: facenet | adaface_ir18 | adaface_ir50 | adaface_ir101 (ONNX encoders cannot be fine-tuned)"),
+    model: str = model_option(help="the encoder to fine-tune: a registry name (facenet, adaface_ir18/50/101) or a `train run` folder / checkpoint to go on from (ONNX models cannot be fine-tuned)"),
+    encoder: Optional[str] = encoder_alias_option(),
     weights: Optional[str] = typer.Option(None, "--weights", help="pretrained weights file for the encoder"),
     models_dir: Optional[str] = typer.Option(None, "--models-dir"),
     detector: str = typer.Option("mtcnn", "--detector", help="mtcnn | scrfd:DIR"),
@@ -92,7 +94,8 @@ def run(
 ):
     """Fine-tune the encoder with the adaptive-margin loss (CPU, GPU, or DDP under torchrun)."""
     from ..data import OutputError, check_writable
-    from .loop import TrainConfig, TrainError, train
+    from .config import TrainConfig, TrainError
+    from .loop import train
 
     for name, value, lo, hi in (
         ("--val-fraction", val_fraction, 0.0, 0.9), ("--max-pairs-per-identity", max_pairs_per_identity, 1, None),
@@ -111,7 +114,7 @@ def run(
     cfg = TrainConfig(
         dataset=str(dataset),
         out=str(out),
-        encoder=encoder,
+        model=chosen_model(model, encoder),
         weights=weights,
         models_dir=models_dir,
         detector=detector,

@@ -86,11 +86,3 @@ def gather_objects(info: DistInfo, obj):
     dist.all_gather_object(out, obj)
     return out
 
-
-def broadcast_object(info: DistInfo, obj):
-    """Rank 0's ``obj`` on every rank."""
-    if not info.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

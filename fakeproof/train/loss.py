@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..registry import Registry
+
 DEFAULT_SCALE = 16.0
 DEFAULT_MARGIN_BASE = 0.35
 DEFAULT_MARGIN_ALPHA = 0.1
@@ -53,12 +55,12 @@ class ContrastiveCosineLoss(torch.nn.Module):
         return per.mean() if reduction == "mean" else per
 
 
-LOSSES = {"adaptive_margin": AdaptiveMarginLoss, "contrastive": ContrastiveCosineLoss}
+# name -> factory(scale, margin_base, alpha) -> loss(cos, y); ``train run --loss NAME``
+LOSSES: Registry = Registry("loss")
+LOSSES.register("adaptive_margin", lambda scale, margin_base, alpha: AdaptiveMarginLoss(scale, margin_base, alpha))
+LOSSES.register("contrastive", lambda scale, margin_base, alpha: ContrastiveCosineLoss(margin=margin_base))
 
 
 def make_loss(name: str, scale: float = DEFAULT_SCALE, margin_base: float = DEFAULT_MARGIN_BASE, alpha: float = DEFAULT_MARGIN_ALPHA) -> torch.nn.Module:
-    if name == "adaptive_margin":
-        return AdaptiveMarginLoss(scale, margin_base, alpha)
-    if name == "contrastive":
-        return ContrastiveCosineLoss(margin=margin_base)
-    raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
+    """The registered loss ``name`` (``--margin-base`` is the contrastive loss's margin)."""
+    return LOSSES.get(name)(scale, margin_base, alpha)

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -55,6 +54,3 @@ def pair_metrics(cos: np.ndarray, labels: np.ndarray, kinds: np.ndarray) -> dict
         out["attack_acceptance"] = acceptance_rate(df, g.threshold) if len(df) else nan
     return out
 
-
-def fmt(v: float) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"

@@ -6,7 +6,7 @@ knows how its input is normalised: callers hand over aligned uint8 RGB crops of 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -43,11 +43,6 @@ class EncoderSpec:
     # extra context around the ArcFace template, as a fraction of the crop side (0 = tight template)
     align_margin: float = 0.0
 
-    def describe(self) -> dict:
-        d = asdict(self)
-        d["weights"] = [w.name for w in self.weights]
-        return d
-
 
 def stack_crops(crops: Sequence[np.ndarray] | np.ndarray, spec: EncoderSpec) -> np.ndarray:
     """Aligned uint8 RGB crops (one (H, W, 3) or a sequence / (N, H, W, 3) array) as one contiguous
@@ -59,6 +54,25 @@ def stack_crops(crops: Sequence[np.ndarray] | np.ndarray, spec: EncoderSpec) -> 
     if arr.shape[1:3] != (h, w):
         raise ValueError(f"{spec.name} expects {h}x{w} crops, got {arr.shape[1]}x{arr.shape[2]}")
     return arr
+
+
+def l2_normalise(e: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32); all-zero rows stay zero."""
+    e = np.asarray(e, np.float32)
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
+def embed_in_batches(crops: Sequence[np.ndarray] | np.ndarray, batch_size: int, run: Callable[[Sequence[np.ndarray] | np.ndarray], np.ndarray], dim: int) -> np.ndarray:
+    """The one embedding loop of every encoder: ``run(batch)`` gives raw ``(n, D)`` embeddings of a
+    batch of aligned crops; the result is L2-normalised float32 ``(N, D)``."""
+    arr = crops if isinstance(crops, np.ndarray) else list(crops)
+    if isinstance(arr, np.ndarray) and arr.ndim == 3:
+        arr = arr[None]
+    out = []
+    for i in range(0, len(arr), batch_size):
+        batch = arr[i : i + batch_size]
+        out.append(l2_normalise(np.asarray(run(batch), np.float32).reshape(len(batch), -1)))
+    return np.concatenate(out) if out else np.zeros((0, dim), np.float32)
 
 
 class Encoder(torch.nn.Module):
@@ -83,17 +97,8 @@ class Encoder(torch.nn.Module):
         """L2-normalised float32 embeddings of aligned uint8 RGB crops, shape (N, D)."""
         was_training = self.training
         self.eval()
-        out = []
-        arr = list(crops) if not isinstance(crops, np.ndarray) else crops
-        for i in range(0, len(arr), batch_size):
-            x = self.to_input(arr[i : i + batch_size])
-            e = self(x)
-            out.append(torch.nn.functional.normalize(e.float(), dim=1).cpu().numpy())
-        if was_training:
-            self.train()
-        if not out:
-            return np.zeros((0, self.spec.embedding_dim), np.float32)
-        return np.concatenate(out).astype(np.float32)
-
-
-EncoderFactory = Callable[..., Encoder]
+        try:
+            return embed_in_batches(crops, batch_size, lambda b: self(self.to_input(b)).float().cpu().numpy(), self.spec.embedding_dim)
+        finally:
+            if was_training:
+                self.train()

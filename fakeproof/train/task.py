@@ -1,0 +1,119 @@
+"""The pair task: what one forward pass and one loss are (timm's "task" object).
+
+:class:`PairTask` owns the encoder (DDP-wrapped under torchrun), the pair loss on cosine
+similarity, the optional L2-SP pull towards the pretrained weights, and mixed precision; the loop
+hands it crops and labels and gets a loss back. :class:`Optimisation` holds the optimiser, the
+plateau scheduler and the AMP scaler, whose states a checkpoint saves and ``--resume`` restores.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..engine import Encoder
+from .blocks import freeze_early_blocks, set_train_mode, trainable_parameters
+from .config import TrainConfig
+from .distributed import DistInfo
+from .loss import make_loss
+
+
+def amp_dtype(info: DistInfo, enabled: bool):
+    """bfloat16 (or float16 where bfloat16 is missing) on GPU when AMP is on; None otherwise."""
+    if not (enabled and info.device.startswith("cuda")):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+class PairTask:
+    """Forward + loss of a batch of pairs: ``cos(embed(a), embed(b))`` scored against the label."""
+
+    def __init__(self, encoder: Encoder, cfg: TrainConfig, info: DistInfo):
+        self.encoder, self.cfg, self.info = encoder, cfg, info
+        self.frozen = freeze_early_blocks(encoder, cfg.freeze_blocks)
+        self.loss_fn = make_loss(cfg.loss, cfg.scale, cfg.margin_base, cfg.margin_alpha)
+        self.params = trainable_parameters(encoder)
+        # the starting point L2-SP pulls towards: the pretrained weights, taken before any --resume load
+        self.anchor = [p.detach().clone() for p in self.params] if cfg.l2sp > 0 else None
+        self.amp_dtype = amp_dtype(info, cfg.amp)
+        self.model = encoder
+
+    def wrap_distributed(self) -> None:
+        """DDP around the encoder under torchrun (after any resumed weights are in)."""
+        if self.info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            dev = self.info.device
+            self.model = DDP(self.encoder, device_ids=[self.info.local_rank] if dev.startswith("cuda") else None, broadcast_buffers=self.cfg.bn == "train")
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+
+    def train_mode(self) -> None:
+        set_train_mode(self.encoder, self.cfg.bn)
+
+    def l2sp_penalty(self) -> torch.Tensor | float:
+        """``l2sp/2 * sum ||w - w0||^2`` over the trainable weights (0 when L2-SP is off)."""
+        if self.anchor is None:
+            return 0.0
+        return (self.cfg.l2sp / 2) * sum(((w - w0) ** 2).sum() for w, w0 in zip(self.params, self.anchor))
+
+    def forward_backward(self, crops_a: np.ndarray, crops_b: np.ndarray, labels: np.ndarray, scaler: torch.amp.GradScaler, accum_steps: int = 1, sync: bool = True) -> float:
+        """Loss of one micro-batch divided by ``accum_steps``, back-propagated through ``scaler``;
+        ``sync=False`` (all but the last micro-batch) skips DDP's gradient all-reduce."""
+        n = len(labels)
+        x = self.encoder.to_input(np.concatenate([crops_a, crops_b]))
+        y = torch.from_numpy(labels).to(x.device)
+        with self.model.no_sync() if (self.info.enabled and not sync) else nullcontext():
+            with self._autocast():
+                e = self.model(x)
+            e = F.normalize(e.float(), dim=1)
+            cos = (e[:n] * e[n:]).sum(1)
+            loss = (self.loss_fn(cos, y) + self.l2sp_penalty()) / accum_steps
+            scaler.scale(loss).backward()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """L2-normalised float32 embeddings of aligned crops, in eval mode."""
+        self.encoder.eval()
+        x = self.encoder.to_input(crops)
+        with self._autocast():
+            e = self.encoder(x)
+        return F.normalize(e.float(), dim=1).cpu().numpy()
+
+    def pair_loss(self, cos: np.ndarray, labels: np.ndarray) -> float:
+        """The loss (without L2-SP) of already-scored pairs: the validation loss."""
+        return float(self.loss_fn(torch.from_numpy(cos), torch.from_numpy(labels)))
+
+
+@dataclass
+class Optimisation:
+    """AdamW, ReduceLROnPlateau on the validation loss, and the AMP gradient scaler."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def create(cls, task: PairTask) -> "Optimisation":
+        cfg = task.cfg
+        opt = torch.optim.AdamW(task.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, threshold=cfg.plateau_threshold)
+        scaler = torch.amp.GradScaler("cuda" if task.info.device.startswith("cuda") else "cpu", enabled=task.amp_dtype == torch.float16)
+        return cls(opt, sched, scaler)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict()}
+
+    def load_state_dict(self, st: dict) -> None:
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.scheduler.load_state_dict(st["scheduler"])
+        self.scaler.load_state_dict(st["scaler"])
