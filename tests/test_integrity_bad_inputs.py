@@ -132,7 +132,7 @@ def cases(b: Path):
         (["infer", "export-onnx", "--out", f / "m.onnx"], ERROR, "not a folder"),
         (["infer", "benchmark", b / "missing"], ERROR, "not a folder"),
         (["infer", "benchmark", g, "--limit", "1"], USAGE, "--limit"),
-        (["models", "prepare", "--encoder", "nope"], ERROR, "nope"),
+        (["models", "prepare", "--model", "nope"], ERROR, "nope"),
     ]
 
 
