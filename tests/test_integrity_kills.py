@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -99,8 +100,10 @@ def test_kill_curate_apply_and_undo_at_random_points(tmp_path):
     s0 = state(src)
     ref = tmp_path / "ref"
     shutil.copytree(src, ref)
+    os.chmod(ref / "meta.json", 0o640)
     code, out = _cli("curate", "apply", ref, "--from", ref / "curation" / "flags.csv")
     assert code == 0, out
+    assert stat.S_IMODE((ref / "meta.json").stat().st_mode) == 0o640  # a rewrite keeps the file's mode
     s1 = state(ref)
     assert s1 != s0
     probe = tmp_path / "probe"
