@@ -144,7 +144,7 @@ def test_kill_train_run_at_random_points_resumes_to_the_same_weights(train_setup
         run = tmp_path / f"chain{chains}"
         while True:  # kill, restart (resume when a checkpoint exists), ... until a run finishes
             resume = (run / "checkpoints" / "last.json").exists()
-            if run_forked(_train(ds, pairs, ckpt, run, resume), int(rng.integers(1, 8))) == "finished":
+            if run_forked(_train(ds, pairs, ckpt, run, resume), int(rng.integers(1, 7))) == "finished":
                 break
             kills += 1
         got = _weights(run)
