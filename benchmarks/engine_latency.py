@@ -35,8 +35,8 @@ def main() -> None:
     n = len(pairs)
     t_load = timeit(lambda: [load_rgb(p) for p in paths], repeat=2) / len(paths)
     t_det = timeit(lambda: [det.detect(im) for im, _ in pairs], repeat=2) / n
-    t_align = timeit(lambda: [align_face(im, f.landmarks, size, eng.margin) for im, f in pairs], repeat=3) / n
-    crops = [align_face(im, f.landmarks, size, eng.margin) for im, f in pairs]
+    t_align = timeit(lambda: [align_face(im, f.landmarks, size, eng.margin, eng.template) for im, f in pairs], repeat=3) / n
+    crops = [align_face(im, f.landmarks, size, eng.margin, eng.template) for im, f in pairs]
     batch32 = (crops * 2)[:32]
     t_b1 = timeit(lambda: [eng.embed_crops([c], batch_size=1) for c in crops[:16]], repeat=2) / 16
     t_b32 = timeit(lambda: eng.embed_crops(batch32, batch_size=32), repeat=3) / 32

@@ -39,7 +39,7 @@ def cli(*args: str, env=None) -> float:
 
 
 def evaluate(engine, dataset_root: Path, pairs) -> dict:
-    from fakeproof.train.validate import pair_metrics
+    from fakeproof.metrics import pair_metrics
 
     keys = sorted({k for p in pairs for k in (p.a, p.b)})
     res = engine.embed_paths([dataset_root / "images" / k for k in keys], progress=False)

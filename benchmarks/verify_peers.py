@@ -81,24 +81,33 @@ def fakeproof_scores(encoder: str, flip: bool, margin: float | None, paths: list
     return (a * b).sum(1), seconds, no_face
 
 
-def face_recognition_scores(paths: list[str], pairs) -> tuple[np.ndarray, float, int] | str:
+def face_recognition_scores(paths: list[str], pairs, detect_max_side: int = 1024) -> tuple[np.ndarray, float, int] | str:
     """``face_recognition`` as its users call it: HOG detector (upsample 1, then 2), the largest
     face, ``face_encodings`` (5-point, 1 jitter); the whole image as the face when HOG finds none.
-    Score = -euclidean distance (its own comparison: accept when distance <= 0.6)."""
+    Like the engine, detection runs on a copy of at most ``detect_max_side`` px and the encoding on
+    the full photo. Score = -euclidean distance (its own comparison: accept when distance <= 0.6)."""
     try:
         import face_recognition
     except ImportError:
         return "face_recognition not installed (uv pip install --no-deps face_recognition)"
+    import cv2
+
     encs, no_face = {}, 0
     t0 = time.perf_counter()
-    for p in paths:
+    for n, p in enumerate(paths, 1):
         img = face_recognition.load_image_file(p)
-        locs = face_recognition.face_locations(img, 1) or face_recognition.face_locations(img, 2)
-        if not locs:
+        f = min(1.0, detect_max_side / max(img.shape[:2]))
+        small = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else img
+        locs = face_recognition.face_locations(small, 1) or face_recognition.face_locations(small, 2)
+        if locs:
+            best = max(locs, key=lambda l: (l[2] - l[0]) * (l[1] - l[3]))
+            best = tuple(int(round(v / f)) for v in best)
+        else:
             no_face += 1
-            locs = [(0, img.shape[1], img.shape[0], 0)]
-        best = max(locs, key=lambda l: (l[2] - l[0]) * (l[1] - l[3]))
+            best = (0, img.shape[1], img.shape[0], 0)
         encs[p] = face_recognition.face_encodings(img, [best])[0]
+        if n % 100 == 0:
+            print(f"  face_recognition: {n}/{len(paths)} photos", flush=True)
     seconds = time.perf_counter() - t0
     d = np.array([np.linalg.norm(encs[a] - encs[b]) for a, b in zip(pairs.path_a, pairs.path_b)])
     return -d, seconds, no_face
@@ -171,6 +180,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-mtcnn", action="store_true", help="skip the MTCNN agreement check")
     ap.add_argument("--fast", action="store_true", help="40 genuine pairs per dataset (a smoke run)")
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--scores", type=Path, help="also write every method's per-pair scores to this .npz (for fusion-weight sweeps)")
     args = ap.parse_args(argv)
     shared_or_skip("celeba-mini")
     import torch
@@ -182,13 +192,14 @@ def main(argv=None) -> int:
     print(f"{len(pairs)} pairs ({int(labels.sum())} genuine, {int((labels == 0).sum())} impostor) over {len(paths)} real photos of {SHARED_DATA}")
     flips = {"on": [True], "off": [False], "both": [False, True]}[args.flip]
     margins = [float(m) for m in args.margins.split(",") if m.strip()] or [None]
-    rows = []
+    rows, all_scores = [], {}
     if not args.no_peer:
         got = face_recognition_scores(paths, pairs)
         if isinstance(got, str):
             print("peer:", got)
         else:
             rows.append(score_row("face_recognition 1.3 (HOG + dlib ResNet)", labels, *got[:1], len(paths), got[1], got[2]))
+            all_scores["face_recognition"] = got[0]
     for enc in [e for e in args.encoders.split(",") if e.strip()]:
         for m in margins:
             for flip in flips:
@@ -199,6 +210,7 @@ def main(argv=None) -> int:
                     print(f"{name}: skipped ({str(e).splitlines()[0]})")
                     continue
                 rows.append(score_row(name, labels, s, len(paths), sec, nf))
+                all_scores[name] = s
                 print(f"  done: {name}", flush=True)
     if rows:
         print()
@@ -210,6 +222,8 @@ def main(argv=None) -> int:
         print_table([result["mtcnn"]])
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
+    if args.scores:
+        np.savez(args.scores, labels=labels, **{k.replace(" ", "_"): v for k, v in all_scores.items()})
     return 0
 
 

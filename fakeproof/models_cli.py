@@ -56,7 +56,7 @@ def prepare_cmd(
     model: str = model_option(help="the encoder to convert and cache now: " + MODEL_HELP),
     encoder: Optional[str] = encoder_alias_option(),
 ):
-    """Convert and cache the shipped weights once (FaceNet graph -> torch state dict), warm the detector."""
+    """Convert and cache the shipped weights once (FaceNet graph or dlib .dat -> torch state dict), warm the detector."""
     from .cli_errors import fail
     from .engine import FaceEngine
 

@@ -29,6 +29,7 @@ class _Console(Console):
 
 
 console = _Console(stderr=False)
+err_console = _Console(stderr=True)  # notes and warnings that must not mix into piped results
 
 
 def _hide_flag_metavars() -> None:
@@ -154,3 +155,12 @@ def _fmt(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 1000 else f"{v:,.0f}"
     return str(v)
+
+
+def say_operating_point(encoder_name: str, threshold: float) -> None:
+    """Print what a cosine threshold means for this encoder (its measured operating points), on
+    stderr, in yellow with a warning when it is far from the genuine/impostor boundary."""
+    from .engine.encoders.operating_points import describe_threshold
+
+    line, warn = describe_threshold(encoder_name, threshold)
+    err_console.print(f"[yellow]warning:[/] {line}" if warn else line, highlight=False)

@@ -39,6 +39,14 @@ def test_models_list_json():
     assert {"input", "present", "where_to_get_it"} <= set(rows[0])
 
 
+def test_models_prepare_and_the_old_option_name():
+    r = runner.invoke(app, ["models", "prepare", "--model", "facenet"])
+    assert r.exit_code == 0, r.output
+    assert "ready" in r.output and "facenet (160x160, dim 512)" in r.output
+    r = runner.invoke(app, ["models", "prepare", "--encoder", "facenet"])  # hidden, deprecated spelling
+    assert r.exit_code == 0 and "ready" in r.output
+
+
 def test_tables_in_a_narrow_terminal_become_records():
     from rich.console import Console
 

@@ -7,14 +7,19 @@ import json
 import math
 
 import pandas as pd
+from typer.testing import CliRunner
 
+from fakeproof.cli import app
 from fakeproof.demo import STATE, DemoConfig, run_demo
 
 
 def test_demo_runs_end_to_end_and_resumes(tmp_path):
     out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--identities", "4", "--photos", "4", "--noise", "2", "--fakes", "2",
+                                   "--train-steps", "2", "--train-minutes", "5", "--batch-size", "8", "--no-export-onnx"])
+    assert res.exit_code == 0, res.output
+    r = json.loads((out / "demo_result.json").read_text())
     cfg = DemoConfig(out=out, identities=4, photos=4, noise=2, fakes=2, train_steps=2, train_minutes=5, batch_size=8, export_onnx=False)
-    r = run_demo(cfg)
 
     injected = json.loads((out / "injected_noise.json").read_text())
     assert len(injected) == 2

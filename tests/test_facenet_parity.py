@@ -11,6 +11,7 @@ import torch
 
 from fakeproof.engine.encoders import encoder_spec, get_encoder
 from fakeproof.engine.encoders import facenet as fn
+from fakeproof.engine.paths import cache_home
 
 # face boxes (x, y, w, h) in insightface's t1.jpg, as MTCNN finds them
 T1_FACES = [(908, 62, 104, 137), (53, 262, 117, 133), (269, 150, 104, 117)]
@@ -86,7 +87,7 @@ def test_standardisation_is_the_2018_models_fixed_one():
 
 
 def test_conversion_is_cached(encoder, monkeypatch):
-    target = fn.cache_home() / "weights" / fn.CACHE_NAME
+    target = cache_home() / "weights" / fn.CACHE_NAME
     assert target.exists()
 
     def boom(*_a, **_k):

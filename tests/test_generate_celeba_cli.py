@@ -95,3 +95,7 @@ def test_deepfakes_cli_classic(celeba_dir, tmp_path):
     assert r.exit_code == 0, r.output
     meta = read_meta(out / "meta.json")
     assert sum(meta.values()) == 3
+    # and how well the encoder is fooled by them
+    r = CliRunner().invoke(app, ["generate", "check", str(out), "--model", "facenet", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "classic" in r.output and (out / "fakes_check.csv").exists()

@@ -1,4 +1,4 @@
-"""infer pairs / score-pairs / compare with the stock FaceNet encoder on real faces (the sample
+"""infer score-folders (and its old name pairs) / score-pairs / compare with the stock FaceNet encoder on real faces (the sample
 dataset made from insightface's photos), plus a non-face photo, a corrupt file and a missing side."""
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_dir(sample, tmp_path_factory):
 def test_pairs_gives_one_finite_similarity_per_folder_in_sorted_order(test_dir, tmp_path):
     root, kinds = test_dir
     out = tmp_path / "submission.csv"
-    r = runner.invoke(app, ["pairs", str(root), "--out", str(out), "--no-progress"], terminal_width=200)
+    r = runner.invoke(app, ["score-folders", str(root), "--out", str(out), "--no-progress"], terminal_width=200)
     assert r.exit_code == 0, r.output
     sub = pd.read_csv(out, dtype={"pair_id": str})
     assert list(sub.columns) == ["pair_id", "similarity"]
@@ -139,7 +139,8 @@ def test_compare_writes_the_matrix_and_png(sample, tmp_path):
 
 def test_model_from_a_training_checkpoint_carries_its_threshold(tmp_path):
     from fakeproof.engine import get_encoder
-    from fakeproof.infer.model import STOCK_THRESHOLDS, load_model
+    from fakeproof.engine.encoders.operating_points import operating_points
+    from fakeproof.infer.model import load_model
     from fakeproof.train.checkpoint import encoder_config, save_best
 
     enc = get_encoder("facenet")
@@ -149,6 +150,6 @@ def test_model_from_a_training_checkpoint_carries_its_threshold(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (2, 160, 160, 3), dtype=np.uint8)
     assert np.abs(m.encoder.embed(x) - enc.embed(x)).max() < 1e-5
     stock = load_model("facenet", device="cpu")
-    assert stock.threshold == STOCK_THRESHOLDS["facenet"] and stock.threshold_source == "stock default"
+    assert stock.threshold == operating_points("facenet").eer_threshold and stock.threshold_source == "stock EER threshold"
     with pytest.raises(FileNotFoundError, match="no such"):
         load_model(str(tmp_path / "nowhere" / "run"))

@@ -58,6 +58,7 @@ def corpus(tmp_path_factory) -> Path:
     for rows, name in ((["../../x.jpg,images/id0/0.jpg"], "climb.csv"), (["/etc/passwd,images/id0/0.jpg"], "absolute.csv"), (["images/id0/9.jpg,images/id0/0.jpg"], "symlink.csv")):
         (b / name).write_text("path_a,path_b\n" + "\n".join(rows) + "\n")
     (b / "nocols.csv").write_text("a,b\n1,2\n")
+    (b / "bad_config.json").write_text('{"batch_size": 0}')
     (b / "scores.csv").write_text("similarity,expected_accept\n0.9,1\n0.1,0\n")
     return b
 
@@ -107,16 +108,17 @@ def cases(b: Path):
         (["train", "run", g, "--out", b / "run2", "--batch-size", "0"], USAGE, "--batch-size"),
         (["train", "run", g, "--out", b / "run3", "--lr", "-1"], USAGE, "--lr must be > 0"),
         (["train", "run", g, "--out", b / "run3", "--lr", "nan"], USAGE, "finite"),
+        (["train", "run", g, "--out", b / "run3", "--config", b / "bad_config.json"], USAGE, "--batch-size must be >= 1"),
         (["train", "run", g, "--out", f / "run"], ERROR, "not a folder"),
         (["train", "run", g, "--out", sysout], ERROR, "not writable"),
         (["train", "run", b / "link", "--out", b / "run4"], ERROR, "outside"),
         (["train", "run", g, "--out", b / "run5", "--resume"], ERROR, "nothing to resume"),
         # infer
         (["infer", "pairs", b / "missing"], ERROR, "not a folder"),
-        (["infer", "pairs", b / "leaky_pairs", "--out", b / "s.csv"], ERROR, "outside"),
+        (["infer", "score-folders", b / "leaky_pairs", "--out", b / "s.csv"], ERROR, "outside"),
         (["infer", "pairs", b / "pairs_dir", "--out", f / "s.csv"], ERROR, "not a folder"),
-        (["infer", "pairs", b / "pairs_dir", "--out", sysout], ERROR, "not writable"),
-        (["infer", "pairs", b / "pairs_dir", "--batch-size", "0"], USAGE, "--batch-size"),
+        (["infer", "score-folders", b / "pairs_dir", "--out", sysout], ERROR, "not writable"),
+        (["infer", "score-folders", b / "pairs_dir", "--batch-size", "0"], USAGE, "--batch-size"),
         (["infer", "score-pairs", b / "climb.csv", "--root", g], ERROR, "climbs out"),
         (["infer", "score-pairs", b / "absolute.csv", "--root", g], ERROR, "absolute path"),
         (["infer", "score-pairs", b / "symlink.csv", "--root", b / "link"], ERROR, "outside"),
@@ -154,4 +156,4 @@ def test_every_command_answers_bad_input_with_one_line_and_no_traceback(corpus):
             problems.append(f"expected exit {code} and one line 'error: ...{text}...': {what}")
     print(f"\nbad-input corpus: {tried} cases, {len(problems)} problems; slowest: {sorted(slow, reverse=True)[:4]}")
     assert not problems, "\n".join(problems)
-    assert tried >= 60
+    assert tried >= 64

@@ -36,6 +36,7 @@ def _adaface_ckpt(depth: int):
 
 ENCODER_STANDINS = {  # name -> build(tmp) -> weights for get_encoder (None: the weights ship)
     "facenet": lambda tmp: None,
+    "dlib_resnet": lambda tmp: None,
     "adaface_ir18": _adaface_ckpt(18),
     "adaface_ir50": _adaface_ckpt(50),
     "adaface_ir101": _adaface_ckpt(101),

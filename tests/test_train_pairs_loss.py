@@ -14,7 +14,7 @@ from fakeproof.data import TrainingDataset
 from fakeproof.metrics import compute_eer
 from fakeproof.train.loss import AdaptiveMarginLoss
 from fakeproof.train.pairs import build_pairs, read_pairs_csv, split_identities, write_pairs_csv
-from fakeproof.train.validate import pair_metrics
+from fakeproof.metrics import pair_metrics
 
 
 def _layout(root: Path, reals: dict[str, int], fakes: dict[str, int]) -> Path:
@@ -164,3 +164,25 @@ def test_pairs_cli_and_clear_errors(generated, tmp_path):
     assert r.exit_code == 1 and "meta.json: file not found" in r.output.replace("\n", "")
     r = CliRunner().invoke(app, ["run", str(generated.root), "--out", str(tmp_path / "run2"), "--resume"])
     assert r.exit_code == 1 and "nothing to resume" in r.output.replace("\n", "")
+
+
+def test_run_config_file_and_command_line_override(generated, tmp_path):
+    """--config FILE sets TrainConfig fields, options given on the command line win, and the
+    resolved config is what RUN_DIR/run.json records (written before any model work)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from fakeproof.train.cli import app
+
+    cfg = tmp_path / "train.json"
+    cfg.write_text(json.dumps({"model": "no_such_encoder", "lr": 0.125, "batch_size": 2, "max_steps": 1}))
+    r = CliRunner().invoke(app, ["run", str(generated.root), "--out", str(tmp_path / "run"), "--config", str(cfg), "--batch-size", "4"])
+    assert r.exit_code == 1 and "unknown encoder 'no_such_encoder'" in r.output
+    saved = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    assert saved["lr"] == 0.125 and saved["batch_size"] == 4 and saved["max_steps"] == 1 and saved["model"] == "no_such_encoder"
+    r = CliRunner().invoke(app, ["run", str(generated.root), "--out", str(tmp_path / "run2"), "--config", str(cfg), "--model", "also_missing"])
+    assert r.exit_code == 1 and "unknown encoder 'also_missing'" in r.output
+    cfg.write_text(json.dumps({"lr": 0.1, "learning_rate": 3}))
+    r = CliRunner().invoke(app, ["run", str(generated.root), "--out", str(tmp_path / "run3"), "--config", str(cfg)])
+    assert r.exit_code == 1 and "unknown field(s) learning_rate" in r.output and str(cfg) in r.output.replace("\n", "")

@@ -8,7 +8,7 @@ import typer
 
 from ..cli_errors import EXIT_STALE, check_range, fail
 from ..cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
-from ..ui import console, summary_table
+from ..ui import console, say_operating_point, summary_table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -54,6 +54,7 @@ def clean(
         TrainingDataset.load(dataset)  # a bad meta.json or an escaping link: say so before any model work
         check_writable(curation_dir(dataset, out), "curation folder", is_dir=True)
         eng = FaceEngine.from_names(chosen_model(model, encoder), device=device, weights=weights, models_dir=models_dir)
+        say_operating_point(eng.spec.name, threshold)
         res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
     except (MetaError, OutputError, FileNotFoundError, ValueError, KeyError, OSError) as e:
         fail(str(e))

@@ -1,4 +1,4 @@
-"""5-point similarity alignment onto the ArcFace template (see :mod:`fakeproof.engine.template`)."""
+"""5-point similarity alignment onto a template (ArcFace by default; see :mod:`fakeproof.engine.template`)."""
 from __future__ import annotations
 
 import cv2
@@ -29,14 +29,14 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def alignment_matrix(landmarks: np.ndarray, size: int | tuple[int, int], margin: float = 0.0) -> np.ndarray:
-    return similarity_transform(landmarks, template_for(size, margin))
+def alignment_matrix(landmarks: np.ndarray, size: int | tuple[int, int], margin: float = 0.0, template: str = "arcface") -> np.ndarray:
+    return similarity_transform(landmarks, template_for(size, margin, template))
 
 
 def align_face(
-    rgb: np.ndarray, landmarks: np.ndarray, size: int | tuple[int, int] = 112, margin: float = 0.0
+    rgb: np.ndarray, landmarks: np.ndarray, size: int | tuple[int, int] = 112, margin: float = 0.0, template: str = "arcface"
 ) -> np.ndarray:
-    """Warp ``rgb`` so that the 5 ``landmarks`` land on the (scaled) ArcFace template."""
+    """Warp ``rgb`` so that the 5 ``landmarks`` land on the (scaled) named template."""
     h, w = (size, size) if isinstance(size, int) else size
-    m = alignment_matrix(landmarks, (h, w), margin)
+    m = alignment_matrix(landmarks, (h, w), margin, template)
     return cv2.warpAffine(rgb, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)

@@ -202,6 +202,7 @@ class ExportedOnnx(Encoder):
             licence=meta.get("fakeproof.licence", "unknown"),
             source=meta.get("fakeproof.upstream", str(self.path)),
             align_margin=float(meta.get("fakeproof.align_margin", "0.0")),
+            template=meta.get("fakeproof.template", "arcface"),
         )
         self.threshold_known = "fakeproof.threshold" in meta
         self.threshold = float(meta["fakeproof.threshold"]) if self.threshold_known else None

@@ -3,6 +3,7 @@
 Every stage goes through :class:`FaceEngine`; nothing else in fakeproof detects, aligns or embeds.
 Decoding, detection and alignment run in a thread pool (OpenCV and ONNX Runtime release the GIL);
 embedding runs batched. Both aligned crops and embeddings are cached on disk by file content.
+(A little over 300 lines: one class, whose caching of crops and of embeddings share their keys.)
 """
 from __future__ import annotations
 
@@ -99,7 +100,8 @@ class FaceEngine:
     ``scrfd:PACK_DIR``; built on first use). margin: context around the ArcFace template
     (default: the encoder's own ``spec.align_margin``). fallback: ``auto`` (pre-aligned crops, then
     the whole image) or ``none`` (no face = no crop). flip: embed each crop and its mirror image
-    and average the two (default :data:`FLIP_DEFAULT`).
+    and average the two (default :data:`FLIP_DEFAULT`). Crops are aligned to the encoder's template
+    (``spec.template``).
     """
 
     def __init__(
@@ -133,6 +135,7 @@ class FaceEngine:
             raise ValueError(f"{self.spec.name}: the alignment margin is fixed by the encoder ({self.spec.align_margin}); drop --margin")
         self.margin = self.spec.align_margin if margin is None else float(margin)
         self.flip = FLIP_DEFAULT if flip is None else bool(flip)
+        self.template = self.spec.template
         self.crop_size = tuple(self.spec.input_size)
         self.detect_max_side = detect_max_side
         self.fallback = fallback
@@ -154,7 +157,7 @@ class FaceEngine:
     # -- settings that make a cached crop / embedding valid ---------------------------------------
     @property
     def crop_key_suffix(self) -> str:
-        return f"{self.detector_name}|{self.crop_size[0]}x{self.crop_size[1]}|m{self.margin:.3f}|fb:{self.fallback}"
+        return f"{self.detector_name}|{self.crop_size[0]}x{self.crop_size[1]}|{self.template}|m{self.margin:.3f}|fb:{self.fallback}"
 
     @property
     def detector(self):
@@ -204,7 +207,7 @@ class FaceEngine:
             rec.error = "no face detected"
             return rec, None
         rec.landmarks = [[round(float(x) / img.scale, 2), round(float(y) / img.scale, 2)] for x, y in lm]
-        crop = align_face(rgb, lm, self.crop_size, self.margin)
+        crop = align_face(rgb, lm, self.crop_size, self.margin, self.template)
         rec.ok = True
         return rec, crop
 

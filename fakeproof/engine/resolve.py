@@ -13,7 +13,7 @@ A bare name that is both registered and a folder in the current directory means 
 
 Threshold (cosine similarity at or above which a pair is "same person"): the checkpoint's
 ``config['threshold']`` (its validation EER threshold), else the exported model's metadata, else
-:data:`STOCK_THRESHOLDS` for the stock encoders, else :data:`GENERIC_THRESHOLD`.
+the stock encoders' measured EER thresholds (:mod:`fakeproof.engine.encoders.operating_points`), else :data:`GENERIC_THRESHOLD`.
 """
 from __future__ import annotations
 
@@ -21,16 +21,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .encoders import Encoder, encoder_names, get_encoder
+from .encoders import AUTO, DEFAULT_ENCODER, Encoder, encoder_names, get_encoder, resolve_encoder_name
+from .encoders.operating_points import operating_points
 
-# Cosine thresholds of the stock encoders, at the EER of genuine/impostor pairs built from real
-# in-the-wild photos (every same-identity pair and as many random different-identity pairs of
-# ../shared/data celeba-mini + five-celebrities; MTCNN + ArcFace-template alignment), measured with
-# ``infer score-pairs`` + ``infer evaluate`` (see the infer stage report / benchmarks). Only a
-# starting point: set ``--threshold`` or fine-tune (``train run`` stores its own threshold).
-STOCK_THRESHOLDS: dict[str, float] = {
-    "facenet": 0.38,
-}
+# Cosine thresholds of the stock encoders come from their measured operating points (EER threshold on
+# real pairs, fakeproof.engine.encoders.operating_points). Only a starting point: set ``--threshold``
+# or fine-tune (``train run`` stores its own threshold).
 GENERIC_THRESHOLD = 0.5  # any other encoder, until it is measured or fine-tuned
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".json")
@@ -63,8 +59,9 @@ class ResolvedModel:
 
 
 def stock_threshold(encoder_name: str) -> tuple[float, str]:
-    if encoder_name in STOCK_THRESHOLDS:
-        return STOCK_THRESHOLDS[encoder_name], "stock default"
+    op = operating_points(encoder_name)
+    if op is not None:
+        return op.eer_threshold, "stock EER threshold"
     return GENERIC_THRESHOLD, "generic default"
 
 
@@ -82,7 +79,7 @@ def model_kind(model: str) -> str:
     return "registry"
 
 
-def resolve_model(model: str | Encoder = "facenet", device: str = "cpu", weights: str | None = None, models_dir=None) -> ResolvedModel:
+def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", weights: str | None = None, models_dir=None) -> ResolvedModel:
     """Resolve ``--model`` (see the module docstring) on ``device``. Raises ``FileNotFoundError`` /
     ``ValueError`` / ``KeyError`` with a one-line reason for anything it cannot load."""
     if isinstance(model, Encoder):
@@ -94,9 +91,14 @@ def resolve_model(model: str | Encoder = "facenet", device: str = "cpu", weights
     kind = model_kind(model)
     p = Path(model).expanduser()
     if kind == "registry":
-        enc = get_encoder(model, weights=weights, models_dir=models_dir, device=device)
-        thr, src = stock_threshold(model)
-        return ResolvedModel(enc, model, kind, float(thr), src, model)
+        concrete = resolve_encoder_name(model, models_dir)
+        if model == AUTO:  # every command says which encoder `auto` stood for
+            import sys
+
+            print(f"model: auto -> {concrete}", file=sys.stderr)
+        enc = get_encoder(concrete, weights=weights, models_dir=models_dir, device=device)
+        thr, src = stock_threshold(enc.spec.name)
+        return ResolvedModel(enc, model if concrete == model else f"{model} -> {concrete}", kind, float(thr), src, concrete)
     if kind == "exported onnx":
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such ONNX file")

@@ -1,10 +1,11 @@
-"""``fakeproof infer``: pairs / score-pairs / evaluate / compare / export-onnx / benchmark.
+"""``fakeproof infer``: score-folders / score-pairs / evaluate / compare / export-onnx / benchmark.
 
 (Over 300 lines on purpose: six commands' option declarations and their up-front input checks;
 the work itself lives in the modules each command imports.)
 
-``--model`` takes an encoder registry name (``facenet``), a ``train run`` folder or checkpoint, or an
-ONNX file from ``export-onnx``; ``--runtime onnx`` runs any of them on ONNX Runtime.
+``--model`` takes every form :func:`fakeproof.engine.resolve_model` reads (registry string, ``train
+run`` folder or checkpoint, ``.onnx`` from ``export-onnx``); ``--runtime onnx`` runs any of them on
+ONNX Runtime.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from rich.markup import escape
 
 from ..cli_errors import check_range, fail
 from ..cli_options import model_option
-from ..ui import console, summary_table
+from ..ui import say_operating_point, console, summary_table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -87,7 +88,8 @@ def _face_summary(scores) -> None:
         console.print(f"[yellow]{scores.n_unscorable} pairs have an unusable side and get similarity 0.0 (e.g. {first})", highlight=False)
 
 
-@app.command("pairs")
+@app.command("pairs", hidden=True, help="Old name of `score-folders` (still accepted).")
+@app.command("score-folders")
 def pairs_cmd(
     test_dir: Path = typer.Argument(..., help="Kryptonite test layout: TEST_DIR/<pair_id>/0.jpg, 1.jpg"),
     out: Path = typer.Option(Path("submission.csv"), "--out", help="CSV with pair_id,similarity"),
@@ -262,6 +264,7 @@ def compare_cmd(
     _writable(out)
     m = _load(model, runtime, device, weights, models_dir, threshold)
     eng = _engine(m, detector, device, None, cache, margin)
+    say_operating_point(m.architecture, m.threshold)
     c = compare_photos(eng, photos, m.threshold)
     for p, r in zip(c.paths, c.records):
         if not r.ok:

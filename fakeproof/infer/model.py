@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..engine import Encoder, resolve_device
 from ..engine.paths import cache_home
-from ..engine.resolve import GENERIC_THRESHOLD, STOCK_THRESHOLDS, ResolvedModel, resolve_model, stock_threshold  # noqa: F401 - re-exported
+from ..engine.resolve import GENERIC_THRESHOLD, ResolvedModel, resolve_model, stock_threshold  # noqa: F401 - re-exported
 
 InferModel = ResolvedModel  # the name the infer stage used before the engine had the resolver
 

@@ -3,8 +3,9 @@
 The exported graph takes what the face engine produces, so any ONNX runtime can use it without
 knowing the encoder's normalisation:
 
-- input ``crops``: uint8, shape (N, H, W, 3), RGB, aligned to the ArcFace 5-point template
-  (``fakeproof.engine.template_for((H, W), margin)``); N is dynamic;
+- input ``crops``: uint8, shape (N, H, W, 3), RGB, aligned to the encoder's 5-point template
+  (``fakeproof.engine.template_for((H, W), margin, template)``, the template named in the
+  metadata, ArcFace for most encoders); N is dynamic;
 - output ``embedding``: float32 (N, D), L2-normalised, so cosine similarity is a dot product.
 
 Colour reordering (for BGR networks), the encoder's own normalisation and the L2 normalisation are
@@ -83,7 +84,7 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
         "fakeproof.format": FORMAT,
         "fakeproof.encoder": s.name,
         "fakeproof.source": str(source or s.name),
-        "fakeproof.input": f"{INPUT_NAME}: uint8 (N, {h}, {w}, 3) RGB, aligned to the ArcFace 5-point template with margin {s.align_margin}",
+        "fakeproof.input": f"{INPUT_NAME}: uint8 (N, {h}, {w}, 3) RGB, aligned to the {s.template} 5-point template with margin {s.align_margin}",
         "fakeproof.input_size": json.dumps([h, w]),
         "fakeproof.color_order": "RGB",
         "fakeproof.network_color_order": s.color_order,
@@ -91,6 +92,7 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
         "fakeproof.output": f"{OUTPUT_NAME}: float32 (N, {s.embedding_dim}), L2-normalised; cosine = dot product",
         "fakeproof.embedding_dim": str(s.embedding_dim),
         "fakeproof.align_margin": repr(float(s.align_margin)),
+        "fakeproof.template": s.template,
         "fakeproof.licence": s.licence,
         "fakeproof.upstream": s.source,
     }

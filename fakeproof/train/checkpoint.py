@@ -45,6 +45,7 @@ def encoder_config(encoder: Encoder, encoder_name: str, base_weights: str | None
         "normalisation": s.normalisation,
         "embedding_dim": s.embedding_dim,
         "align_margin": margin,
+        "template": s.template,
         "detector": detector,
         "licence": s.licence,
     }

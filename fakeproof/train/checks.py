@@ -1,4 +1,4 @@
-"""What a training run needs before any model work: two identities and a negative pair.
+"""What a training run needs before any model work: options in range, two identities, a negative pair.
 
 With one identity every pair is genuine: the loss has nothing to push apart, validation has no
 impostors and the EER is undefined, so the run would "train" without learning anything useful.
@@ -6,6 +6,29 @@ impostors and the EER is undefined, so the run would "train" without learning an
 from __future__ import annotations
 
 from ..data import TrainingDataset
+
+# TrainConfig field -> (lowest, highest, lowest excluded): `train run` refuses values outside
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "val_fraction": (0.0, 0.9, False),
+    "max_pairs_per_identity": (1, None, False),
+    "batch_size": (1, None, False),
+    "accum_steps": (1, None, False),
+    "lr": (0.0, None, True),
+    "weight_decay": (0.0, None, False),
+    "l2sp": (0.0, None, False),
+    "scale": (0.0, None, True),
+    "margin_base": (0.0, 2.0, False),
+    "margin_alpha": (0.0, 2.0, False),
+    "plateau_factor": (0.0, 1.0, True),
+    "plateau_patience": (0, None, False),
+    "plateau_threshold": (0.0, None, False),
+    "val_every": (1, None, False),
+    "max_steps": (1, None, False),
+    "max_minutes": (0.0, None, True),
+    "epochs": (0.0, None, True),
+    "freeze_blocks": (0, None, False),
+    "val_batch_size": (1, None, False),
+}
 
 
 def too_few_identities(ds: TrainingDataset) -> str | None:

@@ -12,8 +12,9 @@ from typing import Optional
 import typer
 
 from ..cli_errors import check_range, fail
-from ..cli_options import chosen_model, encoder_alias_option, model_option
+from ..cli_options import chosen_model, config_options, encoder_alias_option, field_default, given_on_command_line, model_option, read_config_file
 from ..ui import console, summary_table
+from .config import TrainConfig, TrainError
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -22,8 +23,8 @@ app = typer.Typer(no_args_is_help=True)
 def pairs_cmd(
     dataset: Path = typer.Argument(..., help="training-layout folder (images/<id>/<file> + meta.json)"),
     out: Path = typer.Option(Path("pairs.csv"), "--out", help="CSV to write (split, kind, label, identity, a, b)"),
-    seed: int = typer.Option(0, "--seed"),
-    val_fraction: float = typer.Option(0.2, "--val-fraction", help="share of identities held apart for validation"),
+    seed: int = typer.Option(field_default(TrainConfig, "seed"), "--seed"),
+    val_fraction: float = typer.Option(field_default(TrainConfig, "val_fraction"), "--val-fraction", help="share of identities held apart for validation"),
     test_fraction: float = typer.Option(0.0, "--test-fraction", help="share of identities held apart from training AND validation (split 'test', for a final evaluation)"),
     max_pairs_per_identity: Optional[int] = typer.Option(None, "--max-pairs-per-identity", help="cap on the pairs of one identity (all kinds together)"),
 ):
@@ -57,92 +58,73 @@ def pairs_cmd(
         console.print(f"[yellow]{len(summary.too_few_reals)} identities have fewer than 2 real photos and give no pairs")
 
 
+RUN_HELP = {  # help of the options generated from TrainConfig (defaults: the dataclass's)
+    "weights": "pretrained weights file for the encoder",
+    "models_dir": "folder with user-supplied weights",
+    "detector": "mtcnn | scrfd:DIR",
+    "seed": "seed of the pair split, batch order and flips",
+    "val_fraction": "share of identities held apart for validation (when the pairs are built here)",
+    "max_pairs_per_identity": "cap on the pairs of one identity",
+    "batch_size": "pairs per optimizer step, over all processes",
+    "accum_steps": "gradient accumulation: micro-batches per step",
+    "lr": "AdamW learning rate",
+    "weight_decay": "AdamW weight decay",
+    "l2sp": "L2-SP strength: adds l2sp/2 * sum ||w - w_pretrained||^2, keeps the encoder near what it knew about real faces",
+    "loss": "a registered pair loss: adaptive_margin | contrastive",
+    "scale": "s in logit = s (cos - m_d y)",
+    "margin_base": "m_b (the contrastive loss's margin)",
+    "margin_alpha": "alpha in m_d = m_b + alpha (1 - cos)",
+    "plateau_factor": "lr factor when the validation loss plateaus",
+    "plateau_patience": "validations without improvement before the lr drops",
+    "plateau_threshold": "relative improvement that counts for the plateau scheduler",
+    "val_every": "validate (and checkpoint) every N steps",
+    "max_steps": "stop after this many optimizer steps",
+    "max_minutes": "wall-clock budget of this invocation",
+    "epochs": "stop after this many epochs",
+    "freeze_blocks": "freeze the first N blocks of the encoder",
+    "bn": "frozen (keep BatchNorm statistics) | train",
+    "flip": "random horizontal flips",
+    "device": "auto | cpu | cuda",
+    "amp": "mixed precision (GPU only)",
+    "val_batch_size": "crops per validation batch",
+    "progress": "progress bar",
+}
+
+
 @app.command("run")
+@config_options(TrainConfig, RUN_HELP, skip=("dataset", "out", "model", "pairs_csv"))
 def run(
+    ctx: typer.Context,
     dataset: Path = typer.Argument(..., help="training-layout folder (images/<id>/<file> + meta.json)"),
-    out: Path = typer.Option(..., "--out", help="run folder: checkpoints/, metrics.csv, metrics.png, pairs.csv"),
-    model: str = model_option(help="the encoder to fine-tune: a registry name (facenet, adaface_ir18/50/101) or a `train run` folder / checkpoint to go on from (ONNX models cannot be fine-tuned)"),
+    out: Path = typer.Option(..., "--out", help="run folder: checkpoints/, metrics.csv, metrics.png, pairs.csv, run.json (the resolved config)"),
+    model: str = model_option(field_default(TrainConfig, "model"), help="the encoder to fine-tune: a registry name (facenet, adaface_ir18/50/101) or a `train run` folder / checkpoint to go on from (ONNX models cannot be fine-tuned)"),
     encoder: Optional[str] = encoder_alias_option(),
-    weights: Optional[str] = typer.Option(None, "--weights", help="pretrained weights file for the encoder"),
-    models_dir: Optional[str] = typer.Option(None, "--models-dir"),
-    detector: str = typer.Option("mtcnn", "--detector", help="mtcnn | scrfd:DIR"),
     pairs_csv: Optional[Path] = typer.Option(None, "--pairs", help="pairs.csv from `train pairs` (default: built here)"),
-    seed: int = typer.Option(0, "--seed"),
-    val_fraction: float = typer.Option(0.2, "--val-fraction"),
-    max_pairs_per_identity: Optional[int] = typer.Option(None, "--max-pairs-per-identity"),
-    batch_size: int = typer.Option(32, "--batch-size", help="pairs per optimizer step, over all processes"),
-    accum_steps: int = typer.Option(1, "--accum-steps", help="gradient accumulation: micro-batches per step"),
-    lr: float = typer.Option(5e-6, "--lr"),
-    weight_decay: float = typer.Option(1e-2, "--weight-decay"),
-    l2sp: float = typer.Option(0.0, "--l2sp", help="L2-SP strength: adds l2sp/2 * sum ||w - w_pretrained||^2, keeps the encoder near what it knew about real faces"),
-    loss: str = typer.Option("adaptive_margin", "--loss", help="adaptive_margin | contrastive"),
-    scale: float = typer.Option(16.0, "--scale", help="s in logit = s (cos - m_d y)"),
-    margin_base: float = typer.Option(0.35, "--margin-base", help="m_b"),
-    margin_alpha: float = typer.Option(0.1, "--margin-alpha", help="alpha in m_d = m_b + alpha (1 - cos)"),
-    plateau_patience: int = typer.Option(10, "--plateau-patience", help="validations without improvement before lr halves"),
-    val_every: int = typer.Option(100, "--val-every", help="validate (and checkpoint) every N steps"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="wall-clock budget of this invocation"),
-    epochs: Optional[float] = typer.Option(10.0, "--epochs"),
-    freeze_blocks: int = typer.Option(0, "--freeze-blocks", help="freeze the first N blocks of the encoder"),
-    bn: str = typer.Option("frozen", "--bn", help="frozen (keep BatchNorm statistics) | train"),
-    flip: bool = typer.Option(True, "--flip/--no-flip", help="random horizontal flips"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    amp: bool = typer.Option(True, "--amp/--no-amp", help="mixed precision (GPU only)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON of TrainConfig fields (or a run.json); options given here override it"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out exactly from its last checkpoint; training options come from RUN_DIR/run.json, only --max-steps/--max-minutes/--epochs/--device from this command"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    config_values: dict = None,
 ):
     """Fine-tune the encoder with the adaptive-margin loss (CPU, GPU, or DDP under torchrun)."""
     from ..data import OutputError, check_writable
-    from .config import TrainConfig, TrainError
+    from .checks import RANGES
     from .loop import train
 
-    for name, value, lo, hi in (
-        ("--val-fraction", val_fraction, 0.0, 0.9), ("--max-pairs-per-identity", max_pairs_per_identity, 1, None),
-        ("--batch-size", batch_size, 1, None), ("--accum-steps", accum_steps, 1, None), ("--weight-decay", weight_decay, 0.0, None),
-        ("--l2sp", l2sp, 0.0, None), ("--margin-base", margin_base, 0.0, 2.0), ("--margin-alpha", margin_alpha, 0.0, 2.0),
-        ("--plateau-patience", plateau_patience, 1, None), ("--val-every", val_every, 1, None), ("--max-steps", max_steps, 1, None),
-        ("--freeze-blocks", freeze_blocks, 0, None),
-    ):
-        check_range(name, value, lo, hi)
-    for name, value in (("--lr", lr), ("--scale", scale), ("--max-minutes", max_minutes), ("--epochs", epochs)):
-        check_range(name, value, 0.0, None, lo_open=True)
+    values = {}
+    if config is not None:
+        try:
+            values = read_config_file(config, TrainConfig)
+        except ValueError as e:
+            fail(str(e))
+    for name, v in {**config_values, "model": chosen_model(model, encoder), "pairs_csv": str(pairs_csv) if pairs_csv else None}.items():
+        if name not in values or given_on_command_line(ctx, "encoder" if name == "model" and encoder is not None else name):
+            values[name] = v
+    cfg = TrainConfig(**{**values, "dataset": str(dataset), "out": str(out)})
+    for name, (lo, hi, lo_open) in RANGES.items():  # the option (or config-file field) out of range: before any work
+        check_range("--" + name.replace("_", "-"), getattr(cfg, name), lo, hi, lo_open=lo_open)
     try:
         check_writable(out, "run folder", is_dir=True)
     except OutputError as e:
         fail(str(e))
-    cfg = TrainConfig(
-        dataset=str(dataset),
-        out=str(out),
-        model=chosen_model(model, encoder),
-        weights=weights,
-        models_dir=models_dir,
-        detector=detector,
-        pairs_csv=str(pairs_csv) if pairs_csv else None,
-        seed=seed,
-        val_fraction=val_fraction,
-        max_pairs_per_identity=max_pairs_per_identity,
-        batch_size=batch_size,
-        accum_steps=accum_steps,
-        lr=lr,
-        weight_decay=weight_decay,
-        l2sp=l2sp,
-        loss=loss,
-        scale=scale,
-        margin_base=margin_base,
-        margin_alpha=margin_alpha,
-        plateau_patience=plateau_patience,
-        val_every=val_every,
-        max_steps=max_steps,
-        max_minutes=max_minutes,
-        epochs=epochs,
-        freeze_blocks=freeze_blocks,
-        bn=bn,
-        flip=flip,
-        device=device,
-        amp=amp,
-        progress=progress,
-    )
     try:
         train(cfg, resume=resume)
     except (TrainError, ValueError, FileNotFoundError, KeyError, OSError) as e:

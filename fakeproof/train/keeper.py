@@ -12,7 +12,7 @@ import torch
 from . import checkpoint as ckpt
 from .distributed import DistInfo, gather_objects
 from .task import Optimisation, PairTask
-from .validate import METRIC_FIELDS
+from ..metrics import METRIC_FIELDS
 
 
 class CheckpointKeeper:

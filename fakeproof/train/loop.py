@@ -38,7 +38,7 @@ from .keeper import CheckpointKeeper
 from .records import MetricsLog, print_summary, validation_line
 from .run_data import build_run_data, load_run_pairs
 from .task import Optimisation, PairTask
-from .validate import METRIC_FIELDS, pair_metrics
+from ..metrics import METRIC_FIELDS, pair_metrics
 
 
 class _StopSignal:

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import TrainingDataset, atomic_write_text
+from ..metrics import KINDS  # noqa: F401 - re-exported for the train stage
 
-KINDS = ("genuine", "impostor", "deepfake")
 CSV_FIELDS = ("split", "kind", "label", "identity", "a", "b")
 SPLITS = ("train", "val", "test")  # train run reads train and val; test is held apart from both
 

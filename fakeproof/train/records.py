@@ -10,7 +10,7 @@ from typing import Callable
 from ..data import atomic_write_text
 from ..ui import console, summary_table
 from .plots import plot_metrics
-from .validate import METRIC_FIELDS
+from ..metrics import METRIC_FIELDS
 
 METRICS_CSV_FIELDS = ("step", "epoch", "scheduled", "train_loss", "val_loss", *METRIC_FIELDS, "lr", "elapsed_s", "pairs_per_s")
 

@@ -31,7 +31,7 @@ class EncoderEntry:
 
 def _load_all() -> None:
     # importing the modules registers them
-    from . import adaface, facenet  # noqa: F401
+    from . import adaface, dlib_resnet, facenet  # noqa: F401
 
 
 ENCODERS: Registry[EncoderEntry] = Registry("encoder", load=_load_all)

