@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from _fault_harness import file_digests, run_forked
 from test_integrity_kills import KILLS, _cli, write_decisions
 from fakeproof.data import read_meta
-from fakeproof.generate.runner import FAKES_CSV, generate_deepfakes, read_journal
+from fakeproof.generate.runner import generate_deepfakes, read_journal
 
 
 @pytest.fixture(scope="module")
