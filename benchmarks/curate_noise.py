@@ -128,7 +128,8 @@ def cleanlab_flags(flags, emb_by_key: dict) -> set[str] | str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="facenet")
+    ap.add_argument("--model", default="auto", help="what --model takes (default: the engine's default encoder)")
+    ap.add_argument("--cache", default=None, help="engine cache folder (default: $FAKEPROOF_HOME/engine); verify_peers.py's --cache shares its crops")
     ap.add_argument("--thresholds", default="0.3,0.4,0.5,0.6,0.7")
     ap.add_argument("--rates", default="0.1,0.2")
     ap.add_argument("--seed", type=int, default=0)
@@ -143,7 +144,7 @@ def main() -> None:
 
     thresholds = [float(t) for t in args.thresholds.split(",")]
     rates = [float(r) for r in args.rates.split(",")]
-    eng = FaceEngine(args.model)
+    eng = FaceEngine(args.model, cache_dir=args.cache)
     console.width = max(console.width, 170)
     pre_cache: dict = {}
 

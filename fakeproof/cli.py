@@ -9,12 +9,8 @@ os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 
 import typer  # noqa: E402
 
-from .curate.cli import app as curate_app  # noqa: E402
 from .demo import demo_command  # noqa: E402
-from .generate.cli import app as generate_app  # noqa: E402
-from .infer.cli import app as infer_app  # noqa: E402
-from .models_cli import app as models_app  # noqa: E402
-from .train.cli import app as train_app  # noqa: E402
+from .stages import STAGES, stage_app  # noqa: E402
 
 app = typer.Typer(
     help="fakeproof: build face encoders that deepfakes cannot fool.\n\n"
@@ -23,13 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-
-
-app.add_typer(curate_app, name="curate", help="Find mislabelled photos, review them in FiftyOne, apply decisions.")
-app.add_typer(generate_app, name="generate", help="CelebA to training layout; deepfakes through adapters.")
-app.add_typer(train_app, name="train", help="Pairs and adaptive-margin fine-tuning (CPU, GPU, torchrun).")
-app.add_typer(infer_app, name="infer", help="Score pairs, evaluate, compare photos, export ONNX, benchmark.")
-app.add_typer(models_app, name="models", help="The encoder and generator weight registry.")
+for _name, (_module, _help) in STAGES.items():
+    app.add_typer(stage_app(_name), name=_name, help=_help)
 
 
 def _version(value: bool) -> None:

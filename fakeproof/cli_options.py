@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from .engine.encoders import DEFAULT_ENCODER
 
 
 # the forms fakeproof.engine.resolve_model reads
@@ -21,7 +22,7 @@ MODEL_HELP = "a registry name (facenet, adaface_ir101, onnx:PATH, ...; `fakeproo
 _err = Console(stderr=True)
 
 
-def model_option(default: str = "facenet", help: str = MODEL_HELP):
+def model_option(default: str = DEFAULT_ENCODER, help: str = MODEL_HELP):
     return typer.Option(default, "--model", "-m", help=help)
 
 

@@ -38,7 +38,7 @@ class DemoConfig:
     photos: int = 8  # real photos per identity
     noise: int = 4  # photos moved to a wrong identity folder
     fakes: int = 4  # deepfakes per identity
-    threshold: float = 0.5  # curate clean
+    threshold: float | None = None  # curate clean (None: the encoder's EER threshold on real pairs)
     train_minutes: float = 3.0
     train_steps: int | None = None
     batch_size: int = 16
@@ -66,18 +66,20 @@ class DemoState:
         return self.data["done"].get(step)
 
 
-def fakeproof(*args) -> None:
-    """Run one ``fakeproof`` command in this process; a non-zero exit stops the demo."""
-    from .cli import app
+def fakeproof(stage: str, *args) -> None:
+    """Run one ``fakeproof STAGE ...`` command in this process (through the stage's own command
+    group, so the demo does not import the top-level CLI that imports it); a non-zero exit stops
+    the demo."""
+    from .stages import stage_app
 
     args = [str(a) for a in args]
-    console.print(f"\n[bold cyan]$ fakeproof {escape(' '.join(shlex.quote(a) for a in args))}", soft_wrap=True, highlight=False)
+    console.print(f"\n[bold cyan]$ fakeproof {stage} {escape(' '.join(shlex.quote(a) for a in args))}", soft_wrap=True, highlight=False)
     try:
-        rc = app(args, standalone_mode=False, prog_name="fakeproof")
+        rc = stage_app(stage)(args, standalone_mode=False, prog_name=f"fakeproof {stage}")
     except SystemExit as e:  # typer.Exit inside a command
         rc = e.code
     if rc not in (None, 0):
-        raise RuntimeError(f"`fakeproof {' '.join(args)}` exited with code {rc}")
+        raise RuntimeError(f"`fakeproof {stage} {' '.join(args)}` exited with code {rc}")
 
 
 # -- the demo's own data ---------------------------------------------------------------------------
@@ -226,7 +228,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     step("data", lambda: make_data(cfg, ds))
     injected = json.loads((out / "injected_noise.json").read_text())
 
-    step("curate clean", lambda: fakeproof("curate", "clean", ds, "--threshold", cfg.threshold, "--device", "cpu"))
+    step("curate clean", lambda: fakeproof("curate", "clean", ds, *(["--threshold", cfg.threshold] if cfg.threshold is not None else []), "--device", "cpu"))
     found = step("curation score", lambda: curation_score(ds, injected))
     console.print(f"[bold]curate clean found {found['found']} of {found['injected']} injected label errors "
                   f"({found['right_identity']} with the true identity suggested); {found['false_flags']} other photos flagged")

@@ -16,9 +16,21 @@ def cleaned(tmp_path_factory):
     cache = tmp_path_factory.getbasetemp() / "curate-sample-src"
     root = build_mislabelled(tmp_path_factory.mktemp("clean") / "ds", cache)
     before = tree_digest(root)
-    r = CliRunner().invoke(app, ["curate", "clean", str(root), "--threshold", "0.5"])
+    r = CliRunner().invoke(app, ["curate", "clean", str(root)])  # the encoder's own EER threshold
     assert r.exit_code == 0, r.output
     return root, before, r.output
+
+
+def test_a_threshold_off_the_encoders_scale_is_warned_about():
+    from fakeproof.engine.encoders.operating_points import curation_thresholds, describe_threshold, operating_points
+
+    op = operating_points("dlib_resnet")
+    line, warn = describe_threshold("dlib_resnet", 0.5)  # below every impostor: everything is one person
+    assert warn and "far from" in line and f"{op.eer_threshold:.2f}" in line
+    assert not describe_threshold("dlib_resnet", op.eer_threshold)[1]
+    assert curation_thresholds("dlib_resnet")[0] == op.eer_threshold
+    t, fake, dup = curation_thresholds("facenet", 0.4)
+    assert t == 0.4 and operating_points("facenet").impostor_mean < fake < t and 0.9 < dup < 1
 
 
 def test_clean_flags_the_injected_mislabel_with_the_true_identity(cleaned):
@@ -65,10 +77,10 @@ def test_rerun_with_another_threshold_uses_the_cache(cleaned, tmp_path):
     from fakeproof.engine import FaceEngine
 
     root, before, _ = cleaned
-    eng = FaceEngine("facenet")
-    res = run_clean(root, 0.3, engine=eng, out=tmp_path / "out", progress=False)
+    eng = FaceEngine()  # the default encoder, as the CLI run above
+    res = run_clean(root, 0.95, engine=eng, out=tmp_path / "out", progress=False)
     assert eng.stats["emb_misses"] == 0 and eng.stats["emb_hits"] == len(res.analysis.flags)
-    assert res.summary["threshold"] == 0.3
+    assert res.summary["threshold"] == 0.95
     assert (tmp_path / "out" / "flags.csv").exists()
     assert tree_digest(root) == before
 

@@ -219,3 +219,33 @@ def test_onnx_export_keeps_the_template(tmp_path, encoder, chips):
     assert onnx_enc.spec.template == "dlib_chip" and onnx_enc.spec.input_size == (150, 150)
     got, ref = onnx_enc.embed(chips[:4]), encoder.embed(chips[:4])
     assert float((got * ref).sum(1).min()) > 0.9999, report
+
+
+def test_short_training_run_and_reload(tmp_path):
+    """train run fine-tunes dlib_resnet (most blocks frozen) and infer's loader rebuilds it from the
+    checkpoint: same weights, same embeddings, the dlib_chip template recorded."""
+    import json
+    import sys
+
+    from safetensors.torch import load_file
+
+    from fakeproof.train.checkpoint import load_trained_encoder
+    from fakeproof.train.config import TrainConfig
+    from fakeproof.train.loop import train
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from train_helpers import make_train_dataset
+
+    root, _ = make_train_dataset(tmp_path / "ds", photos=3, fakes=1)
+    run = tmp_path / "run"
+    cfg = TrainConfig(dataset=str(root), out=str(run), model="dlib_resnet", batch_size=4, val_every=2, freeze_blocks=14,
+                      val_fraction=0.3, lr=1e-4, progress=False, epochs=None, max_steps=2)
+    summary = train(cfg)
+    assert summary["steps"] == 2
+    best = run / "checkpoints" / "best"
+    conf = json.loads((best / "config.json").read_text())
+    assert conf["encoder"] == "dlib_resnet" and conf["input_size"] == [150, 150] and conf["template"] == "dlib_chip"
+    enc, _ = load_trained_encoder(run, device="cpu")
+    saved = load_file(str(best / "model.safetensors"))
+    assert all(torch.equal(v, saved[k]) for k, v in enc.state_dict().items())
+    assert enc.spec.template == "dlib_chip"

@@ -79,7 +79,7 @@ def test_pairs_gives_one_finite_similarity_per_folder_in_sorted_order(test_dir, 
     sims = sub.set_index("pair_id").similarity
     genuine, impostor = sims[kind[kind == "genuine"].index], sims[kind[kind == "impostor"].index]
     assert (side.loc[kind[kind.isin(["genuine", "impostor"])].index, ["face_a", "face_b"]] == "detected").all().all()
-    assert genuine.mean() > impostor.mean() + 0.2, (genuine.tolist(), impostor.tolist())
+    assert genuine.min() > impostor.max(), (genuine.tolist(), impostor.tolist())  # scale-free: any encoder
     assert "whole_image" in r.output and "unreadable" in r.output
 
 
@@ -128,7 +128,7 @@ def test_compare_writes_the_matrix_and_png(sample, tmp_path):
     ids = sorted(p.name for p in (sample / "images").iterdir())
     photos = [sample / "images" / ids[0] / "0.jpg", sample / "images" / ids[0] / "1.jpg", sample / "images" / ids[1] / "0.jpg"]
     out = tmp_path / "cmp.png"
-    r = runner.invoke(app, ["compare", *map(str, photos), "--out", str(out), "--threshold", "0.5"], terminal_width=220)
+    r = runner.invoke(app, ["compare", *map(str, photos), "--out", str(out)], terminal_width=220)  # the stock EER threshold
     assert r.exit_code == 0, r.output
     img = cv2.imread(str(out))
     assert img is not None and img.shape[0] > 300 and img.shape[1] > 300

@@ -14,9 +14,12 @@ import numpy as np
 
 from ..data import TrainingDataset
 from ..data.digests import meta_digest, path_digest
+from ..distributed.embed import embed_paths_across_ranks
 from ..engine import FaceEngine
 from .analyse import Analysis, PhotoInfo, analyse
 from .report import write_embeddings, write_heatmaps, write_similarity, write_summary, write_tables
+from ..engine.encoders import DEFAULT_ENCODER
+from ..engine.encoders.operating_points import closer_margin, curation_thresholds
 
 
 @dataclass
@@ -33,15 +36,18 @@ def curation_dir(dataset: Path, out: Path | None = None) -> Path:
 
 def run_clean(
     dataset,
-    threshold: float = 0.5,
-    encoder="facenet",
+    threshold: float | None = None,
+    encoder=DEFAULT_ENCODER,
     out=None,
     engine: FaceEngine | None = None,
     fake_threshold: float | None = None,
-    dup_threshold: float = 0.95,
+    dup_threshold: float | None = None,
     max_heatmaps: int = 100,
     progress: bool = True,
-) -> CleanResult:
+) -> CleanResult | None:
+    """Under torchrun the ranks embed slices of the photos and rank 0 does the rest; the other
+    ranks get ``None``. Thresholds left ``None`` are placed on the encoder's own cosine scale
+    (:func:`fakeproof.engine.encoders.operating_points.curation_thresholds`)."""
     dataset = Path(dataset)
     t0 = time.perf_counter()
     meta_sha = meta_digest(dataset / "meta.json")
@@ -50,7 +56,10 @@ def run_clean(
         raise ValueError(f"{dataset / 'meta.json'}: no image of meta.json exists under {ds.images_dir}")
     items = sorted(ds.items, key=lambda it: it.key)
     eng = engine or FaceEngine(encoder)
-    res = eng.embed_paths([it.path for it in items], progress=progress)
+    threshold, fake_threshold, dup_threshold = curation_thresholds(eng.spec.name, threshold, fake_threshold, dup_threshold)
+    res = embed_paths_across_ranks(eng, [it.path for it in items], progress=progress)
+    if res is None:  # not rank 0
+        return None
     t_embed = time.perf_counter()
     info = [PhotoInfo(r.ok, r.error, r.n_faces if r.ok else None, r.fallback, r.digest or path_digest(it.path)) for r, it in zip(res.records, items)]
     a = analyse(
@@ -62,6 +71,7 @@ def run_clean(
         info,
         fake_threshold=fake_threshold,
         dup_threshold=dup_threshold,
+        closer_margin=closer_margin(eng.spec.name),
         progress=progress,
     )
     o = curation_dir(dataset, out)
@@ -75,7 +85,8 @@ def run_clean(
         "dataset": str(dataset.resolve()),
         "meta_sha256": meta_sha,  # review/apply compare it with meta.json now
         "threshold": threshold,
-        "fake_threshold": threshold / 2 if fake_threshold is None else fake_threshold,
+        "fake_threshold": fake_threshold,
+        "dup_threshold": dup_threshold,
         "encoder": eng.spec.name,
         "margin": eng.margin,
         "images": len(f),

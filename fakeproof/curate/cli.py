@@ -31,33 +31,47 @@ def _recover(dataset: Path) -> None:
 @app.command("clean")
 def clean(
     dataset: Path = typer.Argument(..., help="Dataset root: images/<identity>/<file> + meta.json"),
-    threshold: float = typer.Option(0.5, "--threshold", help="Cosine similarity for an edge between two photos."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Cosine similarity for an edge between two photos (default: the encoder's EER threshold on real pairs; it is printed)."),
     model: str = model_option(help="the encoder that embeds the photos: " + MODEL_HELP),
     encoder: Optional[str] = encoder_alias_option(),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default DATASET/curation)."),
-    fake_threshold: Optional[float] = typer.Option(None, "--fake-threshold", help="Deepfake rows below this mean cosine to their identity are flagged (default threshold/2)."),
+    fake_threshold: Optional[float] = typer.Option(None, "--fake-threshold", help="Deepfake rows below this mean cosine to their identity are flagged (default: midway between the encoder's mean impostor cosine and --threshold)."),
     max_heatmaps: int = typer.Option(100, "--max-heatmaps"),
     models_dir: Optional[Path] = typer.Option(None, "--models-dir"),
     weights: Optional[Path] = typer.Option(None, "--weights"),
     device: str = typer.Option("auto", "--device"),
 ):
     """Flag photos that do not belong to their identity (graph of cosine similarities). Read-only."""
+    import os
+
     from ..data import MetaError, OutputError, TrainingDataset, check_writable
+    from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from ..engine import FaceEngine
+    from ..engine.encoders.operating_points import curation_thresholds
     from .clean import curation_dir, run_clean
 
     check_range("--threshold", threshold, -1.0, 1.0)
     check_range("--fake-threshold", fake_threshold, -1.0, 1.0)
     check_range("--max-heatmaps", max_heatmaps, 0)
-    _recover(dataset)
-    try:
-        TrainingDataset.load(dataset)  # a bad meta.json or an escaping link: say so before any model work
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 may finish an interrupted apply
+        _recover(dataset)
+    try:  # a bad meta.json, an escaping link or an unwritable output: said before any model work
+        TrainingDataset.load(dataset)
         check_writable(curation_dir(dataset, out), "curation folder", is_dir=True)
-        eng = FaceEngine.from_names(chosen_model(model, encoder), device=device, weights=weights, models_dir=models_dir)
-        say_operating_point(eng.spec.name, threshold)
-        res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
-    except (MetaError, OutputError, FileNotFoundError, ValueError, KeyError, OSError) as e:
+    except (MetaError, OutputError, ValueError, OSError) as e:
         fail(str(e))
+    with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 analyses
+        try:
+            with main_first(ranks):  # converted weights are written once
+                eng = FaceEngine.from_names(chosen_model(model, encoder), device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
+            threshold = curation_thresholds(eng.spec.name, threshold)[0]
+            if ranks.is_main:
+                say_operating_point(eng.spec.name, threshold)
+            res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
+        except (MetaError, OutputError, FileNotFoundError, ValueError, KeyError, OSError) as e:
+            fail(str(e))
+    if res is None:  # a rank other than 0
+        return
     s, a = res.summary, res.analysis
     rows = [
         ("images", s["images"]),
@@ -67,7 +81,7 @@ def clean(
         *[(f"  {k}", v) for k, v in s["reasons"].items()],
         ("merge candidates", s["merge_candidates"]),
         ("missing / unlisted files", f"{len(s['missing_files'])} / {len(s['unlisted_files'])}"),
-        ("encoder", f"{s['encoder']} (threshold {threshold:g})"),
+        ("encoder", f"{s['encoder']} (threshold {threshold:g}, deepfake {s['fake_threshold']:.3g}, duplicate {s['dup_threshold']:.3g})"),
         ("time", f"embed {s['timings']['embed_s']:.1f}s, graphs {s['timings']['graphs_s']:.2f}s, total {s['timings']['total_s']:.1f}s"),
         ("output", str(res.out)),
     ]

@@ -111,7 +111,10 @@ def write_heatmaps(a: Analysis, out: Path, limit: int = 100) -> list[Path]:
     d.mkdir(parents=True, exist_ok=True)
     for old in d.glob("*.png"):
         old.unlink()
-    todo = sorted((g for g in a.graphs.values() if g.flagged.any() and len(g.keys) >= 2), key=lambda g: (-int(g.flagged.sum()), g.identity))
+    # identities with any flagged photo (by the graph or by a cross-identity rule), the most flagged first
+    f = a.flags
+    n_flagged = f[f.flagged.astype(bool)].groupby("identity").size().to_dict() if len(f) else {}
+    todo = sorted((g for g in a.graphs.values() if n_flagged.get(g.identity, 0) and len(g.keys) >= 2), key=lambda g: (-n_flagged[g.identity], g.identity))
     paths = []
     for g in todo[:limit]:
         p = d / f"{safe_name(g.identity)}.png"

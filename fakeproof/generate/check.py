@@ -20,6 +20,7 @@ import numpy as np
 from ..data import TrainingDataset, atomic_write_text
 from ..metrics import compute_eer
 from .runner import read_journal
+from ..engine.encoders import DEFAULT_ENCODER
 
 CHECK_CSV = "fakes_check.csv"
 CHECK_PNG = "fakes_check.png"
@@ -76,7 +77,7 @@ def _sample_pairs(by_id: dict[str, list[int]], rng: np.random.Generator, max_pai
     return np.array(gen, int).reshape(-1, 2), np.array(imp, int).reshape(-1, 2)
 
 
-def check_fakes(dataset, encoder: str = "facenet", device: str = "auto", progress: bool = True, seed: int = 0, max_pairs: int = 50000, engine=None) -> CheckReport:
+def check_fakes(dataset, encoder: str = DEFAULT_ENCODER, device: str = "auto", progress: bool = True, seed: int = 0, max_pairs: int = 50000, engine=None) -> CheckReport:
     from ..engine import FaceEngine
 
     root = Path(dataset)

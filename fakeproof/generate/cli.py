@@ -61,10 +61,11 @@ def deepfakes(
 ):
     """Make deepfakes that impersonate each identity (resumable; provenance in fakes.csv)."""
     from ..data.meta import MetaError
-    from ..engine import resolve_device
+    from ..distributed.generate import generate_across_ranks
+    from ..distributed.ranks import torchrun_ranks
     from .backends.base import MissingWeightsError
     from .registry import resolve_backends
-    from .runner import ERRORS_LOG, FAKES_CSV, generate_deepfakes
+    from .runner import ERRORS_LOG, FAKES_CSV
 
     try:
         names = resolve_backends(backends, models_dir)
@@ -85,15 +86,22 @@ def deepfakes(
         check_writable(Path(dataset) / "meta.json", "meta.json")
     except (MetaError, OutputError, ValueError, OSError) as e:
         fail(str(e))
-    try:
-        dev = resolve_device(device)
-    except (ValueError, RuntimeError) as e:
-        fail(str(e))
-    console.print(f"backends: {', '.join(names)}  device: {dev}")
-    try:
-        rep = generate_deepfakes(dataset, names, per_identity, models_dir, seed, dev, max_fakes=max_fakes)
-    except (FileNotFoundError, MetaError, ValueError, OSError) as e:
-        fail(str(e))
+    with torchrun_ranks(device) as ranks:  # under torchrun: the plan is split over the ranks
+        if ranks.is_main:
+            console.print(f"backends: {', '.join(names)}  device: {ranks.device}" + (f"  ranks: {ranks.world_size}" if ranks.enabled else ""))
+        try:
+            run = generate_across_ranks(dataset, names, per_identity, models_dir, seed, device, max_fakes=max_fakes)
+        except (FileNotFoundError, MetaError, ValueError, OSError) as e:
+            fail(str(e))
+    if run is None:  # a rank other than 0: rank 0 reports for all
+        return
+    rep = run.total
+    if run.fold_before.rows:
+        console.print(f"{run.fold_before.rows} fakes journalled by the ranks of an earlier (killed) run were merged into {FAKES_CSV} first")
+    if run.info.enabled:
+        rank_rows = [[m["rank"], m["device"], m["planned"], m["made"], m["failed"], f"{m['seconds']:.1f}"] for m in run.ranks]
+        console.print(summary_table("ranks", rank_rows, ["rank", "device", "planned", "made", "failed", "s"]))
+        console.print(f"merged {run.fold_after.rows} journal rows of {run.fold_after.journals} ranks into {FAKES_CSV} and meta.json in {run.fold_after.seconds:.2f}s")
     rows = []
     for b in names:
         s = rep.seconds.get(b, [])

@@ -83,10 +83,12 @@ def read_journal(root: Path) -> list[dict]:
 
 
 class Journal:
-    """Append-only ``fakes.csv``; every row is flushed and fsynced before the next fake starts."""
+    """Append-only ``fakes.csv`` (or a rank's journal, ``path``); every row is flushed and fsynced
+    before the next fake starts."""
 
-    def __init__(self, root: Path):
-        self.path = Path(root) / FAKES_CSV
+    def __init__(self, root: Path, path: Path | None = None):
+        self.path = Path(path) if path else Path(root) / FAKES_CSV
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
         self.f = self.path.open("a", newline="", encoding="utf-8")
         self.w = csv.DictWriter(self.f, fieldnames=COLUMNS)
@@ -123,7 +125,9 @@ def weight_hashes(files: list[WeightFile]) -> str:
             console.print(f"[yellow]warning[/]: {p}: sha256 {digest[:12]}... differs from the published {w.sha256[:12]}...")
         out.append(f"{p.name}:{digest[:16]}")
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    cache_path.write_text(json.dumps(cache, indent=1))
+    tmp = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")  # ranks write it at once
+    tmp.write_text(json.dumps(cache, indent=1))
+    os.replace(tmp, cache_path)
     return ";".join(out)
 
 
@@ -144,10 +148,14 @@ def pick_pair(job: FakeJob, attempt: int, reals: dict[str, list[str]], others: l
     rng = np.random.default_rng([job.seed, attempt])
     own = reals[job.identity]
     src = own[(job.index + int(rng.integers(len(own))) * (attempt > 0)) % len(own)]
-    pool = [o for o in others if o != job.identity]
-    if not pool:
+    # a uniform pick among ``others`` without the job's identity, without building that list per
+    # fake (which made a plan of N identities cost N^2): index i skips the identity's own position
+    own_at = others.index(job.identity) if job.identity in others else len(others)
+    n = len(others) - (own_at < len(others))
+    if not n:
         return src, ""
-    tid = pool[int(rng.integers(len(pool)))]
+    i = int(rng.integers(n))
+    tid = others[i + (i >= own_at)]
     tgt = reals[tid][int(rng.integers(len(reals[tid])))]
     return src, tgt
 
@@ -172,8 +180,12 @@ def generate_deepfakes(
     progress: bool = True,
     max_fakes: int | None = None,
     backend_kwargs: dict[str, dict] | None = None,
+    shard=None,
 ) -> RunReport:
-    """Make the missing fakes of ``dataset`` (a training-layout folder) with ``backends``."""
+    """Make the missing fakes of ``dataset`` (a training-layout folder) with ``backends``.
+
+    ``shard`` (a :class:`fakeproof.distributed.generate.RankShard`, under torchrun): make only this
+    rank's share of the plan, journal it to the rank's own file and leave ``meta.json`` to rank 0."""
     root = Path(dataset)
     md = default_models_dir(models_dir)
     rep = RunReport()
@@ -182,7 +194,8 @@ def generate_deepfakes(
     journal_rows = read_journal(root)
     # resync: publish fakes a kill left between journal row and rename; rows whose image exists are
     # done; add them to meta if a killed run never wrote it
-    recover_temps(root, journal_rows)
+    if shard is None:  # under torchrun rank 0 does it before the ranks start (they would race)
+        recover_temps(root, journal_rows)
     images = root / "images"
     done_rows = [r for r in journal_rows if (images / r["key"]).exists()]
     meta_changed = False
@@ -203,6 +216,8 @@ def generate_deepfakes(
     jobs = plan_jobs(done, identities, backends, per_identity, seed)
     if max_fakes is not None:
         jobs = jobs[:max_fakes]
+    if shard is not None:
+        jobs, meta_changed = shard.select(jobs), False
     rep.planned = len(jobs)
     if not jobs:
         if meta_changed:
@@ -223,7 +238,7 @@ def generate_deepfakes(
     taken = set(meta) | {r["key"] for r in journal_rows} | retired_keys(root)
     others = identities
     log_path = root / ERRORS_LOG
-    journal = Journal(root)
+    journal = Journal(root, shard.journal_path if shard is not None else None)
     counts = Counter(done)
     try:
         with progress_task("making deepfakes", len(jobs), progress) as advance:
@@ -255,7 +270,7 @@ def generate_deepfakes(
                         continue
                     taken.add(key)
                     meta[key] = 1
-                    meta_changed = True
+                    meta_changed = shard is None
                     journal.add(
                         {
                             "key": key,

@@ -55,11 +55,11 @@ def _load(model: str, runtime: str, device: str, weights, models_dir, threshold)
     return m
 
 
-def _engine(m, detector: str, device: str, workers: Optional[int], cache: bool, margin: Optional[float]):
+def _engine(m, detector: str, device: str, workers: Optional[int], cache: bool, margin: Optional[float], cache_dir=None):
     from ..engine import FaceEngine
 
     try:
-        return FaceEngine(m.encoder, detector=detector, device=device, workers=workers, use_cache=cache, margin=margin)
+        return FaceEngine(m.encoder, detector=detector, device=device, workers=workers, use_cache=cache, margin=margin, cache_dir=cache_dir)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
         fail(str(e))
 
@@ -110,6 +110,7 @@ def pairs_cmd(
     import pandas as pd
 
     from ..data import atomic_write_text, read_pair_folders
+    from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from .scoring import score_pairs
 
     _common_ranges(batch_size, workers, margin)
@@ -121,9 +122,13 @@ def pairs_cmd(
         fail(f"{test_dir}: no pair folders inside")
     report = report or out.with_name(out.stem + ".faces.csv")
     _writable(out, report)
-    m = _load(model, runtime, device, weights, models_dir, None)
-    eng = _engine(m, detector, device, workers, cache, margin)
-    scores = score_pairs(eng, [(f.a, f.b) for f in folders], batch_size=batch_size, progress=progress)
+    with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 writes
+        with main_first(ranks):
+            m = _load(model, runtime, ranks.device, weights, models_dir, None)
+        eng = _engine(m, detector, ranks.device, workers, cache, margin, engine_cache_dir(ranks))
+        scores = score_pairs(eng, [(f.a, f.b) for f in folders], batch_size=batch_size, progress=progress)
+    if scores is None:  # a rank other than 0
+        return
     errors = [("; ".join(x for x in (f.problem, e) if x)) for f, e in zip(folders, scores.error)]
     sub = pd.DataFrame({"pair_id": [f.pair_id for f in folders], "similarity": scores.similarity})
     side = pd.DataFrame({"pair_id": sub.pair_id, "similarity": scores.similarity, "face_a": scores.face_a, "face_b": scores.face_b, "error": errors})
@@ -159,6 +164,7 @@ def score_pairs_cmd(
     import pandas as pd
 
     from ..data import atomic_write_text
+    from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from .scoring import score_pairs
 
     from ..data import PathEscapeError, resolve_inside
@@ -188,10 +194,13 @@ def score_pairs_cmd(
     added = [c for c in ("similarity", "face_a", "face_b", "error") if c in df.columns]
     if added:
         console.print(f"[yellow]{pairs_csv}: existing column(s) {', '.join(added)} are replaced by the new scores")
-    m = _load(model, runtime, device, weights, models_dir, None)
-    eng = _engine(m, detector, device, workers, cache, margin)
-
-    scores = score_pairs(eng, sides, batch_size=batch_size, progress=progress)
+    with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 writes
+        with main_first(ranks):
+            m = _load(model, runtime, ranks.device, weights, models_dir, None)
+        eng = _engine(m, detector, ranks.device, workers, cache, margin, engine_cache_dir(ranks))
+        scores = score_pairs(eng, sides, batch_size=batch_size, progress=progress)
+    if scores is None:  # a rank other than 0
+        return
     df["similarity"] = scores.similarity
     df["face_a"], df["face_b"], df["error"] = scores.face_a, scores.face_b, scores.error
     try:

@@ -9,12 +9,13 @@ from __future__ import annotations
 from ..engine import Encoder, resolve_device
 from ..engine.paths import cache_home
 from ..engine.resolve import GENERIC_THRESHOLD, ResolvedModel, resolve_model, stock_threshold  # noqa: F401 - re-exported
+from ..engine.encoders import DEFAULT_ENCODER
 
 InferModel = ResolvedModel  # the name the infer stage used before the engine had the resolver
 
 
 def load_model(
-    model: str | Encoder = "facenet",
+    model: str | Encoder = DEFAULT_ENCODER,
     device: str = "auto",
     runtime: str = "torch",
     weights: str | None = None,

@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..distributed.embed import embed_paths_across_ranks
 from ..engine import FaceEngine, FaceRecord
 
 UNSCORABLE_SIMILARITY = 0.0
@@ -57,8 +58,10 @@ def score_pairs(
     pairs: Sequence[tuple[object | None, object | None]],
     batch_size: int = 32,
     progress: bool = True,
-) -> PairScores:
-    """Cosine similarity of each ``(path_a, path_b)``; ``None`` means the side has no file."""
+) -> PairScores | None:
+    """Cosine similarity of each ``(path_a, path_b)``; ``None`` means the side has no file.
+
+    Under torchrun the ranks embed slices of the photos; rank 0 gets the scores, the others ``None``."""
     uniq: dict[str, int] = {}
     for a, b in pairs:
         for p in (a, b):
@@ -66,7 +69,9 @@ def score_pairs(
                 uniq.setdefault(str(p), len(uniq))
     paths = list(uniq)
     if paths:
-        res = engine.embed_paths(paths, progress=progress, batch_size=batch_size)
+        res = embed_paths_across_ranks(engine, paths, progress=progress, batch_size=batch_size)
+        if res is None:  # under torchrun, a rank other than 0: rank 0 scores
+            return None
         emb, records = res.embeddings.astype(np.float64), res.records
     else:
         emb, records = np.zeros((0, engine.spec.embedding_dim)), []

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from ..engine.encoders import DEFAULT_ENCODER
 
 IMAGE_GLOB_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -67,7 +68,7 @@ def embed_rates(encoder, crops: Sequence[np.ndarray], label: str, n_batch1: int 
     return [Measurement(f"aligned crops, {label}, batch 1", len(b1), t1), Measurement(f"aligned crops, {label}, batch 32", len(crops), t32)]
 
 
-def run_benchmark(paths: Sequence, model: str = "facenet", device: str = "cpu", workers: int | None = None, onnx: bool = True) -> BenchmarkReport:
+def run_benchmark(paths: Sequence, model: str = DEFAULT_ENCODER, device: str = "cpu", workers: int | None = None, onnx: bool = True) -> BenchmarkReport:
     from ..engine import FaceEngine
     from .model import load_model
     from .onnx_export import export_onnx

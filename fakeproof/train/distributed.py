@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -31,8 +32,12 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
-    """Join the process group torchrun describes (if any) and pick this process's device."""
+def init_distributed(device: str = "auto", backend: str | None = None, timeout: timedelta | None = None) -> DistInfo:
+    """Join the process group torchrun describes (if any) and pick this process's device.
+
+    ``backend`` overrides the choice (NCCL on GPU, gloo on CPU): the stages that only exchange
+    Python objects (generate, embedding) use gloo everywhere. ``timeout``: how long a collective
+    waits for the slowest rank (torch's default, 30 minutes, when None)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -43,9 +48,9 @@ def init_distributed(device: str = "auto") -> DistInfo:
     if on_gpu:
         torch.cuda.set_device(local)
         dev = f"cuda:{local}"
-    backend = "nccl" if on_gpu else "gloo"
+    backend = backend or ("nccl" if on_gpu else "gloo")
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, **({"timeout": timeout} if timeout else {}))
     return DistInfo(rank, world, local, backend, dev)
 
 

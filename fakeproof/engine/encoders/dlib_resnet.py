@@ -36,7 +36,7 @@ from torch import nn
 from . import register_encoder
 from .base import Encoder, EncoderSpec, WeightFile
 from .dlib_format import DlibFormatError, DlibLayer, read_dlib_net
-from .weight_cache import cached_conversion, load_safetensors_weights
+from .weight_cache import convert_installed_or_given, load_safetensors_weights, shipped_or_given
 
 INPUT_SIZE = 150
 EMBEDDING_DIM = 128
@@ -196,14 +196,7 @@ def installed_dat() -> Path:
 
 def converted_state_dict(dat_path: Path | None = None) -> dict[str, torch.Tensor]:
     """The converted state dict, from the safetensors cache when it matches the .dat's sha256."""
-    dat = Path(dat_path).expanduser() if dat_path else installed_dat()
-    if not dat.exists():
-        raise FileNotFoundError(f"dlib face ResNet weights not found: {dat}")
-    try:
-        default: Path | None = installed_dat()
-    except FileNotFoundError:
-        default = None
-    return cached_conversion(dat, CACHE_NAME, CONVERTER_VERSION, lambda p: convert_dat(p), default_source=default)
+    return convert_installed_or_given(dat_path, installed_dat, "dlib face ResNet weights", CACHE_NAME, CONVERTER_VERSION, lambda p: convert_dat(p))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -211,10 +204,7 @@ def converted_state_dict(dat_path: Path | None = None) -> dict[str, torch.Tensor
 
 
 def dlib_resnet_spec(models_dir=None, weights=None) -> EncoderSpec:
-    try:
-        dat: Path | None = Path(weights) if weights else installed_dat()
-    except FileNotFoundError:
-        dat = None
+    dat = shipped_or_given(weights, installed_dat)
     return EncoderSpec(
         name="dlib_resnet",
         input_size=(INPUT_SIZE, INPUT_SIZE),

@@ -32,7 +32,7 @@ from torch import nn
 
 from . import register_encoder
 from .base import Encoder, EncoderSpec, WeightFile
-from .weight_cache import cached_conversion, load_safetensors_weights
+from .weight_cache import convert_installed_or_given, load_safetensors_weights, shipped_or_given
 
 log = logging.getLogger(__name__)
 
@@ -437,14 +437,7 @@ def installed_graph() -> Path:
 
 def converted_state_dict(pb_path: Path | None = None) -> dict[str, torch.Tensor]:
     """The converted state dict, from the safetensors cache when it matches the .pb's sha256."""
-    pb = Path(pb_path) if pb_path else installed_graph()
-    if not pb.exists():
-        raise FileNotFoundError(f"FaceNet graph not found: {pb}")
-    try:
-        default: Path | None = installed_graph()
-    except FileNotFoundError:
-        default = None
-    return cached_conversion(pb, CACHE_NAME, CONVERTER_VERSION, lambda p: convert_graph(p), default_source=default)
+    return convert_installed_or_given(pb_path, installed_graph, "FaceNet graph", CACHE_NAME, CONVERTER_VERSION, lambda p: convert_graph(p))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -452,10 +445,7 @@ def converted_state_dict(pb_path: Path | None = None) -> dict[str, torch.Tensor]
 
 
 def facenet_spec(models_dir=None, weights=None) -> EncoderSpec:
-    try:
-        pb: Path | None = Path(weights) if weights else installed_graph()
-    except FileNotFoundError:
-        pb = None
+    pb = shipped_or_given(weights, installed_graph)
     return EncoderSpec(
         name="facenet",
         input_size=(INPUT_SIZE, INPUT_SIZE),

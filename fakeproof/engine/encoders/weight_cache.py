@@ -82,3 +82,25 @@ def load_safetensors_weights(path, what: str) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"{what} weights not found: {path}")
     sd = load_file(str(path))
     return {k[4:] if k.startswith("net.") else k: v for k, v in sd.items()}
+
+
+def convert_installed_or_given(path, installed, label: str, cache_name: str, version: str, convert) -> dict:
+    """``cached_conversion`` of ``path`` (default: ``installed()``, the file a registry package
+    ships), with one "not found" error naming ``label``; the shared body of every encoder's
+    ``converted_state_dict``."""
+    src = Path(path).expanduser() if path else installed()
+    if not src.exists():
+        raise FileNotFoundError(f"{label} not found: {src}")
+    try:
+        default = installed()
+    except FileNotFoundError:
+        default = None
+    return cached_conversion(src, cache_name, version, convert, default_source=default)
+
+
+def shipped_or_given(weights, installed):
+    """The weight file a spec names: ``weights`` when given, else the shipped one (None if absent)."""
+    try:
+        return Path(weights) if weights else installed()
+    except FileNotFoundError:
+        return None
