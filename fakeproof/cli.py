@@ -38,15 +38,32 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    allow_outside_links: bool = typer.Option(
+        False, "--allow-outside-links", help="Follow symlinks that lead outside the dataset / --root (refused by default)."
+    ),
+) -> None:
     """fakeproof: build face encoders that deepfakes cannot fool."""
+    from .data.safe_paths import ENV_ALLOW
+
+    if allow_outside_links:
+        os.environ[ENV_ALLOW] = "1"
 
 
 app.command("demo", help="Run the whole pipeline end to end on data the project makes itself.")(demo_command)
 
 
 def main() -> None:  # pragma: no cover
-    app()
+    """The console script: an OS error no command anticipated still ends in one line, not a traceback."""
+    try:
+        app(standalone_mode=True)
+    except OSError as e:
+        from .cli_errors import EXIT_ERROR
+        from .ui import console
+
+        console.print(f"[red]error:[/red] {getattr(e, 'filename', None) or ''}{': ' if getattr(e, 'filename', None) else ''}{e.strerror or e}", highlight=False)
+        raise SystemExit(EXIT_ERROR) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

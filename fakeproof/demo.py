@@ -25,7 +25,7 @@ import typer
 from rich.markup import escape
 
 from .cli_options import config_options
-from .data import atomic_write_text
+from .data import atomic_write_text, json_text
 from .ui import console, summary_table
 
 STATE = "demo_state.json"
@@ -259,7 +259,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         step("export onnx", lambda: fakeproof("infer", "export-onnx", "--model", run_dir, "--out", out / "model.onnx"))
     before, after = model_figures(ev_dir / "stock.csv"), model_figures(ev_dir / "trained.csv")
     result = {"curation": found, "held_apart": held, "before": before, "after": after, "seconds": round(time.perf_counter() - t_all, 1), "step_seconds": st.data["times"]}
-    atomic_write_text(out / "demo_result.json", json.dumps(result, indent=1, default=str) + "\n")
+    atomic_write_text(out / "demo_result.json", json_text(result))
     print_result(result, out, cfg)
     return result
 

@@ -57,9 +57,13 @@ def prepare_cmd(
     encoder: Optional[str] = encoder_alias_option(),
 ):
     """Convert and cache the shipped weights once (FaceNet graph or dlib .dat -> torch state dict), warm the detector."""
+    from .cli_errors import fail
     from .engine import FaceEngine
 
-    eng = FaceEngine.from_names(chosen_model(model, encoder), device="cpu")
+    try:
+        eng = FaceEngine.from_names(chosen_model(model, encoder), device="cpu")
+    except (KeyError, ValueError, FileNotFoundError, RuntimeError, OSError) as e:
+        fail(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
     spec = eng.spec
     import numpy as np
 

@@ -8,7 +8,6 @@ a pipe or a file. :func:`rows_as_json` is the ``--json`` form of a listing.
 """
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from typing import Sequence
 
@@ -143,7 +142,9 @@ def summary_table(title: str, rows: Sequence[Sequence[object]], columns: Sequenc
 def rows_as_json(rows: Sequence[Sequence[object]], columns: Sequence[str]) -> str:
     """The ``--json`` form of a listing: a list of ``{column: value}`` objects."""
     keys = [str(c).strip().lower().replace(" ", "_") for c in columns]
-    return json.dumps([dict(zip(keys, r)) for r in rows], indent=1, default=str)
+    from .data.atomic import json_text  # NaN -> null: strict JSON
+
+    return json_text([dict(zip(keys, r)) for r in rows], default=str).rstrip("\n")
 
 
 def _one_line(s: str) -> str:

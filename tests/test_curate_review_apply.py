@@ -106,7 +106,9 @@ def test_review_builds_the_fiftyone_dataset(dataset, fo_name):
         assert fld in schema, fld
     s = ds.match(fo.ViewField("key") == WRONG_KEY).first()
     assert s.flagged and "needs_review" in s.tags and s.suggested_identity == TRUE_IDENTITY
-    assert s.embedding is not None and len(s.embedding) == 512
+    from fakeproof.engine import encoder_spec
+
+    assert s.embedding is not None and len(s.embedding) == encoder_spec("auto").embedding_dim  # the default encoder's
     assert set(ds.list_saved_views()) >= {"suspects", "by_identity", "merge_candidates"}
     assert ds.load_saved_view("suspects").first().key == WRONG_KEY
     assert len(ds.match_tags("needs_review")) == 1

@@ -61,7 +61,7 @@ def test_celeba_identities_subset(celeba_dir, tmp_path):
 
 def test_celeba_bad_folder_is_one_line_error(tmp_path):
     r = CliRunner().invoke(app, ["generate", "celeba", str(tmp_path), "--out", str(tmp_path / "o")])
-    assert r.exit_code == 2 and "identity_CelebA.txt" in r.output
+    assert r.exit_code == 1 and "identity_CelebA.txt" in r.output
 
 
 def test_all_without_weights_fails_fast_naming_every_file(celeba_dir, tmp_path):

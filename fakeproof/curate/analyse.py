@@ -19,6 +19,7 @@ from .suggest import best_other, exact_duplicates, main_means, merge_candidates,
 FLAG_COLUMNS = [
     "key", "identity", "is_deepfake", "flagged", "reason", "component", "score",
     "suggested_identity", "suggested_cosine", "notes", "n_faces", "decision",
+    "digest",  # of the photo's bytes when clean saw it: review and apply refuse a changed photo
 ]
 
 
@@ -192,6 +193,7 @@ def analyse(
             "notes": [";".join(x) for x in notes],
             "n_faces": pd.array([p.n_faces for p in info], dtype="Int64"),
             "decision": "",
+            "digest": [p.digest or "" for p in info],
         },
         columns=FLAG_COLUMNS,
     )

@@ -11,8 +11,10 @@
   latest batch not yet undone: files move back and meta.json gets the backup's exact bytes when
   nobody changed it since (else the changes are reversed key by key), then an ``undo`` line.
 
-A failure while moving files moves back the ones already moved; meta.json is written only after
-every move succeeded.
+Crash safety: a batch (apply or undo) goes through :mod:`fakeproof.data.journal`, so a kill at
+any point leaves a journal that the next ``apply``, ``--undo``, ``clean`` or ``review`` rolls
+forward or back (:func:`recover_pending`). Decisions carry the digest of the photo they were made
+on; :func:`plan` sets aside those whose photo changed since ``curate clean`` (``stale``).
 """
 from __future__ import annotations
 
@@ -25,8 +27,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from ..data import atomic_write_text, backup_meta, read_meta, write_meta
+from ..data import read_meta
+from ..data.digests import path_digest
+from ..data.journal import Batch, recover, run_batch
+from ..data.meta import backup_path, check_meta, meta_text
 from .decisions import Decision
+
+JOURNAL = "curation/pending_batch.json"  # relative to the dataset root
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,25 @@ def history_path(root: Path) -> Path:
     return Path(root) / "curation" / "history.jsonl"
 
 
+def recover_pending(root) -> str | None:
+    """Roll an interrupted apply/undo forward or back; returns what was done (None: nothing pending)."""
+    return recover(root, JOURNAL)
+
+
+def retired_keys(root) -> set[str]:
+    """Every key a photo ever had in this dataset besides the current ones: keys moved away by
+    apply (history) and the names of quarantined photos. New files must never take one."""
+    root = Path(root)
+    out: set[str] = set()
+    for h in read_history(root):
+        if h.get("event") == "change":
+            out.update(k for k in (h.get("key"), h.get("to_key")) if k)
+    q = root / "quarantine"
+    if q.is_dir():
+        out |= {p.relative_to(q).as_posix() for p in q.rglob("*") if p.is_file()}
+    return out
+
+
 def _free_name(taken: set[str], rel_dir: str, name: str, old_identity: str) -> str:
     stem, ext = os.path.splitext(name)
     cand = f"{rel_dir}/{name}"
@@ -57,8 +83,9 @@ def _free_name(taken: set[str], rel_dir: str, name: str, old_identity: str) -> s
     return cand
 
 
-def plan(root, decisions: list[Decision]) -> tuple[list[Change], list[str]]:
-    """The changes the decisions imply, and one line per decision that cannot be applied."""
+def plan(root, decisions: list[Decision]) -> tuple[list[Change], list[str], list[str]]:
+    """The changes the decisions imply; one line per decision that cannot be applied; one line per
+    decision whose photo changed since ``curate clean`` saw it (stale: not in the changes)."""
     root = Path(root)
     meta = read_meta(root / "meta.json")
     taken = {f"images/{k}" for k in meta}
@@ -66,7 +93,7 @@ def plan(root, decisions: list[Decision]) -> tuple[list[Change], list[str]]:
         d = root / base
         if d.is_dir():
             taken |= {p.relative_to(root).as_posix() for p in d.rglob("*") if p.is_file()}
-    changes, skipped = [], []
+    changes, skipped, stale = [], [], []
     seen = set()
     for d in decisions:
         if d.action == "keep":
@@ -82,6 +109,10 @@ def plan(root, decisions: list[Decision]) -> tuple[list[Change], list[str]]:
         if not src.is_file():
             skipped.append(f"{src}: file not found")
             continue
+        why = _changed(d, meta[d.key], src)
+        if why:
+            stale.append(f"{d.key}: {why}")
+            continue
         ident, name = d.key.split("/", 1)[0], PurePosixPath(d.key).name
         if d.action == "relabel":
             dst = _free_name(taken, f"images/{d.target}", name, ident)
@@ -93,7 +124,18 @@ def plan(root, decisions: list[Decision]) -> tuple[list[Change], list[str]]:
             changes.append(Change("quarantine", d.key, None, f"images/{d.key}", dst, ident, None, meta[d.key], d.why))
         else:
             skipped.append(f"{d.key}: unknown action {d.action!r}")
-    return changes, skipped
+    return changes, skipped, stale
+
+
+def _changed(d: Decision, label: int, path: Path) -> str | None:
+    """Why the photo behind decision ``d`` is not the one curate clean saw (None when it is)."""
+    if not d.digest:
+        return "the decision carries no photo digest (made by an older fakeproof?)"
+    if d.is_deepfake is not None and int(d.is_deepfake) != int(label):
+        return f"now labelled {'deepfake' if label else 'real'}, was {'deepfake' if d.is_deepfake else 'real'}"
+    if path_digest(path) != d.digest:
+        return "the file changed (digest differs)"
+    return None
 
 
 def _sha(text: str) -> str:
@@ -104,35 +146,26 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _append_history(root: Path, lines: list[dict]) -> None:
-    p = history_path(root)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, "a", encoding="utf-8") as f:
-        for rec in lines:
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+def _json_line(rec: dict) -> str:
+    return json.dumps(rec, ensure_ascii=False)
 
 
-def _move_all(root: Path, moves: list[tuple[str, str]]) -> None:
-    """Move files (relative paths); on any failure move the done ones back and re-raise."""
-    done = []
-    try:
-        for a, b in moves:
-            src, dst = root / a, root / b
-            if dst.exists():
-                raise FileExistsError(f"{dst}: already exists, refusing to overwrite")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-            done.append((a, b))
-    except BaseException:
-        for a, b in reversed(done):
-            os.replace(root / b, root / a)
-        raise
+def _run(root: Path, label: str, moves: list[tuple[str, str]], new_meta: dict[str, int], lines: list[dict], prune: set[str], text: str | None = None) -> str:
+    """One crash-safe batch (journal, moves, meta.json, history); returns the meta.json text written."""
+    meta_path = root / "meta.json"
+    check_meta(meta_path, new_meta)
+    text = meta_text(new_meta) if text is None else text
+    backup = backup_path(meta_path).relative_to(root).as_posix()
+    for rec in lines:
+        if rec.get("event") in ("apply", "undo"):
+            rec["meta_backup"] = backup
+            rec["meta_sha256"] = _sha(text)
+    run_batch(root, Batch(label, moves, text, backup, history_path(root).relative_to(root).as_posix(), [_json_line(r) for r in lines], sorted(prune)), JOURNAL)
+    return text
 
 
 def execute(root, changes: list[Change], source: str, user: str | None = None) -> str | None:
-    """Apply ``changes``; returns the batch id (None when there is nothing to do)."""
+    """Apply ``changes`` crash-safely; returns the batch id (None when there is nothing to do)."""
     root = Path(root)
     if not changes:
         return None
@@ -146,28 +179,11 @@ def execute(root, changes: list[Change], source: str, user: str | None = None) -
         v = new.pop(c.key)
         if c.to_key:
             new[c.to_key] = v
-    _move_all(root, [(c.path_from, c.path_to) for c in changes])
-    try:
-        backup = write_meta(meta_path, new)
-    except BaseException:
-        _move_all(root, [(c.path_to, c.path_from) for c in changes])
-        raise
     batch = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
     who, when = user or getpass.getuser(), _now()
     lines = [{"event": "change", "batch": batch, "time": when, "user": who, "source": source, **asdict(c)} for c in changes]
-    lines.append(
-        {
-            "event": "apply",
-            "batch": batch,
-            "time": when,
-            "user": who,
-            "source": source,
-            "changes": len(changes),
-            "meta_backup": backup.relative_to(root).as_posix() if backup else None,
-            "meta_sha256": _sha(meta_path.read_text(encoding="utf-8")),
-        }
-    )
-    _append_history(root, lines)
+    lines.append({"event": "apply", "batch": batch, "time": when, "user": who, "source": source, "changes": len(changes)})
+    _run(root, f"apply batch {batch}", [(c.path_from, c.path_to) for c in changes], new, lines, set())
     return batch
 
 
@@ -175,7 +191,15 @@ def read_history(root) -> list[dict]:
     p = history_path(root)
     if not p.exists():
         return []
-    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    out = []
+    lines = [x for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
+    for n, line in enumerate(lines, 1):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            if n < len(lines):  # only the tail of an append a kill interrupted may be partial
+                raise ValueError(f"{p}: line {n} is not valid JSON") from None
+    return out
 
 
 def last_batch(root) -> tuple[dict, list[Change]] | None:
@@ -189,15 +213,6 @@ def last_batch(root) -> tuple[dict, list[Change]] | None:
     fields = Change.__dataclass_fields__
     ch = [Change(**{k: h[k] for k in fields}) for h in hist if h.get("event") == "change" and h["batch"] == head["batch"]]
     return head, ch
-
-
-def _prune_empty_dirs(root: Path, rel_dirs: set[str]) -> None:
-    """Remove folders a batch created and that are empty again (never images/ itself)."""
-    for rel in sorted(rel_dirs, key=len, reverse=True):
-        d = root / rel
-        while d != root and d != root / "images" and d.is_dir() and not any(d.iterdir()):
-            d.rmdir()
-            d = d.parent
 
 
 def undo(root, user: str | None = None) -> tuple[dict, list[Change], str] | None:
@@ -215,20 +230,20 @@ def undo(root, user: str | None = None) -> tuple[dict, list[Change], str] | None
             raise ValueError(f"{meta_path}: {c.to_key} (from batch {head['batch']}) is gone; cannot undo safely")
         if c.key in meta:
             raise ValueError(f"{meta_path}: {c.key} exists again; cannot undo batch {head['batch']} safely")
-    _move_all(root, [(c.path_to, c.path_from) for c in reversed(changes)])
-    _prune_empty_dirs(root, {str(PurePosixPath(c.path_to).parent) for c in changes})
     backup = root / head["meta_backup"] if head.get("meta_backup") else None
     if backup and backup.exists() and _sha(current_text) == head["meta_sha256"]:
-        backup_meta(meta_path)  # keep what we replace, as write_meta would
-        atomic_write_text(meta_path, backup.read_text(encoding="utf-8"))
+        text = backup.read_text(encoding="utf-8")
+        new = read_meta(backup)
         how = "restored byte for byte from " + head["meta_backup"]
     else:
+        text = None
         new = dict(meta)
         for c in changes:
             if c.to_key:
                 new.pop(c.to_key, None)
             new[c.key] = c.is_deepfake
-        write_meta(meta_path, new)
         how = "meta.json changed since the batch: changes reversed key by key"
-    _append_history(root, [{"event": "undo", "batch": head["batch"], "time": _now(), "user": user or getpass.getuser(), "changes": len(changes), "meta": how}])
+    line = {"event": "undo", "batch": head["batch"], "time": _now(), "user": user or getpass.getuser(), "changes": len(changes), "meta": how}
+    moves = [(c.path_to, c.path_from) for c in reversed(changes)]
+    _run(root, f"undo of batch {head['batch']}", moves, new, [line], {str(PurePosixPath(c.path_to).parent) for c in changes}, text)
     return head, changes, how

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import TrainingDataset
+from ..data.digests import meta_digest, path_digest
 from ..distributed.embed import embed_paths_across_ranks
 from ..engine import FaceEngine
 from .analyse import Analysis, PhotoInfo, analyse
@@ -49,6 +50,7 @@ def run_clean(
     (:func:`fakeproof.engine.encoders.operating_points.curation_thresholds`)."""
     dataset = Path(dataset)
     t0 = time.perf_counter()
+    meta_sha = meta_digest(dataset / "meta.json")
     ds = TrainingDataset.load(dataset)
     if not ds.items:
         raise ValueError(f"{dataset / 'meta.json'}: no image of meta.json exists under {ds.images_dir}")
@@ -59,7 +61,7 @@ def run_clean(
     if res is None:  # not rank 0
         return None
     t_embed = time.perf_counter()
-    info = [PhotoInfo(r.ok, r.error, r.n_faces if r.ok else None, r.fallback, r.digest) for r in res.records]
+    info = [PhotoInfo(r.ok, r.error, r.n_faces if r.ok else None, r.fallback, r.digest or path_digest(it.path)) for r, it in zip(res.records, items)]
     a = analyse(
         [it.key for it in items],
         [it.identity for it in items],
@@ -81,6 +83,7 @@ def run_clean(
     f = a.flags
     summary = {
         "dataset": str(dataset.resolve()),
+        "meta_sha256": meta_sha,  # review/apply compare it with meta.json now
         "threshold": threshold,
         "fake_threshold": fake_threshold,
         "dup_threshold": dup_threshold,

@@ -6,15 +6,26 @@ from typing import Optional
 
 import typer
 
+from ..cli_errors import EXIT_STALE, check_range, fail
 from ..cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
 from ..ui import console, say_operating_point, summary_table
 
 app = typer.Typer(no_args_is_help=True)
 
 
-def _fail(msg: str) -> None:
-    console.print(f"[red]error:[/red] {msg}")
-    raise typer.Exit(1)
+def _recover(dataset: Path) -> None:
+    """Finish or reverse an apply/undo a kill interrupted, and say which (before anything else)."""
+    from ..data.journal import JournalError
+    from .apply import recover_pending
+
+    if not (Path(dataset) / "meta.json").exists():
+        return  # the command reports the missing meta.json itself
+    try:
+        msg = recover_pending(dataset)
+    except (JournalError, OSError) as e:
+        fail(str(e))
+    if msg:
+        console.print(f"[yellow]recovered:[/yellow] {msg}", highlight=False, soft_wrap=True)
 
 
 @app.command("clean")
@@ -31,12 +42,24 @@ def clean(
     device: str = typer.Option("auto", "--device"),
 ):
     """Flag photos that do not belong to their identity (graph of cosine similarities). Read-only."""
-    from ..data import MetaError
+    import os
+
+    from ..data import MetaError, OutputError, TrainingDataset, check_writable
     from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from ..engine import FaceEngine
     from ..engine.encoders.operating_points import curation_thresholds
-    from .clean import run_clean
+    from .clean import curation_dir, run_clean
 
+    check_range("--threshold", threshold, -1.0, 1.0)
+    check_range("--fake-threshold", fake_threshold, -1.0, 1.0)
+    check_range("--max-heatmaps", max_heatmaps, 0)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 may finish an interrupted apply
+        _recover(dataset)
+    try:  # a bad meta.json, an escaping link or an unwritable output: said before any model work
+        TrainingDataset.load(dataset)
+        check_writable(curation_dir(dataset, out), "curation folder", is_dir=True)
+    except (MetaError, OutputError, ValueError, OSError) as e:
+        fail(str(e))
     with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 analyses
         try:
             with main_first(ranks):  # converted weights are written once
@@ -45,8 +68,8 @@ def clean(
             if ranks.is_main:
                 say_operating_point(eng.spec.name, threshold)
             res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
-        except (MetaError, FileNotFoundError, ValueError, KeyError) as e:
-            _fail(str(e))
+        except (MetaError, OutputError, FileNotFoundError, ValueError, KeyError, OSError) as e:
+            fail(str(e))
     if res is None:  # a rank other than 0
         return
     s, a = res.summary, res.analysis
@@ -88,12 +111,17 @@ def review(
     view: str = typer.Option("suspects", "--view", help="Saved view to open: suspects, by_identity, merge_candidates."),
 ):
     """Build or update the persistent FiftyOne dataset and open the App on the suspects."""
+    from .binding import StaleCurationError
     from .review import build_review_dataset, launch
 
+    check_range("--port", port, 1, 65535)
+    _recover(dataset)
     try:
         ds = build_review_dataset(dataset, curation, name)
-    except (FileNotFoundError, ValueError) as e:
-        _fail(str(e))
+    except StaleCurationError as e:
+        fail(str(e), EXIT_STALE)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        fail(str(e))
     n_flag = len(ds.match_tags("needs_review"))
     console.print(
         summary_table(
@@ -115,6 +143,7 @@ def apply(
     source: str = typer.Option("fiftyone", "--from", help="fiftyone, or a flags.csv with a filled `decision` column."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, change nothing."),
     undo_: bool = typer.Option(False, "--undo", help="Reverse the latest applied batch."),
+    only_unchanged: bool = typer.Option(False, "--only-unchanged", help="Apply the decisions about photos unchanged since `curate clean` and skip the others (default: refuse them all)."),
     name: Optional[str] = typer.Option(None, "--name", help="FiftyOne dataset name (default fakeproof-<folder>-<hash>)."),
 ):
     """Move relabelled photos, quarantine rejected ones, rewrite meta.json atomically, log history."""
@@ -122,13 +151,16 @@ def apply(
     from . import apply as ap
     from .decisions import from_fiftyone, from_flags_csv
 
+    if not (Path(dataset) / "meta.json").exists():
+        fail(f"{Path(dataset) / 'meta.json'}: file not found")
+    _recover(dataset)
     if undo_:
         try:
             r = ap.undo(dataset)
-        except (ValueError, FileExistsError, MetaError) as e:
-            _fail(str(e))
+        except (ValueError, FileExistsError, FileNotFoundError, MetaError, OSError) as e:
+            fail(str(e))
         if r is None:
-            _fail(f"{ap.history_path(dataset)}: no applied batch to undo")
+            fail(f"{ap.history_path(dataset)}: no applied batch to undo")
         head, changes, how = r
         console.print(f"undid batch {head['batch']} ({len(changes)} changes); meta.json {how}")
         return
@@ -137,11 +169,16 @@ def apply(
             decisions, errors = from_fiftyone(dataset, name)
         else:
             decisions, errors = from_flags_csv(Path(source))
-        changes, skipped = ap.plan(dataset, decisions)
-    except (FileNotFoundError, ValueError, MetaError) as e:
-        _fail(str(e))
+        changes, skipped, stale = ap.plan(dataset, decisions)
+    except (FileNotFoundError, ValueError, MetaError, OSError) as e:
+        fail(str(e))
+    if stale and not only_unchanged:
+        fail(f"{len(stale)} decision(s) are about photos that changed since `curate clean` (e.g. {stale[0]}); "
+             f"re-run `fakeproof curate clean {dataset}` and review again, or apply the rest with --only-unchanged", EXIT_STALE)
     for e in errors + skipped:
-        console.print(f"[yellow]skipped:[/yellow] {e}")
+        console.print(f"[yellow]skipped:[/yellow] {e}", highlight=False)
+    for e in stale:
+        console.print(f"[yellow]skipped (changed since clean):[/yellow] {e}", highlight=False)
     keeps = sum(d.action == "keep" for d in decisions)
     console.print(
         summary_table(
@@ -150,8 +187,11 @@ def apply(
             ["action", "from", "to", "decision"],
         )
     )
-    console.print(f"{len(changes)} changes, {keeps} kept, {len(errors) + len(skipped)} skipped")
+    console.print(f"{len(changes)} changes, {keeps} kept, {len(errors) + len(skipped) + len(stale)} skipped")
     if dry_run or not changes:
         return
-    batch = ap.execute(dataset, changes, source=source)
+    try:
+        batch = ap.execute(dataset, changes, source=source)
+    except (FileNotFoundError, FileExistsError, ValueError, OSError) as e:
+        fail(str(e))
     console.print(f"applied batch {batch}; history in {ap.history_path(dataset)}; undo with `fakeproof curate apply {dataset} --undo`")

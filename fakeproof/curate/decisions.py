@@ -30,10 +30,22 @@ class Decision:
     action: str  # "keep" | "relabel" | "quarantine"
     target: str | None  # identity for "relabel"
     why: str  # what the reviewer said, e.g. "mislabeled+identity:bob"
+    digest: str | None = None  # the photo's digest when `curate clean` saw it (flags.csv / FiftyOne)
+    is_deepfake: int | None = None  # its label then
 
 
-def resolve(key: str, identity: str, tags: set[str], corrected: str | None, suggested: str | None) -> Decision | str | None:
+def resolve(key: str, identity: str, tags: set[str], corrected: str | None, suggested: str | None, digest: str | None = None, is_deepfake=None) -> Decision | str | None:
     """A Decision, a one-line error (contradiction / bad identity) or None (no decision)."""
+    r = _resolve(key, identity, tags, corrected, suggested)
+    if isinstance(r, Decision):
+        label = None if is_deepfake in (None, "") else int(str(is_deepfake).lower() in ("1", "true"))
+        return Decision(r.key, r.action, r.target, r.why, digest or None, label)
+    return r
+
+
+def _resolve(key: str, identity: str, tags: set[str], corrected: str | None, suggested: str | None) -> Decision | str | None:
+    if any(t.strip().lower().startswith("identity:") and not t.split(":", 1)[1].strip() for t in tags if t):
+        return f"{key}: 'identity:' without a name (write identity:<name>)"
     tags = {t.strip().lower() if not t.lower().startswith("identity:") else "identity:" + t.split(":", 1)[1].strip() for t in tags if t and t.strip()}
     tags = {t for t in tags if t in KNOWN or t.startswith("identity:")}  # other tags are the user's own
     targets = {t.split(":", 1)[1] for t in tags if t.startswith("identity:")}
@@ -95,15 +107,15 @@ def from_flags_csv(path) -> tuple[list[Decision], list[str]]:
         if col not in df.columns:
             raise ValueError(f"{path}: no {col!r} column")
     out, errors = [], []
-    corrected = df["corrected_identity"] if "corrected_identity" in df.columns else [""] * len(df)
-    suggested = df["suggested_identity"] if "suggested_identity" in df.columns else [""] * len(df)
-    for key, ident, dec, cor, sug in zip(df.key, df.identity, df.decision, corrected, suggested):
+    blank = [""] * len(df)
+    col = lambda name: df[name] if name in df.columns else blank  # noqa: E731
+    for key, ident, dec, cor, sug, dig, lab in zip(df.key, df.identity, df.decision, col("corrected_identity"), col("suggested_identity"), col("digest"), col("is_deepfake")):
         tags = _csv_tags(dec)
         unknown = [t for t in tags if t.startswith("unknown:")]
         if unknown:
             errors.append(f"{path}: {key}: unknown decision {dec!r} (use keep, mislabeled, not_a_face, accept, identity:<name>)")
             continue
-        r = resolve(key, ident, tags, cor or None, sug or None)
+        r = resolve(key, ident, tags, cor or None, sug or None, dig, lab)
         if isinstance(r, str):
             errors.append(r)
         elif r is not None:
@@ -122,10 +134,12 @@ def from_fiftyone(root, name: str | None = None) -> tuple[list[Decision], list[s
     if not fo.dataset_exists(name):
         raise FileNotFoundError(f"FiftyOne dataset {name!r} not found; run `fakeproof curate review {root}` first")
     ds = fo.load_dataset(name)
-    cols = ds.values(["key", "identity", "tags", "corrected_identity", "suggested_identity"])
+    schema = ds.get_field_schema()
+    fields = ["key", "identity", "tags", "corrected_identity", "suggested_identity", "file_digest", "is_deepfake"]
+    cols = [ds.values(f) if f in schema else [None] * len(ds) for f in fields]
     out, errors = [], []
-    for key, ident, tags, cor, sug in zip(*cols):
-        r = resolve(key, ident, set(tags or []) - {"needs_review"}, cor, sug)
+    for key, ident, tags, cor, sug, dig, lab in zip(*cols):
+        r = resolve(key, ident, set(tags or []) - {"needs_review"}, cor, sug, dig, None if lab is None else int(lab))
         if isinstance(r, str):
             errors.append(r)
         elif r is not None:

@@ -11,14 +11,13 @@
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..data import atomic_write_text
+from ..data import atomic_write_text, json_text
 from .analyse import Analysis
 from .graph import ISOLATED, IdentityGraph
 
@@ -67,7 +66,7 @@ def read_embeddings(out: Path) -> dict[str, np.ndarray]:
 
 
 def write_summary(out: Path, summary: dict) -> None:
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=float) + "\n")
+    atomic_write_text(out / "summary.json", json_text(summary, default=float))
 
 
 def safe_name(identity: str) -> str:

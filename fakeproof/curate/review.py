@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .binding import check_current
 from .report import read_embeddings
 
 REVIEW_TAGS = ("keep", "mislabeled", "not_a_face", "accept_suggestion")
@@ -40,6 +41,7 @@ FIELD_TYPES = {
     "notes": "StringField",
     "merge_candidate": "StringField",
     "corrected_identity": "StringField",  # set by reviewers, never overwritten here
+    "file_digest": "StringField",  # the photo's digest when clean saw it: apply checks it
     "embedding": "VectorField",
 }
 
@@ -55,7 +57,7 @@ def read_flags(curation: Path) -> pd.DataFrame:
     path = Path(curation) / "flags.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path}: not found; run `fakeproof curate clean {Path(curation).parent}` first")
-    return pd.read_csv(path, dtype={"key": str, "identity": str, "suggested_identity": str, "reason": str, "notes": str, "decision": str}, keep_default_na=False, na_values={"score": [""], "suggested_cosine": [""], "component": [""], "n_faces": [""]})
+    return pd.read_csv(path, dtype={"key": str, "identity": str, "suggested_identity": str, "reason": str, "notes": str, "decision": str, "digest": str}, keep_default_na=False, na_values={"score": [""], "suggested_cosine": [""], "component": [""], "n_faces": [""]})
 
 
 def _num(v):
@@ -68,11 +70,12 @@ def _num(v):
 def build_review_dataset(root, curation=None, name: str | None = None):
     """Create or update the persistent FiftyOne dataset for ``root``; returns it."""
     from ..fiftyone_env import import_fiftyone
-    fo = import_fiftyone()
 
     root = Path(root).resolve()
     curation = Path(curation) if curation else root / "curation"
     flags = read_flags(curation)
+    meta_sha = check_current(root, curation, flags)  # before FiftyOne starts its database
+    fo = import_fiftyone()
     emb = read_embeddings(curation)
     idents = pd.read_csv(curation / "identities.csv", dtype=str, keep_default_na=False) if (curation / "identities.csv").exists() else None
     merge_of = dict(zip(idents.identity, idents.merge_candidate)) if idents is not None else {}
@@ -108,6 +111,7 @@ def build_review_dataset(root, curation=None, name: str | None = None):
         "suggested_cosine": lambda fp, r: _num(r["suggested_cosine"]),
         "notes": lambda fp, r: str_or_none(r["notes"]),
         "merge_candidate": lambda fp, r: str_or_none(merge_of.get(r["identity"], "")),
+        "file_digest": lambda fp, r: str_or_none(r["digest"]),
     }
     for fld, get in columns.items():
         ds.set_values(fld, {fp: get(fp, r) for fp, r in by_fp.items()}, key_field="filepath")
@@ -127,7 +131,7 @@ def build_review_dataset(root, curation=None, name: str | None = None):
     ds.save_view("suspects", ds.match_tags(NEEDS_REVIEW).sort_by("score"), description="flagged photos, least like their identity first", overwrite=True)
     ds.save_view("by_identity", ds.match_tags(NEEDS_REVIEW).sort_by([("identity", 1), ("score", 1)]), description="flagged photos grouped by identity", overwrite=True)
     ds.save_view("merge_candidates", ds.match(F("merge_candidate") != None).sort_by("identity"), description="identities that look like another identity", overwrite=True)  # noqa: E711
-    ds.info["fakeproof"] = {"dataset": str(root), "curation": str(curation.resolve()), "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    ds.info["fakeproof"] = {"dataset": str(root), "curation": str(curation.resolve()), "meta_sha256": meta_sha, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     ds.save()
     return ds
 

@@ -7,11 +7,11 @@ the old one, after copying the old one to ``.history/meta.json.<UTC timestamp>``
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+
+from .atomic import atomic_write_text
 
 
 class MetaError(ValueError):
@@ -34,17 +34,36 @@ def validate_key(key: str) -> str | None:
     return None
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
 def read_meta(path: Path) -> dict[str, int]:
     """Load and validate a meta.json; raises :class:`MetaError` with a one-line reason."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicates)
     except FileNotFoundError:
         raise MetaError(f"{path}: file not found") from None
     except json.JSONDecodeError as e:
         raise MetaError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except UnicodeDecodeError:
         raise MetaError(f"{path}: not UTF-8 text") from None
+    except _DuplicateKey as e:
+        raise MetaError(f"{path}: key {e.args[0]!r} appears more than once (which label is right?)") from None
+    except IsADirectoryError:
+        raise MetaError(f"{path}: is a folder, expected a JSON file") from None
+    except OSError as e:
+        raise MetaError(f"{path}: cannot read ({e.strerror or e})") from None
     if not isinstance(raw, dict):
         raise MetaError(f"{path}: top level must be an object mapping '<identity>/<file>' to 0 or 1")
     out: dict[str, int] = {}
@@ -67,39 +86,41 @@ def backup_meta(meta_path: Path) -> Path | None:
     meta_path = Path(meta_path)
     if not meta_path.exists():
         return None
-    hist = history_dir(meta_path)
-    hist.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
-    dst = hist / f"{meta_path.name}.{stamp}"
+    dst = backup_path(meta_path)
+    dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(meta_path, dst)
     return dst
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def backup_path(meta_path: Path) -> Path:
+    """A new, unused name in the history folder for a copy of ``meta_path``."""
+    meta_path = Path(meta_path)
+    hist = history_dir(meta_path)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
+    dst, n = hist / f"{meta_path.name}.{stamp}", 1
+    while dst.exists():
+        dst, n = hist / f"{meta_path.name}.{stamp}-{n}", n + 1
+    return dst
 
 
 def write_meta(meta_path: Path, meta: dict[str, int]) -> Path | None:
     """Atomically replace ``meta_path`` with ``meta`` (keys sorted); returns the backup of the old file."""
+    check_meta(meta_path, meta)
+    backup = backup_meta(meta_path)
+    atomic_write_text(meta_path, meta_text(meta))
+    return backup
+
+
+def check_meta(meta_path: Path, meta: dict[str, int]) -> None:
+    """Raise :class:`MetaError` if ``meta`` must not be written to ``meta_path``."""
     for k, v in meta.items():
         why = validate_key(k)
         if why:
             raise MetaError(f"{meta_path}: refusing to write key {k!r}: {why}")
         if v not in (0, 1):
             raise MetaError(f"{meta_path}: refusing to write key {k!r}: value {v!r} is not 0 or 1")
-    backup = backup_meta(meta_path)
-    text = json.dumps({k: int(meta[k]) for k in sorted(meta)}, indent=1, ensure_ascii=False) + "\n"
-    atomic_write_text(meta_path, text)
-    return backup
+
+
+def meta_text(meta: dict[str, int]) -> str:
+    """The exact bytes fakeproof writes for ``meta`` (keys sorted, one per line)."""
+    return json.dumps({k: int(meta[k]) for k in sorted(meta)}, indent=1, ensure_ascii=False) + "\n"

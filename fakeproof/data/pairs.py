@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .safe_paths import check_link
 from .training import IMAGE_EXTS
 
 
@@ -15,15 +16,20 @@ class PairFolder:
     problem: str | None = None  # why the folder is not a clean pair (missing side, extra files)
 
 
-def _side(folder: Path, stem: str) -> Path | None:
+def _side(folder: Path, stem: str, root: Path) -> Path | None:
     for p in sorted(folder.iterdir()):
         if p.stem == stem and p.suffix.lower() in IMAGE_EXTS:
+            if p.is_symlink():
+                check_link(p, root)
             return p
     return None
 
 
 def read_pair_folders(test_dir) -> list[PairFolder]:
-    """Every sub-folder of ``test_dir`` in sorted order (numeric ids sort numerically)."""
+    """Every sub-folder of ``test_dir`` in sorted order (numeric ids sort numerically).
+
+    A symlinked pair folder or photo that leads outside ``test_dir`` raises
+    :class:`~fakeproof.data.safe_paths.PathEscapeError`."""
     test_dir = Path(test_dir)
     if not test_dir.is_dir():
         raise FileNotFoundError(f"{test_dir}: not a folder")
@@ -31,7 +37,9 @@ def read_pair_folders(test_dir) -> list[PairFolder]:
     dirs.sort(key=lambda d: (0, int(d.name), "") if d.name.isdigit() else (1, 0, d.name))
     out = []
     for d in dirs:
-        a, b = _side(d, "0"), _side(d, "1")
+        if d.is_symlink():
+            check_link(d, test_dir)
+        a, b = _side(d, "0", test_dir), _side(d, "1", test_dir)
         problem = None
         if a is None or b is None:
             problem = "missing " + " and ".join(n for n, p in (("0.jpg", a), ("1.jpg", b)) if p is None)

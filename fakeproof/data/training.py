@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .meta import read_meta
+from .safe_paths import check_link, walk_inside
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -36,13 +37,18 @@ class TrainingDataset:
 
     @classmethod
     def load(cls, root, check_files: bool = True) -> "TrainingDataset":
-        """Load and validate; keys without files and files without keys are reported, not fatal."""
+        """Load and validate; keys without files and files without keys are reported, not fatal.
+
+        A symlink (file or folder) under images/ that leads outside ``root`` raises
+        :class:`~fakeproof.data.safe_paths.PathEscapeError` (see that module for the opt-in)."""
         root = Path(root)
         meta = read_meta(root / "meta.json")
         images = root / "images"
         on_disk: set[str] = set()
         if check_files and images.is_dir():
-            for dirpath, _dirs, files in os.walk(images):
+            if os.path.islink(images):
+                check_link(images, root)
+            for dirpath, files in walk_inside(images, root):
                 rel = Path(dirpath).relative_to(images).as_posix()
                 if rel == ".":
                     continue

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data import read_meta, write_meta
+from ..generate.fake_files import recover_temps
 from ..generate.runner import COLUMNS, FAKES_CSV, FakeJob, RunReport, generate_deepfakes, read_journal
 from ..train.distributed import DistInfo, barrier, gather_objects
 from .ranks import join_ranks
@@ -185,6 +186,8 @@ def generate_across_ranks(dataset, backends, per_identity=4, models_dir=None, se
     info = join_ranks(device)
     root = Path(dataset)
     before = fold_rank_journals(root) if info.is_main else FoldReport()
+    if info.is_main and info.enabled:  # fakes a kill left unpublished: before any rank makes new ones
+        recover_temps(root, read_journal(root))
     barrier(info)
     shard = RankShard(info.rank, info.world_size, rank_journal_path(root, info.rank)) if info.enabled else None
     t0 = time.perf_counter()

@@ -7,7 +7,6 @@ an edited photo is a miss.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
@@ -16,9 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-
-def file_digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+from ..data.digests import file_digest  # noqa: F401  (one digest for caches and curation)
 
 
 class _Store:

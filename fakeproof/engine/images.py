@@ -18,9 +18,13 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-# Photos larger than this (in pixels) are refused rather than decoded: ~ a 16k x 16k image.
+# The one image-size limit: photos up to MAX_PIXELS (16384 x 16384 = 268 Mpx) are decoded (JPEGs at
+# 1/2..1/8 scale) and downscaled to DEFAULT_MAX_SIDE; larger ones are refused with a one-line error.
+# PIL's own "decompression bomb" guard (89 Mpx, e.g. a 12000 x 12000 photo) is moved to the same
+# limit so that it never refuses an image this limit accepts.
 MAX_PIXELS = 16384 * 16384
 DEFAULT_MAX_SIDE = 2048
+Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, MAX_PIXELS)
 
 
 class ImageLoadError(Exception):
@@ -82,11 +86,11 @@ def decode_rgb(data: bytes, path="<bytes>", max_side: int | None = DEFAULT_MAX_S
         raise ImageLoadError(path, "empty file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides
             img = Image.open(io.BytesIO(data))
             w0, h0 = img.size
             if w0 * h0 > MAX_PIXELS:
-                raise ImageLoadError(path, f"image too large ({w0}x{h0} pixels)")
+                raise ImageLoadError(path, f"image too large ({w0}x{h0} pixels; the limit is {MAX_PIXELS // 1_000_000} Mpx)")
             if max_side and img.format == "JPEG" and max(w0, h0) > 2 * max_side:
                 img.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 size: far faster
             draft_scale = img.size[0] / w0
@@ -98,7 +102,7 @@ def decode_rgb(data: bytes, path="<bytes>", max_side: int | None = DEFAULT_MAX_S
     except UnidentifiedImageError:
         raise ImageLoadError(path, "not an image (unrecognised format)") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ImageLoadError(path, "image too large (decompression bomb guard)") from None
+        raise ImageLoadError(path, f"image too large (over {MAX_PIXELS // 1_000_000} Mpx)") from None
     except OSError as e:
         if "truncated" in str(e).lower() or "broken data stream" in str(e).lower():
             rgb = _decode_truncated(data, path)

@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 import typer
 
+from ..cli_errors import EXIT_MISSING, check_range, fail
 from ..cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
 from ..ui import console, summary_table
 
@@ -23,14 +24,17 @@ def celeba(
     seed: int = typer.Option(0, "--seed"),
 ):
     """CelebA's layout -> the training layout, with celeba_map.csv mapping keys back to CelebA files."""
+    from ..data import OutputError, check_writable
     from ..data.meta import MetaError
     from .celeba import MAP_NAME, convert_celeba
 
+    check_range("--identities", identities, 1)
+    check_range("--min-photos", min_photos, 1)
     try:
+        check_writable(out, "output dataset folder", is_dir=True)
         r = convert_celeba(celeba_dir, out, identities, min_photos, seed)
-    except (FileNotFoundError, ValueError, MetaError) as e:
-        console.print(f"[red]error[/]: {e}")
-        raise typer.Exit(2)
+    except (FileNotFoundError, ValueError, MetaError, OutputError, OSError) as e:
+        fail(str(e))
     for e in r.errors:
         console.print(f"[yellow]skipped[/]: {e}")
     rows = [
@@ -70,22 +74,27 @@ def deepfakes(
         console.print(f"[red]cannot start[/]: {len(e.missing)} weight file(s) missing for --backends {backends}:")
         for b, w in e.missing:
             console.print(f"  [bold]{b}[/]: {w.name}\n      expected at {w.path}\n      get it: {w.source}  [dim](licence: {w.licence})[/]", soft_wrap=True)
-        raise typer.Exit(3)
+        raise typer.Exit(EXIT_MISSING)
     except (KeyError, ValueError) as e:
-        console.print(f"[red]error[/]: {e.args[0] if e.args else e}")
-        raise typer.Exit(2)
-    if per_identity < 1:
-        console.print("[red]error[/]: --per-identity must be >= 1")
-        raise typer.Exit(2)
+        fail(str(e.args[0] if e.args else e))
+    check_range("--per-identity", per_identity, 1)
+    check_range("--max-fakes", max_fakes, 1)
+    from ..data import OutputError, TrainingDataset, check_writable
+
+    try:  # the dataset must be readable, stay inside its root and take new files: before loading models
+        TrainingDataset.load(dataset)
+        check_writable(Path(dataset) / "images", "images folder", is_dir=True)
+        check_writable(Path(dataset) / "meta.json", "meta.json")
+    except (MetaError, OutputError, ValueError, OSError) as e:
+        fail(str(e))
     mix = Counter(names)  # the cycle repeats a backend as often as its weight
     with torchrun_ranks(device) as ranks:  # under torchrun: the plan is split over the ranks
         if ranks.is_main:
             console.print(f"backends: {', '.join(f'{b}:{w}' for b, w in mix.items())}  device: {ranks.device}" + (f"  ranks: {ranks.world_size}" if ranks.enabled else ""))
         try:
             run = generate_across_ranks(dataset, names, per_identity, models_dir, seed, device, max_fakes=max_fakes)
-        except (FileNotFoundError, MetaError) as e:
-            console.print(f"[red]error[/]: {e}")
-            raise typer.Exit(2)
+        except (FileNotFoundError, MetaError, ValueError, OSError) as e:
+            fail(str(e))
     if run is None:  # a rank other than 0: rank 0 reports for all
         return
     rep = run.total
@@ -127,11 +136,17 @@ def check(
     from ..data.meta import MetaError
     from .check import CHECK_CSV, CHECK_PNG, check_fakes
 
+    from ..data import OutputError, TrainingDataset, check_writable
+
+    try:  # before any model work: a usable dataset, and a folder the report can go to
+        TrainingDataset.load(dataset)
+        check_writable(Path(dataset) / CHECK_CSV, "check report")
+    except (MetaError, OutputError, ValueError, OSError) as e:
+        fail(str(e))
     try:
         rep = check_fakes(dataset, chosen_model(model, encoder), device)
-    except (FileNotFoundError, ValueError, MetaError) as e:
-        console.print(f"[red]error[/]: {e}")
-        raise typer.Exit(2)
+    except (FileNotFoundError, ValueError, MetaError, OSError) as e:
+        fail(str(e))
     rows = []
     for name, bc in sorted(rep.backends.items()):
         m = lambda v: f"{np.mean(v):.3f}" if v else "-"  # noqa: E731

@@ -5,10 +5,14 @@ its identity from one of the identity's REAL photos (source) and, for backends t
 pose/background/light of a real photo of ANOTHER identity (target). Everything is drawn from the
 seed, so a plan is reproducible.
 
-Journal: ``fakes.csv`` gets one row per finished fake (written and fsynced right after the image), so
-a killed run loses at most the fake in flight; the next run counts the rows, plans only what is
-missing and never duplicates. ``meta.json`` is rewritten atomically (with a backup) at the end of
-a run and re-synchronised from the journal at the start of the next.
+Journal: each fake is written to a hidden temp file (``.<k>.jpg.tmp``, invisible to every
+dataset reader), then its row goes to ``fakes.csv`` (fsynced), then the temp file is renamed to
+its key. So a kill loses at most the fake in flight: the next run renames the temp files that
+have a row, deletes those that have none, counts the rows, plans only what is missing and never
+duplicates. ``meta.json`` is rewritten atomically (with a backup) at the end of a run and
+re-synchronised from the journal at the start of the next. A new fake never takes a key that a
+photo had before in this dataset (``curate apply`` history and quarantine included), so curation
+results about the old photo can never be mistaken for the fake.
 """
 from __future__ import annotations
 
@@ -23,10 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..data import TrainingDataset, read_meta, write_meta
+from ..faults import kill_point
 from ..engine import ImageLoadError, load_rgb
 from ..engine.encoders.base import WeightFile
 from ..engine.paths import cache_home
@@ -34,6 +38,7 @@ from ..hashing import digest_file
 from ..engine.paths import models_dir as default_models_dir
 from ..ui import console, progress_task
 from .backends.base import Backend, BackendError
+from .fake_files import publish, recover_temps, save_jpeg, temp_path
 from .registry import create_backend
 
 FAKES_CSV = "fakes.csv"
@@ -168,19 +173,9 @@ def next_free_key(identity: str, taken: set[str], images: Path) -> str:
     k = 0
     while True:
         key = f"{identity}/{k}.jpg"
-        if key not in taken and not (images / key).exists():
+        if key not in taken and not os.path.lexists(images / key) and not os.path.lexists(temp_path(images / key)):
             return key
         k += 1
-
-
-def save_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise BackendError("cannot encode the fake as JPEG")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -206,7 +201,10 @@ def generate_deepfakes(
     meta_path = root / "meta.json"
     meta = read_meta(meta_path)
     journal_rows = read_journal(root)
-    # resync: rows whose image exists are done; add them to meta if a killed run never wrote it
+    # resync: publish fakes a kill left between journal row and rename; rows whose image exists are
+    # done; add them to meta if a killed run never wrote it
+    if shard is None:  # under torchrun rank 0 does it before the ranks start (they would race)
+        recover_temps(root, journal_rows)
     images = root / "images"
     done_rows = [r for r in journal_rows if (images / r["key"]).exists()]
     meta_changed = False
@@ -244,7 +242,9 @@ def generate_deepfakes(
             b.load(md, device)
         loaded[name] = b
         hashes[name] = weight_hashes(b.weight_files(md))
-    taken = set(meta) | {r["key"] for r in journal_rows}
+    from ..curate.apply import retired_keys
+
+    taken = set(meta) | {r["key"] for r in journal_rows} | retired_keys(root)
     others = identities
     log_path = root / ERRORS_LOG
     journal = Journal(root, shard.journal_path if shard is not None else None)
@@ -270,6 +270,7 @@ def generate_deepfakes(
                         secs = time.perf_counter() - t0
                         key = next_free_key(job.identity, taken, images)
                         save_jpeg(images / key, rgb, backend.last_info.get("jpeg_quality", 95))
+                        kill_point("fake encoded")
                     except (BackendError, ImageLoadError) as e:
                         last_err = f"{job.backend} {job.identity}#{job.index} (source {src_key}, target {tgt_key or '-'}): {e}"
                         _log(log_path, last_err)
@@ -295,6 +296,9 @@ def generate_deepfakes(
                             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                         }
                     )
+                    kill_point("fake journaled")
+                    publish(images / key)
+                    kill_point("fake published")
                     rep.made += 1
                     rep.seconds[job.backend].append(secs)
                     counts[job.identity] += 1

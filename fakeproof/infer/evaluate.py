@@ -170,10 +170,10 @@ def evaluate_csv(path, label_column: str = "expected_accept", score_column: str 
 
 
 def write_json(ev: Evaluation, out, extra: dict | None = None) -> Path:
-    from ..data import atomic_write_text
+    from ..data import atomic_write_text, json_text
 
     out = Path(out)
-    atomic_write_text(out, json.dumps({**ev.to_json(), **(extra or {})}, indent=1) + "\n")
+    atomic_write_text(out, json_text({**ev.to_json(), **(extra or {})}))
     return out
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ..data import atomic_write_text
+from ..data import atomic_write_text, json_text
 from ..engine import Encoder
 from ..engine.checkpoints import (  # noqa: F401 - the read side, re-exported for the trainer
     CONFIG,
@@ -28,6 +28,7 @@ from ..engine.checkpoints import (  # noqa: F401 - the read side, re-exported fo
     load_trained_encoder,
     resolve_checkpoint,
 )
+from ..faults import kill_point
 
 KEEP_LAST = 2
 
@@ -69,14 +70,17 @@ def _write_folder(final: Path, encoder: torch.nn.Module, config: dict, state: di
             pass
     if not linked:
         save_file(_weights_dict(encoder), str(tmp / WEIGHTS), metadata={"format": FORMAT, "encoder": str(config.get("encoder"))})
-    atomic_write_text(tmp / CONFIG, json.dumps(config, indent=1, default=str) + "\n")
+    kill_point("checkpoint weights written")
+    atomic_write_text(tmp / CONFIG, json_text(config))
     if state is not None:
         torch.save(state, tmp / STATE)
+        kill_point("checkpoint state written")
     old = final.with_name(final.name + ".old")
     if final.exists():
         if old.exists():
             shutil.rmtree(old)
         final.rename(old)
+        kill_point("old checkpoint set aside")
     tmp.rename(final)
     if old.exists():
         shutil.rmtree(old)
@@ -88,6 +92,7 @@ def save_step(run_dir: Path, encoder: torch.nn.Module, config: dict, state: dict
     ck = Path(run_dir) / "checkpoints"
     folder = _write_folder(ck / f"step-{step:06d}", encoder, {**config, "step": step, "saved": time.time()}, state)
     atomic_write_text(ck / "last.json", json.dumps({"dir": folder.name, "step": step}) + "\n")
+    kill_point("last.json written")
     steps = sorted(p for p in ck.glob("step-*") if p.is_dir() and not p.name.endswith((".tmp", ".old")))
     for p in steps[:-KEEP_LAST]:
         shutil.rmtree(p, ignore_errors=True)

@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..data import atomic_write_text
+from ..data import atomic_write_text, json_text
 from . import checkpoint as ckpt
 from .loss import DEFAULT_MARGIN_ALPHA, DEFAULT_MARGIN_BASE, DEFAULT_SCALE
 
@@ -93,4 +93,4 @@ def stop_limit(cfg: TrainConfig, steps_per_epoch: int) -> int:
 
 def save_run_config(cfg: TrainConfig, run_dir: Path, world_size: int) -> None:
     """``RUN_DIR/run.json``: the resolved config of a new run (what ``--resume`` reads back)."""
-    atomic_write_text(run_dir / "run.json", json.dumps({"config": asdict(cfg), "world_size": world_size, "started": time.time()}, indent=1) + "\n")
+    atomic_write_text(run_dir / "run.json", json_text({"config": asdict(cfg), "world_size": world_size, "started": time.time()}))

@@ -16,7 +16,6 @@ not change what happens after ``--resume``.
 """
 from __future__ import annotations
 
-import json
 import math
 import signal
 import threading
@@ -26,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import atomic_write_text
+from ..data import atomic_write_text, json_text
 from ..engine import FaceEngine, resolve_model
+from ..faults import kill_point
 from ..hashing import digest_weights
 from ..ui import console, progress_task
 from . import checkpoint as ckpt
@@ -199,6 +199,7 @@ class Trainer:
                     break
                 t_step = time.time()
                 loss = self.train_step()
+                kill_point("train step done")
                 self.step_seconds += time.time() - t_step
                 n_train += 1
                 s, n = self.train_loss_since_val
@@ -233,7 +234,7 @@ class Trainer:
         }
         summary.update(family_summary(self.run_dir, last_row))
         if self.main:
-            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
+            atomic_write_text(self.run_dir / "summary.json", json_text(summary))
             print_summary(summary, self.run_dir)
         cleanup(info)
         return summary

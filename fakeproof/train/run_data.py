@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..data import TrainingDataset
 from ..engine import FaceEngine
+from .checks import too_few_identities, untrainable
 from .config import TrainConfig, TrainError, save_run_config
 from .data import CropStore, PairTable
 from .distributed import DistInfo, barrier
@@ -33,6 +34,9 @@ def load_run_pairs(cfg: TrainConfig, info: DistInfo, run_dir: Path, resume: bool
         dataset = TrainingDataset.load(cfg.dataset)
     except Exception as e:  # MetaError and friends already name the file
         raise TrainError(str(e)) from None
+    why = None if (resume or cfg.pairs_csv) else too_few_identities(dataset)
+    if why:  # every rank sees the same dataset: all stop here, before any model work
+        raise TrainError(f"{cfg.dataset}: {why}")
     pairs_path = run_dir / "pairs.csv"
     families, holdout = fake_families(cfg.dataset), parse_holdout(cfg.holdout_backend)
     try:
@@ -53,7 +57,11 @@ def load_run_pairs(cfg: TrainConfig, info: DistInfo, run_dir: Path, resume: bool
         if not resume:
             save_run_config(cfg, run_dir, info.world_size)
     barrier(info)
-    return dataset, read_pairs_csv(pairs_path)
+    pairs = read_pairs_csv(pairs_path)
+    why = untrainable(pairs)
+    if why:
+        raise TrainError(f"{pairs_path}: {why}")
+    return dataset, pairs
 
 
 def build_run_data(cfg: TrainConfig, info: DistInfo, run_dir: Path, engine: FaceEngine, dataset: TrainingDataset, pairs: list[Pair], log: Callable[[str], None]) -> RunData:
