@@ -110,7 +110,7 @@ def test_weighted_mix_cli_and_check_reports_as_both(sample_root, tmp_path):
             assert r["target_key"].split("/")[0] != r["identity"] and "weight" in params
             assert params["partner_candidates"] == 3 and -1 <= params["partner_cos"] <= 1  # the look-alike of the 3 others
     r = CliRunner().invoke(app, ["generate", "deepfakes", str(ds), "--backends", "classic:two"])
-    assert r.exit_code == 2 and "whole number" in r.output and "Traceback" not in r.output
+    assert r.exit_code != 0 and "whole number" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["generate", "check", str(ds), "--device", "cpu"], terminal_width=250)
     assert r.exit_code == 0, r.output
     assert "as both" in r.output
