@@ -69,7 +69,7 @@ def test_model_onnx_file_plugs_into_the_engine(exported, encoder, real_crops):
     path, _ = exported
     m = load_model(str(path), device="cpu")
     assert m.runtime == "onnx" and m.threshold_source == "onnx metadata"
-    eng = FaceEngine(m.encoder, device="cpu", use_cache=False)
+    eng = FaceEngine(m.encoder, device="cpu", use_cache=False, flip=False)
     assert eng.crop_size == (160, 160) and eng.margin == pytest.approx(encoder.spec.align_margin)
     assert np.abs(eng.embed_crops(list(real_crops)) - encoder.embed(real_crops)).max() <= 1e-4
     bad = path.with_name("plain.onnx")
