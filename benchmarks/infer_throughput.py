@@ -2,7 +2,7 @@
 the full pipeline (decode + detect + align + embed, worker pool + batching) and the naive
 one-photo-at-a-time loop, with the ratio.
 
-    .venv/bin/python benchmarks/infer_throughput.py [--model facenet] [--images 64] [--device cpu]
+    .venv/bin/python benchmarks/infer_throughput.py [--model auto] [--images 64] [--device cpu]
 
 Reads ../shared/data/five-celebrities and celeba-mini (skips cleanly where they are absent).
 Targets on a 2-core CPU: aligned crops >= 40 img/s, full pipeline >= 8 img/s and >= 1.5x naive.
@@ -21,7 +21,7 @@ from fakeproof.infer.throughput import print_report, run_benchmark  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="facenet")
+    ap.add_argument("--model", default="auto", help="what --model takes (default: the default encoder)")
     ap.add_argument("--images", type=int, default=64, help="photos: half from five-celebrities, half from celeba-mini")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=None)
