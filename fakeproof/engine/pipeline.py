@@ -29,7 +29,7 @@ from .template import template_for
 
 PRE_ALIGNED_MAX_SIDE = 256  # images this small and square are candidates for "already aligned"
 # Test-time flip: embed each crop and its mirror image and average (benchmarks/verify_peers.py
-# measures what it buys). The one default for every command; ``--no-flip`` turns it off.
+# measures what it buys). The one default for every command; library callers pass ``FaceEngine(flip=False)``.
 FLIP_DEFAULT = True  # dlib_resnet: EER 3.28% -> 2.93% on ../shared/data real pairs; facenet 5.99% -> 6.03%
 
 

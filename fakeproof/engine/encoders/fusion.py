@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..align import similarity_transform
-from ..template import ARCFACE_TEMPLATE, ARCFACE_TEMPLATE_SIZE, encoder_template
+from ..template import ARCFACE_TEMPLATE, ARCFACE_TEMPLATE_SIZE, encoder_template, template_for
 from .base import Encoder, EncoderSpec
 
 PREFIX = "fusion:"
@@ -53,11 +53,6 @@ def fusion_name(parts: list[tuple[str, float]]) -> str:
     return PREFIX + "+".join(f"{w:.3g}*{n}" for n, w in parts)
 
 
-def _crop_template(spec: EncoderSpec) -> np.ndarray:
-    """Where the 5 landmarks land in a part's own aligned crop (its template, size and margin)."""
-    return encoder_template(spec)
-
-
 def super_crop_geometry(specs: list[EncoderSpec]) -> tuple[int, float]:
     """(side, margin) of the ArcFace-template crop that contains every part's crop at no lower
     resolution than the part's own."""
@@ -65,7 +60,7 @@ def super_crop_geometry(specs: list[EncoderSpec]) -> tuple[int, float]:
     for s in specs:
         h, w = s.input_size
         # part crop px -> ArcFace template px (112 space)
-        m = similarity_transform(_crop_template(s), ARCFACE_TEMPLATE)
+        m = similarity_transform(encoder_template(s), ARCFACE_TEMPLATE)
         scale = float(np.hypot(m[0, 0], m[1, 0]))
         corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64) @ m.T
         half = np.abs(corners - ARCFACE_TEMPLATE_SIZE / 2.0).max()
@@ -78,10 +73,8 @@ def super_crop_geometry(specs: list[EncoderSpec]) -> tuple[int, float]:
 
 def sampling_grid(part: EncoderSpec, side: int, margin: float) -> torch.Tensor:
     """The (1, H, W, 2) ``grid_sample`` grid that resamples a part's crop out of the super crop."""
-    from ..template import template_for
-
     h, w = part.input_size
-    m = similarity_transform(_crop_template(part), template_for(side, margin))  # part px -> super px
+    m = similarity_transform(encoder_template(part), template_for(side, margin))  # part px -> super px
     ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
     pts = np.stack([xs, ys, np.ones_like(xs)], -1) @ m.T  # pixel centres
     grid = (2.0 * pts + 1.0) / side - 1.0  # align_corners=False convention
