@@ -91,6 +91,9 @@ class SummaryTable:
         self.title = title
         self.columns = [str(c) for c in columns]
         self.rows = [[_fmt(v) for v in r] for r in rows]
+        # what the rich table shows (cells may carry rich markup such as "[green]0.98[/]"): the
+        # plain and record forms print the same text, without the markup
+        self.text_rows = [[_without_markup(v) for v in r] for r in self.rows]
 
     def rich_table(self) -> Table:
         t = Table(title=self.title, show_lines=False, header_style="bold cyan")
@@ -102,15 +105,15 @@ class SummaryTable:
 
     def natural_width(self) -> int:
         """Columns a rich table needs to show every cell on one line (borders and padding included)."""
-        widths = [max([len(c)] + [max(map(len, r[i].split("\n"))) for r in self.rows if i < len(r)]) for i, c in enumerate(self.columns)]
+        widths = [max([len(c)] + [max(map(len, r[i].split("\n"))) for r in self.text_rows if i < len(r)]) for i, c in enumerate(self.columns)]
         return sum(widths) + 3 * len(widths) + 1
 
     def plain_lines(self) -> list[str]:
         """One line per row, columns padded to the widest cell, nothing cut."""
         header = [c or " " for c in self.columns]
-        widths = [max([len(header[i])] + [len(r[i]) for r in self.rows if i < len(r)]) for i in range(len(header))]
+        widths = [max([len(header[i])] + [len(r[i]) for r in self.text_rows if i < len(r)]) for i in range(len(header))]
         lines = [self.title] if self.title else []
-        for cells in [header, *self.rows]:
+        for cells in [header, *self.text_rows]:
             lines.append("  ".join(_one_line(c).ljust(w) for c, w in zip(cells, widths)).rstrip())
         return lines
 
@@ -118,7 +121,7 @@ class SummaryTable:
         """One block per row: ``column: value`` lines (for a terminal too narrow for the table)."""
         lines = [self.title] if self.title else []
         label_w = max((len(c) for c in self.columns), default=0)
-        for r in self.rows:
+        for r in self.text_rows:
             lines.append("")
             for c, v in zip(self.columns, r):
                 lines.append(f"{(c or '-').rjust(label_w)}: {_one_line(v)}")
@@ -149,6 +152,17 @@ def rows_as_json(rows: Sequence[Sequence[object]], columns: Sequence[str]) -> st
 
 def _one_line(s: str) -> str:
     return " ".join(str(s).split("\n"))
+
+
+def _without_markup(cell: str) -> str:
+    """The text rich would show for ``cell`` (its markup removed); the cell itself when it is not
+    valid markup."""
+    from rich.errors import MarkupError
+
+    try:
+        return Text.from_markup(cell).plain
+    except MarkupError:
+        return cell
 
 
 def _fmt(v: object) -> str:

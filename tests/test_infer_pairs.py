@@ -133,6 +133,7 @@ def test_compare_writes_the_matrix_and_png(sample, tmp_path):
     img = cv2.imread(str(out))
     assert img is not None and img.shape[0] > 300 and img.shape[1] > 300
     assert "verdicts" in r.output and "same person" in r.output and "different" in r.output
+    assert "[/]" not in r.output and "[green]" not in r.output  # piped: the text, not rich markup
     r = runner.invoke(app, ["compare", str(photos[0])])
     assert r.exit_code == 1 and "2 to 10" in r.output
 
