@@ -107,6 +107,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=None, help="keep everything here (default: a temp folder); finished runs are reused")
     ap.add_argument("--minutes", type=float, default=4.0, help="training budget of each run (wall clock)")
+    ap.add_argument("--steps", type=int, default=None, help="training budget of each run in optimizer steps instead of minutes (fair on a shared machine)")
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--fakes", type=int, default=6, help="fakes per identity, spread over the families")
     ap.add_argument("--encoder", default="facenet")
@@ -134,7 +135,12 @@ def main(argv=None) -> dict:
         keep = set(args.runs.split(","))
         runs = {k: v for k, v in runs.items() if k.replace("without ", "") in keep}
     enc_args = ["--model", args.encoder] + (["--weights", args.weights] if args.weights else [])
-    budget = ["--max-steps", "2", "--batch-size", "4", "--val-every", "1"] if args.fast else ["--max-minutes", str(args.minutes), "--epochs", "1000", "--val-every", "10"]
+    if args.fast:
+        budget = ["--max-steps", "2", "--batch-size", "4", "--val-every", "1"]
+    elif args.steps:
+        budget = ["--max-steps", str(args.steps), "--epochs", "1000", "--val-every", str(max(1, args.steps // 5))]
+    else:
+        budget = ["--max-minutes", str(args.minutes), "--epochs", "1000", "--val-every", "10"]
     times = {}
     for name, pairs in runs.items():
         out = work / "runs" / args.tag / name.replace(" ", "_")

@@ -93,6 +93,10 @@ def load_trained_encoder(path_or_run_dir, device: str = "cpu", models_dir=None) 
     folder = resolve_checkpoint(path_or_run_dir)
     config = read_config(folder)
     enc = build_encoder(config, device="cpu", models_dir=models_dir, weights_file=folder / WEIGHTS)
+    if config.get("artefact_head"):  # an encoder + artefact head (fakeproof.engine.encoders.guard)
+        from .encoders.guard import guard
+
+        enc = guard(enc, config["artefact_head"], pretrained=False)
     if config.get("normalisation") and config["normalisation"] != enc.spec.normalisation:
         # e.g. a FaceNet run fine-tuned on prewhitened input before the normalisation fix
         raise ValueError(

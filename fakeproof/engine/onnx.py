@@ -204,6 +204,7 @@ class ExportedOnnx(Encoder):
             align_margin=float(meta.get("fakeproof.align_margin", "0.0")),
             template=meta.get("fakeproof.template", "arcface"),
         )
+        self.mirrors_itself = meta.get("fakeproof.mirrors_itself") == "1"  # the graph averages the mirror image in itself
         self.threshold_known = "fakeproof.threshold" in meta
         self.threshold = float(meta["fakeproof.threshold"]) if self.threshold_known else None
         # same weights file = same embeddings: the engine's cache key

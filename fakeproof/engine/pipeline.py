@@ -260,7 +260,7 @@ class FaceEngine:
     def embed_crops(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         """L2-normalised embeddings of aligned crops (with test-time flip when ``self.flip``)."""
         emb = self.encoder.embed(crops, batch_size=batch_size)
-        if not self.flip or len(emb) == 0:
+        if not self.flip or len(emb) == 0 or getattr(self.encoder, "mirrors_itself", False):
             return emb
         mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
         both = emb + self.encoder.embed(mirrored, batch_size=batch_size)

@@ -94,6 +94,7 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
         "fakeproof.align_margin": repr(float(s.align_margin)),
         "fakeproof.template": s.template,
         "fakeproof.licence": s.licence,
+        "fakeproof.mirrors_itself": "1" if getattr(enc, "mirrors_itself", False) else "0",  # test-time flip inside the graph
         "fakeproof.upstream": s.source,
     }
     if threshold is not None:
