@@ -35,7 +35,7 @@ from torch import nn
 from .base import Encoder
 
 GUARD_DIMS = 64  # coordinates that carry the "fake" share of the embedding
-RFF_SCALE = 8.0  # random-feature bandwidth: z of two photos decorrelate unless e is almost equal
+RFF_SCALE = 32.0  # random-feature bandwidth: z of two photos decorrelate even at cosine 0.99 (E[z.z] = exp(-RFF_SCALE^2 (1 - cos)))
 DEFAULT_HEAD_BLOCKS = 7  # dlib ResNet blocks the head copies (stem + 7 residual blocks, 64 channels)
 DEFAULT_WIDTH = 1.0  # logits from "just flagged" to "liveness 0"
 
