@@ -118,7 +118,7 @@ def test_head_batches_are_half_fake_with_self_blends_and_repeatable(two_family_d
     from fakeproof.train.pairs import read_pairs_csv
 
     run = tmp_path / "r"
-    train(_cfg(two_family_ds, run, max_steps=1, val_every=1))
+    train(_cfg(two_family_ds, run, max_steps=1, val_every=1, tune="all", hard_fakes=0.5))  # the pair loss with hard fakes too
     store = CropStore.open(run / "data")
     table = PairTable.from_pairs([p for p in read_pairs_csv(run / "pairs.csv") if p.split == "train"], store)
     assert len(fake_rows(table)) and not set(fake_rows(table)) & set(real_rows(table))

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -186,3 +187,26 @@ def test_run_config_file_and_command_line_override(generated, tmp_path):
     cfg.write_text(json.dumps({"lr": 0.1, "learning_rate": 3}))
     r = CliRunner().invoke(app, ["run", str(generated.root), "--out", str(tmp_path / "run3"), "--config", str(cfg)])
     assert r.exit_code == 1 and "unknown field(s) learning_rate" in r.output and str(cfg) in r.output.replace("\n", "")
+
+
+def test_hard_fakes_repeats_the_deepfake_pairs_the_encoder_finds_most_similar():
+    from fakeproof.train.data import CropStore, PairTable
+    from fakeproof.train.hard_fakes import oversample_hard_fakes
+    from fakeproof.train.pairs import KINDS
+
+    # crop r is a 1x1 "photo" whose pixel is the embedding direction the fake encoder returns
+    vecs = np.array([[1, 0, 0], [1, 0, 0], [0.9, 0.4, 0], [0.2, 1, 0], [0.99, 0.1, 0], [0, 1, 0]], np.float32)
+    store = CropStore(crops=(vecs[:, None, None, :] * 100).astype(np.uint8), index={}, ok=np.ones(6, bool), errors={})
+    df, gen = KINDS.index("deepfake"), KINDS.index("genuine")
+    table = PairTable(a=np.array([0, 0, 0, 0, 1]), b=np.array([2, 3, 4, 5, 0]), label=np.array([0, 0, 0, 0, 1], np.float32), kind=np.array([df, df, df, df, gen], np.int8))
+
+    def embed(crops):
+        e = crops.reshape(len(crops), -1).astype(np.float32)
+        return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+    out, n = oversample_hard_fakes(table, store, embed, share=0.5)
+    assert n == 2 and len(out) == 7
+    assert sorted(out.b[5:].tolist()) == [2, 4]  # the two fakes closest to their real photo (cos 0.91, 0.995)
+    assert (out.kind[5:] == df).all() and (out.label[5:] == 0).all()
+    same, n0 = oversample_hard_fakes(table, store, embed, share=0.0)
+    assert n0 == 0 and same is table

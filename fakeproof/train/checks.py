@@ -28,6 +28,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "epochs": (0.0, None, True),
     "freeze_blocks": (0, None, False),
     "val_batch_size": (1, None, False),
+    "hard_fakes": (0.0, 1.0, False),
     "head_blocks": (1, 14, False),
     "head_lr": (0.0, None, True),
     "head_batch": (2, None, False),

@@ -44,6 +44,7 @@ class TrainConfig:
     epochs: float | None = 10.0
     freeze_blocks: int = 0
     tune: str = "all"  # all | norm (only the normalisation layers' affine parameters learn, GenD-like) | head (only the artefact head)
+    hard_fakes: float = 0.0  # share of training deepfake pairs (the most similar for the starting encoder) seen twice per epoch
     artefact_head: bool = False  # add an artefact head (fakeproof.engine.encoders.guard) and train it
     head_blocks: int = 7
     head_lr: float = 1e-4

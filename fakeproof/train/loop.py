@@ -112,6 +112,12 @@ class Trainer:
             except ValueError as e:
                 raise TrainError(f"{cfg.dataset}: {e}") from None
         self.task = PairTask(encoder, cfg, info)
+        if cfg.hard_fakes > 0:
+            from .hard_fakes import oversample_hard_fakes
+
+            train_t, n_hard = oversample_hard_fakes(self.data.train, self.data.store, self.task.embed, cfg.hard_fakes, cfg.val_batch_size)
+            self.data.train, self.data.steps_per_epoch = train_t, len(train_t) // cfg.batch_size
+            self.log(f"hard fakes: the {n_hard} training deepfake pairs the starting encoder finds most similar are seen twice per epoch")
         self.opt = Optimisation.create(self.task)
         base_weights = start.config.get("base_weights") if start.kind == "checkpoint" else cfg.weights
         describe = ckpt.encoder_config(encoder, start.architecture, base_weights, cfg.detector, self.engine.margin)
