@@ -85,6 +85,19 @@ def dev_metrics(engine, dev: Path) -> dict:
     return {"dev_real_eer": float(e.eer), "dev_threshold": float(e.threshold), "dev_acceptance": acceptance_rate(cos[fake], e.threshold), "dev_fake_pairs": int(fake.sum())}
 
 
+def recalibrate(guard, run_dir: Path, false_alarm: float) -> None:
+    """Set a guarded encoder's head threshold at ``false_alarm`` of the run's VALIDATION real
+    photos (the run's own crop store), as ``train run --head-false-alarm`` would have."""
+    from fakeproof.train.artefact import calibrate
+    from fakeproof.train.data import CropStore, PairTable
+    from fakeproof.train.pairs import read_pairs_csv
+
+    store = CropStore.open(run_dir / "data")
+    val = PairTable.from_pairs([p for p in read_pairs_csv(run_dir / "pairs.csv") if p.split == "val"], store)
+    calibrate(guard, store, val, false_alarm)
+    guard.fingerprint = None  # a new threshold: new embeddings
+
+
 def prepare_data(args, work: Path) -> tuple[Path, tuple[str, ...]]:
     ds = work / "ds"
     fams = tuple(args.families.split(","))
@@ -118,6 +131,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fast", action="store_true", help="package-shipped faces, 2 steps per run, no deepfakes-dev: a smoke test")
     ap.add_argument("--runs", default=None, help="only these runs (comma list of held-out families and/or 'all')")
+    ap.add_argument("--false-alarms", default="", help="runs with an artefact head: also re-calibrate it at these shares of flagged validation real photos (e.g. 0.005,0.02,0.05) and add a row each: the trade-off curve")
     ap.add_argument("--tag", default="default", help="runs go to WORK/runs/TAG/ (compare recipes on the same data and split)")
     args = ap.parse_args(argv)
 
@@ -167,6 +181,11 @@ def main(argv=None) -> dict:
         eng = FaceEngine(enc, device="cpu", cache_dir=cache)
         results[name] = {**test_metrics(eng, ds, test), **(dev_metrics(eng, dev) if use_dev else {})}
         results[name]["summary"] = json.loads((work / "runs" / args.tag / name.replace(" ", "_") / "summary.json").read_text())
+        if getattr(enc, "head", None) is not None:
+            for fa in [float(v) for v in args.false_alarms.split(",") if v.strip()]:
+                recalibrate(enc, work / "runs" / args.tag / name.replace(" ", "_"), fa)
+                eng = FaceEngine(enc, device="cpu", cache_dir=cache)
+                results[f"{name} @ {100 * fa:g}% flagged"] = {**test_metrics(eng, ds, test), **(dev_metrics(eng, dev) if use_dev else {})}
 
     def pct(v):
         return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}%"
@@ -174,7 +193,7 @@ def main(argv=None) -> dict:
     base = results["stock"]["genuine_eer"]
     rows = []
     for name, m in results.items():
-        held = name.replace("without ", "") if name.startswith("without ") else None
+        held = name.split(" @ ")[0].replace("without ", "") if name.startswith("without ") else None
         row = [name, pct(m.get(f"attack_acceptance:{held}")) if held else "-"]
         row += [pct(m.get(f"attack_acceptance:{f}")) for f in fams]
         row += [pct(m["genuine_eer"]), f"{100 * (m['genuine_eer'] - base):+.1f} pt" if name != "stock" else ""]

@@ -32,3 +32,21 @@ def test_cross_generator_fast_mode(tmp_path):
     assert res["all"]["summary"]["steps"] == 2
     assert set(res["without selfblend"]["summary"]["attack_acceptance_by_family"]) == {"classic"}  # chosen without it
     assert not np.isnan(res["stock"]["attack_acceptance"])
+
+
+def test_cross_generator_fast_mode_with_an_artefact_head_and_its_trade_off_rows(tmp_path):
+    from fakeproof.engine.encoders.adaface import IRBackbone
+
+    import train_cross_generator as bench
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "ir18.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in IRBackbone(18).state_dict().items()}}, ckpt)
+    out = bench.main(["--fast", "--work", str(tmp_path / "w"), "--families", "classic,selfblend", "--runs", "selfblend",
+                      "--encoder", "adaface_ir18", "--weights", str(ckpt), "--train-args", "--artefact-head --tune head --head-blocks 2 --head-batch 8",
+                      "--val-fraction", "0.3", "--test-fraction", "0.3", "--false-alarms", "0.2,0.5"])
+    res = out["results"]
+    assert set(res) == {"stock", "without selfblend", "without selfblend @ 20% flagged", "without selfblend @ 50% flagged"}
+    for m in res.values():
+        assert 0.0 <= m["attack_acceptance:selfblend"] <= 1.0
+    assert res["without selfblend"]["summary"]["steps"] == 2
