@@ -162,3 +162,22 @@ def test_cli_tune_head_needs_the_head(two_family_ds, tmp_path):
     assert r.exit_code == 1 and "--artefact-head" in r.output and "Traceback" not in r.output
     with pytest.raises(TrainError, match="artefact"):
         train(_cfg(two_family_ds, tmp_path / "y", artefact_head=False))
+
+
+def test_artefact_head_trains_under_torchrun_on_two_cpu_processes(two_family_ds, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", "fakeproof.train.cli", "run",
+           str(two_family_ds), "--out", str(run), "--model", "dlib_resnet", "--artefact-head", "--head-blocks", "2", "--head-batch", "8",
+           "--batch-size", "4", "--max-steps", "2", "--val-every", "2", "--val-fraction", "0.3", "--freeze-blocks", "12", "--no-progress"]
+    p = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    s = json.loads((run / "summary.json").read_text())
+    assert s["world_size"] == 2 and s["steps"] == 2
+    d0, d1 = s["weight_digests"]
+    assert d0 == d1, "the two ranks ended with different weights (head and encoder are both synchronised)"

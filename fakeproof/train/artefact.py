@@ -123,11 +123,12 @@ class HeadBatches:
         return np.stack(out), np.asarray(labels, np.float32)
 
 
-def head_loss(guard: GuardedEncoder, crops: np.ndarray, labels: np.ndarray) -> torch.Tensor:
-    """Binary cross-entropy of the head's logits (training mode: one view per crop)."""
+def head_loss(guard: GuardedEncoder, crops: np.ndarray, labels: np.ndarray, head=None) -> torch.Tensor:
+    """Binary cross-entropy of the head's logits (training mode: one view per crop); ``head``: the
+    DistributedDataParallel wrapper of ``guard.head`` under torchrun."""
     x = guard.to_input(crops)
     y = torch.from_numpy(labels).to(x.device)
-    return F.binary_cross_entropy_with_logits(guard.artefact_logit(x).float(), y)
+    return F.binary_cross_entropy_with_logits(guard.artefact_logit(x, head=head).float(), y)
 
 
 @torch.no_grad()

@@ -100,8 +100,6 @@ class Trainer:
         if cfg.artefact_head and not isinstance(encoder, GuardedEncoder):
             encoder = guard(encoder, {"blocks": cfg.head_blocks}).to(info.device)
         guarded = isinstance(encoder, GuardedEncoder)
-        if guarded and info.world_size > 1:
-            raise TrainError("the artefact head trains in one process only (torchrun with --artefact-head is not supported yet)")
         self.engine = FaceEngine(encoder, detector=cfg.detector, device=info.device)
         self.data = build_run_data(cfg, info, self.run_dir, self.engine, dataset, pairs, self.log)
         self.head_batches = None
@@ -153,7 +151,8 @@ class Trainer:
             cb = gather_crops(data.store, data.train.b[pi], flips[B + pos] if flips is not None else None)
             total += self.task.forward_backward(ca, cb, data.train.label[pi], self.opt.scaler, cfg.accum_steps, sync=m == cfg.accum_steps - 1)
         if self.head_batches is not None:
-            total += self.task.head_backward(*self.head_batches(self.step), self.opt.scaler)
+            crops, labels = self.head_batches(self.step)  # every rank draws the same batch and takes its share
+            total += self.task.head_backward(crops[info.rank :: info.world_size], labels[info.rank :: info.world_size], self.opt.scaler)
         self.opt.scaler.step(self.opt.optimizer)
         self.opt.scaler.update()
         self.step += 1

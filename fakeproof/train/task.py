@@ -48,7 +48,8 @@ class PairTask:
         # the starting point L2-SP pulls towards: the pretrained weights, taken before any --resume load
         self.anchor = [p.detach().clone() for p in self.params] if cfg.l2sp > 0 else None
         self.amp_dtype = amp_dtype(info, cfg.amp)
-        self.model = encoder
+        self.model = encoder.base if self.head is not None else encoder  # what the pair loss runs
+        self.head_model = self.head
 
     def wrap_distributed(self) -> None:
         """DDP around the encoder under torchrun (after any resumed weights are in)."""
@@ -56,7 +57,11 @@ class PairTask:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             dev = self.info.device
-            self.model = DDP(self.encoder, device_ids=[self.info.local_rank] if dev.startswith("cuda") else None, broadcast_buffers=self.cfg.bn == "train")
+            ids = [self.info.local_rank] if dev.startswith("cuda") else None
+            if self.params:  # (a guarded encoder: its base)
+                self.model = DDP(self.model, device_ids=ids, broadcast_buffers=self.cfg.bn == "train")
+            if self.head is not None:
+                self.head_model = DDP(self.head, device_ids=ids)
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
@@ -81,7 +86,7 @@ class PairTask:
         with self.model.no_sync() if (self.info.enabled and not sync) else nullcontext():
             with self._autocast():
                 # the pair loss trains identity; a guarded encoder's head learns from head_backward
-                e = self.encoder.identity(x) if self.head is not None else self.model(x)
+                e = self.encoder.identity(x, base=self.model) if self.head is not None else self.model(x)
             e = F.normalize(e.float(), dim=1)
             cos = (e[:n] * e[n:]).sum(1)
             loss = (self.loss_fn(cos, y) + self.l2sp_penalty()) / accum_steps
@@ -93,7 +98,7 @@ class PairTask:
         from .artefact import head_loss
 
         with self._autocast():
-            loss = head_loss(self.encoder, crops, labels)
+            loss = head_loss(self.encoder, crops, labels, head=self.head_model)
         scaler.scale(loss).backward()
         return float(loss.detach())
 

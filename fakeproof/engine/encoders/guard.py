@@ -98,16 +98,20 @@ class GuardedEncoder(Encoder):
     def _views(self, crops: torch.Tensor) -> list[torch.Tensor]:
         return [crops, crops.flip(2)] if (self.flip and not self.training) else [crops]
 
-    def identity(self, crops: torch.Tensor) -> torch.Tensor:
-        """The base encoder's unit embedding (flip-averaged in eval mode)."""
+    def identity(self, crops: torch.Tensor, base: nn.Module | None = None) -> torch.Tensor:
+        """The base encoder's unit embedding (flip-averaged in eval mode); ``base``: a wrapper of
+        ``self.base`` to run instead (DistributedDataParallel in training)."""
+        net = base if base is not None else self.base
         e = 0
         for v in self._views(crops):
-            e = e + F.normalize(self.base(self.base.normalise(v[..., [2, 1, 0]] if self.base_bgr else v)).float(), dim=1)
+            e = e + F.normalize(net(self.base.normalise(v[..., [2, 1, 0]] if self.base_bgr else v)).float(), dim=1)
         return F.normalize(e, dim=1)
 
-    def artefact_logit(self, crops: torch.Tensor) -> torch.Tensor:
+    def artefact_logit(self, crops: torch.Tensor, head: nn.Module | None = None) -> torch.Tensor:
+        """The head's logit (flip-averaged in eval mode); ``head``: a wrapper of ``self.head``."""
+        net = head if head is not None else self.head
         views = self._views(crops)
-        return sum(self.head(v) for v in views) / len(views)
+        return sum(net(v) for v in views) / len(views)
 
     def liveness(self, logit: torch.Tensor) -> torch.Tensor:
         if not self.calibrated:
