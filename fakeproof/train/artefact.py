@@ -5,8 +5,9 @@ training identities, half fakes. The fakes are the dataset's own deepfakes of th
 and, for a share ``--head-selfblend`` of them, Self-Blended Images made on the fly from a real
 training crop with the very code of the ``selfblend`` generator (its random alterations and its
 landmark-hull mask, the 68 points fitted once per crop). Both halves then get the same
-post-processing at random (mirror, JPEG re-compression), so the head cannot tell them apart by
-compression alone. The loss is binary cross-entropy, added to the pair loss.
+post-processing at random: mirror, the selfblend generator's colour and blur/sharpen/down-up
+alterations applied to the WHOLE crop, JPEG re-compression. So a global colour or sharpness change
+says nothing; only a local one (a blend inside the face) does. The loss is binary cross-entropy, added to the pair loss.
 
 Before every validation the head is calibrated on the validation identities' real photos: ``tau``
 is the logit that a share ``--head-false-alarm`` of them exceed (see
@@ -28,6 +29,7 @@ from .pairs import KINDS
 
 DEEPFAKE = KINDS.index("deepfake")
 JPEG_RANGE = (60, 100)
+GLOBAL_ALTERATION = 0.5  # share of head crops, real and fake alike, altered as a whole
 
 
 def fake_rows(table: PairTable) -> np.ndarray:
@@ -48,6 +50,15 @@ def face_box(spec) -> tuple[float, float, float, float]:
     iod = float(np.linalg.norm(eyes[1] - eyes[0]))
     cx, ey, my = float(eyes[:, 0].mean()), float(eyes[:, 1].mean()), float(mouth[:, 1].mean())
     return cx - iod, ey - 0.8 * iod, cx + iod, my + 0.7 * iod
+
+
+def _alter_whole(img: np.ndarray, g: np.random.Generator) -> np.ndarray:
+    """The selfblend generator's alterations, on the whole crop instead of inside a face mask."""
+    from ..generate.backends.selfblend import alter_colour, alter_frequency, choose_selfblend
+
+    p = choose_selfblend(g)
+    out = alter_frequency(alter_colour(img.astype(np.float32), p), p, img.shape[1] / 2.0)
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
@@ -117,6 +128,8 @@ class HeadBatches:
         for c in crops:  # the same post-processing for real and fake
             if g.random() < 0.5:
                 c = c[:, ::-1]
+            if g.random() < GLOBAL_ALTERATION:
+                c = _alter_whole(c, g)
             if g.random() < 0.5:
                 c = _jpeg(np.ascontiguousarray(c), g.integers(*JPEG_RANGE))
             out.append(np.ascontiguousarray(c))

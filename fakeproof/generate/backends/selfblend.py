@@ -50,7 +50,7 @@ def choose_selfblend(rng: np.random.Generator) -> dict:
     }
 
 
-def _colour(img: np.ndarray, p: dict) -> np.ndarray:
+def alter_colour(img: np.ndarray, p: dict) -> np.ndarray:
     """Colour, brightness and contrast alterations (float32 RGB in, float32 RGB out)."""
     out = img
     if p["colour"] == "rgb_shift":
@@ -66,7 +66,7 @@ def _colour(img: np.ndarray, p: dict) -> np.ndarray:
     return (out - mean) * p["contrast"] + mean + p["brightness"] * 255.0
 
 
-def _frequency(img: np.ndarray, p: dict, face_w: float) -> np.ndarray:
+def alter_frequency(img: np.ndarray, p: dict, face_w: float) -> np.ndarray:
     """Blur, sharpening or a down-up scale (float32 RGB), strength ``freq_amount``."""
     a = p["freq_amount"]
     if p["freq"] == "blur":
@@ -119,7 +119,7 @@ def self_blend(rgb: np.ndarray, pts: np.ndarray, p: dict) -> np.ndarray:
         raise BackendError("face region too small to self-blend")
     region = rgb[y0:y1, x0:x1].astype(np.float32)
     local = pts - [x0, y0]
-    altered = _frequency(_colour(region, p), p, face_w)
+    altered = alter_frequency(alter_colour(region, p), p, face_w)
     source, target = (altered, region) if p["altered"] == "source" else (region, altered)
     # small scale / translation jitter of the source about the face centre
     cx, cy = local[:68].mean(0)
