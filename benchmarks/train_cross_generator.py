@@ -116,6 +116,53 @@ def prepare_data(args, work: Path) -> tuple[Path, tuple[str, ...]]:
     return ds, fams
 
 
+EER_BUDGET = 0.005  # a recipe may cost at most 0.5 point of genuine-pair EER on any held-out row
+
+
+def recipe_row(tag: str, bench: dict) -> dict:
+    """One recipe's protocol figures: held-out acceptance of each rotation (its mean and worst),
+    the largest genuine-EER rise over stock among the held-out rows, deepfakes-dev acceptance
+    (mean over the rotations; evaluation only, never used to choose)."""
+    res = bench["results"]
+    stock = res["stock"]
+    held = {k.replace("without ", ""): v for k, v in res.items() if k.startswith("without ") and " @ " not in k}
+    acc = {f: m[f"attack_acceptance:{f}"] for f, m in held.items()}
+    rise = max(m["genuine_eer"] - stock["genuine_eer"] for m in held.values()) if held else float("nan")
+    dev = [m["dev_acceptance"] for m in held.values() if "dev_acceptance" in m]
+    return {"recipe": tag, "train_args": bench["args"].get("train_args", ""), "steps": bench["args"].get("steps"), "held_out": acc,
+            "mean_held_out": float(np.mean(list(acc.values()))) if acc else float("nan"), "worst_held_out": max(acc.values()) if acc else float("nan"),
+            "max_eer_rise": rise, "dev_acceptance": float(np.mean(dev)) if dev else float("nan")}
+
+
+def stock_row(bench: dict) -> dict:
+    s = bench["results"]["stock"]
+    fams = [k.split(":", 1)[1] for k in s if k.startswith("attack_acceptance:")]
+    acc = {f: s[f"attack_acceptance:{f}"] for f in fams}
+    return {"recipe": "stock (no training)", "train_args": "", "steps": 0, "held_out": acc, "mean_held_out": float(np.mean(list(acc.values()))),
+            "worst_held_out": max(acc.values()), "max_eer_rise": 0.0, "dev_acceptance": s.get("dev_acceptance", float("nan"))}
+
+
+def compare(work: Path, tags: list[str]) -> dict:
+    """The recipe table over saved runs (``WORK/benchmark_TAG.json``) and the protocol's choice:
+    the lowest mean held-out acceptance among recipes within :data:`EER_BUDGET` on every rotation;
+    stock when none beats it. deepfakes-dev is shown, never used."""
+    from fakeproof.ui import console, summary_table
+
+    benches = {t: json.loads((work / f"benchmark_{t}.json").read_text()) for t in tags}
+    rows = [stock_row(next(iter(benches.values())))] + [recipe_row(t, b) for t, b in benches.items()]
+    better = [r for r in rows[1:] if r["max_eer_rise"] <= EER_BUDGET and r["mean_held_out"] < rows[0]["mean_held_out"]]
+    winner = min(better, key=lambda r: (r["mean_held_out"], r["max_eer_rise"])) if better else rows[0]
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    fams = list(rows[0]["held_out"])
+    table = [[r["recipe"] + (" *" if r is winner else ""), r["train_args"] or "-", str(r["steps"])] + [pct(r["held_out"].get(f, float("nan"))) for f in fams]
+             + [pct(r["mean_held_out"]), f"{100 * r['max_eer_rise']:+.1f} pt", pct(r["dev_acceptance"])] for r in rows]
+    cols = ["recipe", "train run options", "steps"] + [f"held-out {f}" for f in fams] + ["mean held-out", "worst EER rise", "deepfakes-dev acc."]
+    console.print(summary_table(f"recipes by the leave-one-family-out protocol (* = chosen: lowest mean held-out acceptance within +{100 * EER_BUDGET:.1f} pt genuine EER)", table, cols))
+    out = {"rows": rows, "winner": winner["recipe"]}
+    (work / "recipes.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=None, help="keep everything here (default: a temp folder); finished runs are reused")
@@ -133,7 +180,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--runs", default=None, help="only these runs (comma list of held-out families and/or 'all')")
     ap.add_argument("--false-alarms", default="", help="runs with an artefact head: also re-calibrate it at these shares of flagged validation real photos (e.g. 0.005,0.02,0.05) and add a row each: the trade-off curve")
     ap.add_argument("--tag", default="default", help="runs go to WORK/runs/TAG/ (compare recipes on the same data and split)")
+    ap.add_argument("--compare", default=None, help="TAG[,TAG...]: no training; the recipe table over WORK/benchmark_TAG.json files and the protocol's choice")
     args = ap.parse_args(argv)
+    if args.compare:
+        if args.work is None:
+            raise SystemExit("--compare needs --work (where the benchmark_TAG.json files are)")
+        return compare(args.work, args.compare.split(","))
 
     work = args.work or Path(tempfile.mkdtemp(prefix="fakeproof-xgen-"))
     work.mkdir(parents=True, exist_ok=True)

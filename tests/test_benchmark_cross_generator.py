@@ -32,6 +32,12 @@ def test_cross_generator_fast_mode(tmp_path):
     assert res["all"]["summary"]["steps"] == 2
     assert set(res["without selfblend"]["summary"]["attack_acceptance_by_family"]) == {"classic"}  # chosen without it
     assert not np.isnan(res["stock"]["attack_acceptance"])
+    cmp = bench.main(["--work", str(tmp_path / "w"), "--compare", "default"])  # the recipe table over saved runs
+    assert [r["recipe"] for r in cmp["rows"]] == ["stock (no training)", "default"]
+    row = cmp["rows"][1]
+    assert set(row["held_out"]) == {"selfblend"} and row["held_out"]["selfblend"] == res["without selfblend"]["attack_acceptance:selfblend"]
+    assert cmp["winner"] in ("stock (no training)", "default")
+    assert (cmp["winner"] == "default") == (row["max_eer_rise"] <= bench.EER_BUDGET and row["mean_held_out"] < cmp["rows"][0]["mean_held_out"])
 
 
 def test_cross_generator_fast_mode_with_an_artefact_head_and_its_trade_off_rows(tmp_path):
