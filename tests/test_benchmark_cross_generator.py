@@ -6,20 +6,27 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
-def test_cross_generator_fast_mode(tmp_path):
+@pytest.fixture
+def ckpt(tmp_path):
+    """A random AdaFace IR-18 checkpoint: the quick stand-in for the stock encoder."""
     from fakeproof.engine.encoders.adaface import IRBackbone
 
+    torch.manual_seed(0)
+    path = tmp_path / "ir18.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in IRBackbone(18).state_dict().items()}}, path)
+    return path
+
+
+def test_cross_generator_fast_mode(tmp_path, ckpt):
     import train_cross_generator as bench
 
-    torch.manual_seed(0)
-    ckpt = tmp_path / "ir18.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in IRBackbone(18).state_dict().items()}}, ckpt)
     out = bench.main(["--fast", "--work", str(tmp_path / "w"), "--families", "classic,selfblend", "--runs", "all,selfblend",
                       "--encoder", "adaface_ir18", "--weights", str(ckpt), "--train-args", "--freeze-blocks 11 --lr 1e-4",
                       "--val-fraction", "0.3", "--test-fraction", "0.3"])
@@ -40,14 +47,9 @@ def test_cross_generator_fast_mode(tmp_path):
     assert (cmp["winner"] == "default") == (row["max_eer_rise"] <= bench.EER_BUDGET and row["mean_held_out"] < cmp["rows"][0]["mean_held_out"])
 
 
-def test_cross_generator_fast_mode_with_an_artefact_head_and_its_trade_off_rows(tmp_path):
-    from fakeproof.engine.encoders.adaface import IRBackbone
-
+def test_cross_generator_fast_mode_with_an_artefact_head_and_its_trade_off_rows(tmp_path, ckpt):
     import train_cross_generator as bench
 
-    torch.manual_seed(0)
-    ckpt = tmp_path / "ir18.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in IRBackbone(18).state_dict().items()}}, ckpt)
     out = bench.main(["--fast", "--work", str(tmp_path / "w"), "--families", "classic,selfblend", "--runs", "selfblend",
                       "--encoder", "adaface_ir18", "--weights", str(ckpt), "--train-args", "--artefact-head --tune head --head-blocks 2 --head-batch 8",
                       "--val-fraction", "0.3", "--test-fraction", "0.3", "--false-alarms", "0.2,0.5"])
