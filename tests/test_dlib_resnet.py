@@ -249,3 +249,16 @@ def test_short_training_run_and_reload(tmp_path):
     saved = load_file(str(best / "model.safetensors"))
     assert all(torch.equal(v, saved[k]) for k, v in enc.state_dict().items())
     assert enc.spec.template == "dlib_chip"
+
+
+def test_tune_norm_moves_only_dlibs_affine_layers():
+    """dlib folds its batch norms into per-channel affine layers: --tune norm trains those."""
+    from fakeproof.engine.encoders.dlib_resnet import Affine
+    from fakeproof.engine.encoders import get_encoder
+    from fakeproof.train.blocks import trainable_parameters, tune_only_norm
+
+    enc = get_encoder("dlib_resnet")
+    n = tune_only_norm(enc)
+    affine = [p for m in enc.modules() if isinstance(m, Affine) for p in m.parameters()]
+    assert n == sum(p.numel() for p in affine) > 0
+    assert {id(p) for p in trainable_parameters(enc)} == {id(p) for p in affine}

@@ -64,6 +64,7 @@ def trainable_parameters(model: nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
+# plus any module with ``is_norm_layer = True`` (dlib's affine layers: a batch norm folded at export)
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
 
 
@@ -75,7 +76,7 @@ def tune_only_norm(model: nn.Module) -> int:
         p.requires_grad_(False)
     n = 0
     for m in model.modules():
-        if isinstance(m, NORM_LAYERS):
+        if isinstance(m, NORM_LAYERS) or getattr(m, "is_norm_layer", False):
             for p in m.parameters(recurse=False):
                 p.requires_grad_(True)
                 n += p.numel()

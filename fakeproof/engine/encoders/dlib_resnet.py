@@ -56,7 +56,10 @@ NORMALISATION = "(x - mean_rgb) / 256, mean_rgb = (122.782, 117.001, 104.298) re
 
 
 class Affine(nn.Module):
-    """dlib's ``affine_`` layer: ``x * gamma + beta`` per channel (learnable; no statistics)."""
+    """dlib's ``affine_`` layer: ``x * gamma + beta`` per channel (learnable; no statistics). It is
+    what dlib turns a trained batch normalisation into, so ``--tune norm`` counts it as one."""
+
+    is_norm_layer = True
 
     def __init__(self, channels: int):
         super().__init__()
