@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .engine.detect import get_detector
-from .engine.images import load_rgb
+from .engine.images import jpeg_roundtrip, load_rgb
 
 
 @dataclass
@@ -109,8 +109,7 @@ def vary(face: SourceFace, rng: np.random.Generator, size: int = 256) -> np.ndar
     if rng.random() < 0.4:
         img = np.clip(img.astype(np.int16) + rng.normal(0, rng.uniform(2, 7), img.shape).astype(np.int16), 0, 255).astype(np.uint8)
     q = int(rng.integers(45, 96))
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return jpeg_roundtrip(img, q)
 
 
 def make_sample_dataset(out_dir, photos_per_identity: int = 5, seed: int = 0, size: int = 256, identities: int | None = None) -> Path:

@@ -128,6 +128,12 @@ def decode_rgb(data: bytes, path="<bytes>", max_side: int | None = DEFAULT_MAX_S
     return LoadedImage(rgb=rgb, scale=scale, original_size=orig, warnings=notes)
 
 
+def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """``rgb`` (uint8 RGB) encoded as JPEG at ``quality`` and decoded again: its compression artefacts."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) if ok else rgb
+
+
 def load_rgb(path, max_side: int | None = DEFAULT_MAX_SIDE) -> LoadedImage:
     """Read ``path`` into an RGB uint8 image; raises :class:`ImageLoadError` with a one-line reason."""
     p = Path(path)

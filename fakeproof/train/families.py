@@ -66,14 +66,14 @@ def select_pairs(pairs: list, families: dict[str, str], holdout: tuple[str, ...]
 
 def family_columns(table, store, families: dict[str, str]) -> np.ndarray:
     """The family of each pair of a :class:`data.PairTable` ("" for genuine / impostor pairs)."""
-    from .pairs import KINDS
+    from .data import KIND_CODE
 
     by_row = np.full(len(store.index), UNKNOWN, dtype=object)
     for key, row in store.index.items():
         if key in families:
             by_row[row] = families[key]
     out = np.full(len(table), "", dtype=object)
-    fake = table.kind == KINDS.index("deepfake")
+    fake = table.kind == KIND_CODE["deepfake"]
     out[fake] = by_row[table.b[fake]]
     return out
 

@@ -12,10 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from .data import CropStore, PairTable, gather_crops
-from .pairs import KINDS
+from .data import KIND_CODE, CropStore, PairTable, embed_rows
 
-DEEPFAKE = KINDS.index("deepfake")
+DEEPFAKE = KIND_CODE["deepfake"]
 
 
 def oversample_hard_fakes(table: PairTable, store: CropStore, embed: Callable[[np.ndarray], np.ndarray], share: float, batch_size: int = 64) -> tuple[PairTable, int]:
@@ -24,10 +23,9 @@ def oversample_hard_fakes(table: PairTable, store: CropStore, embed: Callable[[n
     n = int(round(share * len(fake)))
     if n <= 0:
         return table, 0
-    rows = np.unique(np.concatenate([table.a[fake], table.b[fake]]))
-    emb = np.concatenate([embed(gather_crops(store, rows[s : s + batch_size])) for s in range(0, len(rows), batch_size)])
-    at = {int(r): i for i, r in enumerate(rows)}
-    cos = np.array([float(emb[at[int(table.a[k])]] @ emb[at[int(table.b[k])]]) for k in fake])
+    rows = np.unique(np.concatenate([table.a[fake], table.b[fake]]))  # sorted: searchsorted finds each side
+    emb = embed_rows(store, rows, embed, batch_size)
+    cos = (emb[np.searchsorted(rows, table.a[fake])] * emb[np.searchsorted(rows, table.b[fake])]).sum(1)
     hard = fake[np.argsort(-cos, kind="stable")[:n]]
     cat = lambda f: np.concatenate([f, f[hard]])  # noqa: E731
     return replace(table, a=cat(table.a), b=cat(table.b), label=cat(table.label), kind=cat(table.kind)), n

@@ -32,7 +32,7 @@ from ..hashing import digest_weights
 from ..ui import console, progress_task
 from . import checkpoint as ckpt
 from .config import RESUME_OVERRIDES, TrainConfig, TrainError, resolve_config, stop_limit  # noqa: F401 - re-exported
-from .data import batch_order, flip_mask, gather_crops
+from .data import batch_order, embed_rows, flip_mask, gather_crops
 from .distributed import any_flag, cleanup, gather_objects, init_distributed, mean_across
 from .keeper import CheckpointKeeper
 from .records import MetricsLog, print_summary, validation_line
@@ -40,7 +40,7 @@ from .run_data import build_run_data, load_run_pairs
 from .task import Optimisation, PairTask
 from ..metrics import METRIC_FIELDS, pair_metrics
 from .families import family_summary, parse_holdout
-from .artefact import HeadBatches, calibrate, real_rows
+from .artefact import HeadBatches, calibrate
 from ..engine.encoders.guard import GuardedEncoder, guard
 
 
@@ -164,13 +164,13 @@ class Trainer:
         info, store, vt = self.info, self.data.store, self.data.val
         row: dict = {"val_loss": float("nan"), **dict.fromkeys(METRIC_FIELDS, float("nan"))}
         if self.head_batches is not None:  # the head's threshold, from validation real photos (training's when none)
-            table = self.data.val if len(real_rows(self.data.val)) else self.data.train
-            calibrate(self.task.encoder, store, table, self.cfg.head_false_alarm, self.cfg.val_batch_size)
+            for table in (self.data.val, self.data.train):
+                if calibrate(self.task.encoder, store, table, self.cfg.head_false_alarm, self.cfg.val_batch_size) is not None:
+                    break
         if len(vt):
             mine = vt.rows()[info.rank :: info.world_size]
             bs = self.cfg.val_batch_size
-            embs = [self.task.embed(gather_crops(store, mine[s : s + bs])) for s in range(0, len(mine), bs)]
-            emb = np.concatenate(embs) if embs else np.zeros((0, 1), np.float32)
+            emb = embed_rows(store, mine, self.task.embed, bs) if len(mine) else np.zeros((0, 1), np.float32)
             parts = gather_objects(info, (mine, emb))
             dim = max(p[1].shape[1] for p in parts if len(p[0])) if any(len(p[0]) for p in parts) else 1
             full = np.zeros((store.crops.shape[0], dim), np.float32)

@@ -48,7 +48,7 @@ class PairTask:
         # the starting point L2-SP pulls towards: the pretrained weights, taken before any --resume load
         self.anchor = [p.detach().clone() for p in self.params] if cfg.l2sp > 0 else None
         self.amp_dtype = amp_dtype(info, cfg.amp)
-        self.model = encoder.base if self.head is not None else encoder  # what the pair loss runs
+        self.model = base  # what the pair loss runs
         self.head_model = self.head
 
     def wrap_distributed(self) -> None:

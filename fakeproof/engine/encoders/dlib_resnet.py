@@ -98,6 +98,12 @@ class ResidualBlock(nn.Module):
         return torch.relu(add_zero_padded(y, shortcut))
 
 
+def dlib_input(crops: torch.Tensor, pixel_mean: torch.Tensor) -> torch.Tensor:
+    """uint8-valued RGB NHWC -> float NCHW, dlib's input layer (``NORMALISATION``)."""
+    x = crops.to(torch.float32) - pixel_mean.to(crops.device)
+    return (x / 256.0).permute(0, 3, 1, 2).contiguous()
+
+
 class DlibResNet(nn.Module):
     def __init__(self):
         super().__init__()
@@ -111,9 +117,7 @@ class DlibResNet(nn.Module):
         self.fc = nn.Linear(cin, EMBEDDING_DIM, bias=False)
 
     def normalise(self, crops: torch.Tensor) -> torch.Tensor:
-        """uint8 RGB NHWC -> float NCHW, dlib's input layer."""
-        x = crops.to(torch.float32) - self.pixel_mean.to(crops.device)
-        return (x / 256.0).permute(0, 3, 1, 2).contiguous()
+        return dlib_input(crops, self.pixel_mean)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stem(x))

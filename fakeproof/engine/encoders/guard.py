@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Encoder
+from .dlib_resnet import BLOCKS, DlibResNet, converted_state_dict, dlib_input
 
 GUARD_DIMS = 64  # coordinates that carry the "fake" share of the embedding
 RFF_SCALE = 32.0  # random-feature bandwidth: z of two photos decorrelate even at cosine 0.99 (E[z.z] = exp(-RFF_SCALE^2 (1 - cos)))
@@ -47,7 +48,6 @@ class ArtefactHead(nn.Module):
 
     def __init__(self, blocks: int = DEFAULT_HEAD_BLOCKS, pretrained: bool = True):
         super().__init__()
-        from .dlib_resnet import BLOCKS, DlibResNet, converted_state_dict
 
         if not 1 <= blocks <= len(BLOCKS):
             raise ValueError(f"artefact head: blocks must be 1..{len(BLOCKS)}, not {blocks}")
@@ -63,7 +63,7 @@ class ArtefactHead(nn.Module):
         self.fc = nn.Linear(64, 1)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        x = ((crops.float() - self.pixel_mean) / 256.0).permute(0, 3, 1, 2)
+        x = dlib_input(crops, self.pixel_mean)
         h = self.mix(self.blocks(self.stem(x)))
         return self.fc(torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1))[:, 0]
 

