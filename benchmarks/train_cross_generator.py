@@ -33,6 +33,7 @@ from pathlib import Path
 from _common import SHARED_DATA, shared_or_skip
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 FAMILIES = ("classic", "selfblend", "morph")
 
@@ -65,7 +66,54 @@ def test_metrics(engine, ds: Path, pairs) -> dict:
     fams = np.array([p.backend if p.kind == "deepfake" else "" for p in ok], dtype=object)
     m = pair_metrics(cos, np.array([p.label for p in ok]), np.array([p.kind for p in ok]), fams)
     m["pairs"] = len(ok)
+    m["cos"] = {pair_key(p): float(c) for p, c in zip(ok, cos)}  # for the paired bootstrap of --compare
     return m
+
+
+def pair_key(p) -> str:
+    return f"{p.a}|{p.b}"
+
+
+@torch.no_grad()
+def head_logits(guard, engine, paths: list[Path]) -> dict[Path, float]:
+    """The artefact head's logit of each photo the engine can align (flip-averaged, eval mode)."""
+    guard.eval()
+    _recs, crops = engine.crops(paths, progress=False)
+    ok = [(p, c) for p, c in zip(paths, crops) if c is not None]
+    out = {}
+    for s in range(0, len(ok), 64):
+        chunk = ok[s : s + 64]
+        logits = guard.artefact_logit(guard.to_input([c for _, c in chunk])).float().cpu().numpy()
+        out.update({p: float(v) for (p, _), v in zip(chunk, logits)})
+    return out
+
+
+def head_detection(guard, engine, ds: Path, test, dev: Path | None) -> dict:
+    """The artefact head judged as a deepfake detector, DeepfakeBench's way: ROC AUC of its logit,
+    the test identities' real photos against each family's fakes (``head_auc:F``) and, where
+    given, deepfakes-dev's real photos against its neural fakes (``head_auc:dev``). A head that
+    cannot rank fakes above reals cannot lower acceptance at any threshold without rejecting reals."""
+    import pandas as pd
+
+    from fakeproof.metrics import roc_auc
+
+    fam = {p.b: p.backend for p in test if p.kind == "deepfake"}
+    logit = head_logits(guard, engine, sorted({ds / "images" / k for p in test for k in (p.a, p.b)}))
+    real = [v for k, v in logit.items() if str(k.relative_to(ds / "images")) not in fam]
+    out = {}
+    for f in sorted(set(fam.values())):
+        fake = [v for k, v in logit.items() if fam.get(str(k.relative_to(ds / "images"))) == f]
+        if real and fake:
+            out[f"head_auc:{f}"] = roc_auc([0] * len(real) + [1] * len(fake), real + fake)
+    if dev is not None:
+        df = pd.read_csv(dev / "pairs.csv", dtype=str, keep_default_na=False)
+        fakes = set(df.path_b[df.kind == "deepfake_of_identity"])
+        dl = head_logits(guard, engine, sorted({dev / k for k in pd.concat([df.path_a, df.path_b])}))
+        r = [v for k, v in dl.items() if str(k.relative_to(dev)) not in fakes]
+        f = [v for k, v in dl.items() if str(k.relative_to(dev)) in fakes]
+        if r and f:
+            out["head_auc:dev"] = roc_auc([0] * len(r) + [1] * len(f), r + f)
+    return out
 
 
 def dev_metrics(engine, dev: Path) -> dict:
@@ -119,19 +167,56 @@ def prepare_data(args, work: Path) -> tuple[Path, tuple[str, ...]]:
 EER_BUDGET = 0.005  # a recipe may cost at most 0.5 point of genuine-pair EER on any held-out row
 
 
-def recipe_row(tag: str, bench: dict) -> dict:
+BOOTSTRAP = 1000  # identity resamples behind the recipe table's confidence intervals
+
+
+def protocol_figures(cos: dict[str, np.ndarray], test, idx: np.ndarray) -> dict:
+    """Genuine-pair EER and per-family acceptance (at that EER's threshold) of each model in
+    ``cos`` (name -> cosine per test pair, NaN where missing), on the test pairs ``idx``."""
+    from fakeproof.metrics import acceptance_rate, compute_eer
+
+    kind = np.array([p.kind for p in test])[idx]
+    fam = np.array([p.backend for p in test], dtype=object)[idx]
+    real = kind != "deepfake"
+    out = {}
+    for name, c in cos.items():
+        c = c[idx]
+        ok = real & ~np.isnan(c)
+        e = compute_eer((kind[ok] == "genuine").astype(int), c[ok])
+        out[name] = {"eer": e.eer, **{f: acceptance_rate(c[(kind == "deepfake") & (fam == f) & ~np.isnan(c)], e.threshold) for f in set(fam[~real])}}
+    return out
+
+
+def recipe_row(tag: str, bench: dict, test=None) -> dict:
     """One recipe's protocol figures: held-out acceptance of each rotation (its mean and worst),
     the largest genuine-EER rise over stock among the held-out rows, deepfakes-dev acceptance
-    (mean over the rotations; evaluation only, never used to choose)."""
+    (mean over the rotations; evaluation only, never used to choose). With ``test`` (the test
+    pairs) and per-pair cosines in ``bench``: 95% intervals, over test identities resampled with
+    replacement, of the change in mean held-out acceptance and of the worst EER rise, both
+    paired with stock on the same resample."""
     res = bench["results"]
     stock = res["stock"]
     held = {k.replace("without ", ""): v for k, v in res.items() if k.startswith("without ") and " @ " not in k}
     acc = {f: m[f"attack_acceptance:{f}"] for f, m in held.items()}
     rise = max(m["genuine_eer"] - stock["genuine_eer"] for m in held.values()) if held else float("nan")
     dev = [m["dev_acceptance"] for m in held.values() if "dev_acceptance" in m]
-    return {"recipe": tag, "train_args": bench["args"].get("train_args", ""), "steps": bench["args"].get("steps"), "held_out": acc,
-            "mean_held_out": float(np.mean(list(acc.values()))) if acc else float("nan"), "worst_held_out": max(acc.values()) if acc else float("nan"),
-            "max_eer_rise": rise, "dev_acceptance": float(np.mean(dev)) if dev else float("nan")}
+    row = {"recipe": tag, "train_args": bench["args"].get("train_args", ""), "steps": bench["args"].get("steps"), "held_out": acc,
+           "mean_held_out": float(np.mean(list(acc.values()))) if acc else float("nan"), "worst_held_out": max(acc.values()) if acc else float("nan"),
+           "max_eer_rise": rise, "dev_acceptance": float(np.mean(dev)) if dev else float("nan"), "delta_ci": None, "rise_ci": None}
+    if test is not None and held and all("cos" in m for m in [stock, *held.values()]):
+        from fakeproof.metrics import group_bootstrap
+
+        keys = [pair_key(p) for p in test]
+        cos = {name: np.array([m["cos"].get(k, np.nan) for k in keys]) for name, m in [("stock", stock), *held.items()]}
+        deltas, rises = [], []
+        for idx in group_bootstrap([p.identity for p in test], BOOTSTRAP, seed=0):
+            fig = protocol_figures(cos, test, idx)
+            d = [fig[f].get(f, np.nan) - fig["stock"].get(f, np.nan) for f in held]
+            deltas.append(float(np.mean([v for v in d if not np.isnan(v)])) if not np.isnan(d).all() else np.nan)
+            rises.append(max(fig[f]["eer"] - fig["stock"]["eer"] for f in held))
+        row["delta_ci"] = [float(v) for v in np.nanpercentile(deltas, [2.5, 97.5])]
+        row["rise_ci"] = [float(v) for v in np.percentile(rises, [2.5, 97.5])]
+    return row
 
 
 def stock_row(bench: dict) -> dict:
@@ -139,25 +224,38 @@ def stock_row(bench: dict) -> dict:
     fams = [k.split(":", 1)[1] for k in s if k.startswith("attack_acceptance:")]
     acc = {f: s[f"attack_acceptance:{f}"] for f in fams}
     return {"recipe": "stock (no training)", "train_args": "", "steps": 0, "held_out": acc, "mean_held_out": float(np.mean(list(acc.values()))),
-            "worst_held_out": max(acc.values()), "max_eer_rise": 0.0, "dev_acceptance": s.get("dev_acceptance", float("nan"))}
+            "worst_held_out": max(acc.values()), "max_eer_rise": 0.0, "dev_acceptance": s.get("dev_acceptance", float("nan")), "delta_ci": None, "rise_ci": None}
+
+
+def beats_stock(row: dict, stock: dict) -> bool:
+    """The protocol's bar: within :data:`EER_BUDGET` on every rotation, and held-out acceptance
+    lower than stock's beyond the noise of which people are in the test split (the upper end of
+    the paired 95% interval of the change is below 0)."""
+    return row["max_eer_rise"] <= EER_BUDGET and row["mean_held_out"] < stock["mean_held_out"] and row["delta_ci"] is not None and row["delta_ci"][1] < 0
 
 
 def compare(work: Path, tags: list[str]) -> dict:
     """The recipe table over saved runs (``WORK/benchmark_TAG.json``) and the protocol's choice:
-    the lowest mean held-out acceptance among recipes within :data:`EER_BUDGET` on every rotation;
-    stock when none beats it. deepfakes-dev is shown, never used."""
+    the lowest mean held-out acceptance among recipes that :func:`beats_stock`; stock when none
+    does. deepfakes-dev is shown, never used."""
+    from fakeproof.train.pairs import read_pairs_csv
     from fakeproof.ui import console, summary_table
 
     benches = {t: json.loads((work / f"benchmark_{t}.json").read_text()) for t in tags}
-    rows = [stock_row(next(iter(benches.values())))] + [recipe_row(t, b) for t, b in benches.items()]
-    better = [r for r in rows[1:] if r["max_eer_rise"] <= EER_BUDGET and r["mean_held_out"] < rows[0]["mean_held_out"]]
+    test = [p for p in read_pairs_csv(work / "pairs_all.csv") if p.split == "test"]
+    rows = [stock_row(next(iter(benches.values())))] + [recipe_row(t, b, test) for t, b in benches.items()]
+    better = [r for r in rows[1:] if beats_stock(r, rows[0])]
     winner = min(better, key=lambda r: (r["mean_held_out"], r["max_eer_rise"])) if better else rows[0]
     pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    ci = lambda v, unit: f"[{100 * v[0]:+.1f}, {100 * v[1]:+.1f}]{unit}" if v else "-"  # noqa: E731
     fams = list(rows[0]["held_out"])
     table = [[r["recipe"] + (" *" if r is winner else ""), r["train_args"] or "-", str(r["steps"])] + [pct(r["held_out"].get(f, float("nan"))) for f in fams]
-             + [pct(r["mean_held_out"]), f"{100 * r['max_eer_rise']:+.1f} pt", pct(r["dev_acceptance"])] for r in rows]
-    cols = ["recipe", "train run options", "steps"] + [f"held-out {f}" for f in fams] + ["mean held-out", "worst EER rise", "deepfakes-dev acc."]
-    console.print(summary_table(f"recipes by the leave-one-family-out protocol (* = chosen: lowest mean held-out acceptance within +{100 * EER_BUDGET:.1f} pt genuine EER)", table, cols))
+             + [pct(r["mean_held_out"]), ci(r["delta_ci"], " pt"), f"{100 * r['max_eer_rise']:+.1f} pt", ci(r["rise_ci"], " pt"), pct(r["dev_acceptance"])] for r in rows]
+    cols = (["recipe", "train run options", "steps"] + [f"held-out {f}" for f in fams]
+            + ["mean held-out", "vs stock, 95% CI", "worst EER rise", "worst EER rise, 95% CI", "deepfakes-dev acc."])
+    title = (f"recipes by the leave-one-family-out protocol (* = chosen: lowest mean held-out acceptance within +{100 * EER_BUDGET:.1f} pt genuine EER, "
+             f"lower than stock's beyond the 95% interval over {len({p.identity for p in test})} test identities resampled {BOOTSTRAP} times)")
+    console.print(summary_table(title, table, cols))
     out = {"rows": rows, "winner": winner["recipe"]}
     (work / "recipes.json").write_text(json.dumps(out, indent=1))
     return out
@@ -234,6 +332,7 @@ def main(argv=None) -> dict:
         results[name] = {**test_metrics(eng, ds, test), **(dev_metrics(eng, dev) if use_dev else {})}
         results[name]["summary"] = json.loads((work / "runs" / args.tag / name.replace(" ", "_") / "summary.json").read_text())
         if getattr(enc, "head", None) is not None:
+            results[name].update(head_detection(enc, eng, ds, test, dev if use_dev else None))
             for fa in [float(v) for v in args.false_alarms.split(",") if v.strip()]:
                 recalibrate(enc, work / "runs" / args.tag / name.replace(" ", "_"), fa)
                 eng = FaceEngine(enc, device="cpu", cache_dir=cache)
@@ -255,6 +354,12 @@ def main(argv=None) -> dict:
     cols = ["model (trained on)", "held-out acc."] + [f"acc. {f}" for f in fams] + ["genuine EER", "vs stock"]
     if use_dev:
         cols += ["deepfakes-dev acc.", "dev real EER"]
+    if any(k.startswith("head_auc:") for m in results.values() for k in m):  # guarded runs: the head as a detector
+        for name, row in zip(results, rows):
+            held = name.split(" @ ")[0].replace("without ", "") if name.startswith("without ") else None
+            m = results[name]
+            row += [f"{m[f'head_auc:{held}']:.2f}" if held and f"head_auc:{held}" in m else "-", f"{m['head_auc:dev']:.2f}" if "head_auc:dev" in m else "-"]
+        cols += ["head AUC held-out", "head AUC dev"]
     n_ids = len({p.identity for p in test})
     console.print(summary_table(f"leave-one-family-out on {n_ids} test identities ({results['stock']['pairs']} pairs); recipe: {args.train_args}", rows, cols))
     steps = {k: v["summary"]["steps"] for k, v in results.items() if "summary" in v}

@@ -54,6 +54,17 @@ def roc_auc(labels, scores) -> float:
     return float(roc_auc_score(np.asarray(labels).astype(int), np.asarray(scores, dtype=np.float64)))
 
 
+def group_bootstrap(groups, n: int = 1000, seed: int = 0):
+    """``n`` resamples (index arrays) that draw whole groups with replacement, e.g. identities:
+    the pairs of one person are not independent, so a confidence interval over a pair protocol
+    resamples people, not pairs."""
+    _, inv = np.unique(np.asarray(groups), return_inverse=True)
+    members = [np.flatnonzero(inv == i) for i in range(inv.max(initial=-1) + 1)]
+    g = np.random.default_rng(seed)
+    for _ in range(n):
+        yield np.concatenate([members[i] for i in g.integers(len(members), size=len(members))])
+
+
 def acceptance_rate(scores, threshold: float) -> float:
     s = np.asarray(scores, dtype=np.float64)
     return float(np.mean(s >= threshold)) if len(s) else float("nan")

@@ -43,8 +43,34 @@ def test_cross_generator_fast_mode(tmp_path, ckpt):
     assert [r["recipe"] for r in cmp["rows"]] == ["stock (no training)", "default"]
     row = cmp["rows"][1]
     assert set(row["held_out"]) == {"selfblend"} and row["held_out"]["selfblend"] == res["without selfblend"]["attack_acceptance:selfblend"]
+    lo, hi = row["delta_ci"]  # paired identity bootstrap of the change in held-out acceptance vs stock
+    assert -1.0 <= lo <= hi <= 1.0 and row["rise_ci"][0] <= row["rise_ci"][1]
     assert cmp["winner"] in ("stock (no training)", "default")
-    assert (cmp["winner"] == "default") == (row["max_eer_rise"] <= bench.EER_BUDGET and row["mean_held_out"] < cmp["rows"][0]["mean_held_out"])
+    assert (cmp["winner"] == "default") == (row["max_eer_rise"] <= bench.EER_BUDGET and row["mean_held_out"] < cmp["rows"][0]["mean_held_out"] and hi < 0)
+
+
+def test_the_recipe_rule_wants_a_gain_beyond_the_bootstrap_interval():
+    import train_cross_generator as bench
+
+    stock = {"mean_held_out": 0.8}
+    row = {"max_eer_rise": 0.0, "mean_held_out": 0.7, "delta_ci": [-0.2, -0.01]}
+    assert bench.beats_stock(row, stock)
+    assert not bench.beats_stock({**row, "delta_ci": [-0.2, 0.03]}, stock)  # within the noise of who is tested
+    assert not bench.beats_stock({**row, "max_eer_rise": 0.006}, stock)  # over the EER budget
+    assert not bench.beats_stock({**row, "delta_ci": None}, stock)  # no per-pair scores: no claim
+
+
+def test_group_bootstrap_resamples_whole_groups():
+    from fakeproof.metrics import group_bootstrap
+
+    groups = np.array(["a", "a", "b", "c", "c", "c"])
+    draws = list(group_bootstrap(groups, n=50, seed=1))
+    assert len(draws) == 50
+    for idx in draws:
+        picked = groups[idx]
+        for g in set(picked):  # a group comes whole, as often as it was drawn
+            assert (picked == g).sum() % (groups == g).sum() == 0
+        assert len({tuple(sorted(idx)) for idx in draws}) > 1
 
 
 def test_cross_generator_fast_mode_with_an_artefact_head_and_its_trade_off_rows(tmp_path, ckpt):
@@ -58,3 +84,5 @@ def test_cross_generator_fast_mode_with_an_artefact_head_and_its_trade_off_rows(
     for m in res.values():
         assert 0.0 <= m["attack_acceptance:selfblend"] <= 1.0
     assert res["without selfblend"]["summary"]["steps"] == 2
+    assert 0.0 <= res["without selfblend"]["head_auc:selfblend"] <= 1.0  # the head judged as a detector
+    assert "head_auc:selfblend" not in res["stock"]
