@@ -304,7 +304,7 @@ def main(argv=None) -> dict:
     elif args.steps:
         budget = ["--max-steps", str(args.steps), "--epochs", "1000", "--val-every", str(max(1, args.steps // 5))]
     else:
-        budget = ["--max-minutes", str(args.minutes), "--epochs", "1000", "--val-every", "10"]
+        budget = ["--max-minutes", str(args.minutes), "--epochs", "1000", "--val-every", "100"]  # tens of seconds of training between validations on 2 cores
     times = {}
     for name, pairs in runs.items():
         out = work / "runs" / args.tag / name.replace(" ", "_")
