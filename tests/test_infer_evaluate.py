@@ -137,3 +137,36 @@ def test_evaluate_by_backend_at_the_genuine_pair_threshold(tmp_path):
     assert by["morph"]["attack_acceptance"] == pytest.approx(np.mean(sims[10:] >= g_thr))
     assert by["morph"]["acceptance_rate"] == pytest.approx(np.mean(sims[10:] >= js["threshold"]))
     assert "genuine-pair EER" in r.output
+
+
+def test_evaluate_intervals_resample_whole_identities(tmp_path):
+    # 12 people, each with genuine, impostor and deepfake pairs; intervals by --ci-column identity
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        for kind, label, mu in (("genuine", 1, 0.8), ("genuine", 1, 0.75), ("impostor", 0, 0.3), ("deepfake", 0, 0.6)):
+            rows.append({"kind": kind, "label": label, "identity": f"p{i}", "backend": "classic" if kind == "deepfake" else "", "similarity": float(np.clip(mu + rng.normal(0, 0.15), -1, 1))})
+    df = pd.DataFrame(rows)
+    csv = tmp_path / "scores.csv"
+    df.to_csv(csv, index=False)
+    r = runner.invoke(app, ["evaluate", str(csv), "--label-column", "label", "--group-column", "backend", "--ci-column", "identity", "--bootstrap", "300"], terminal_width=250)
+    assert r.exit_code == 0, r.output
+    assert "12 identity values resampled 300 times" in r.output
+    js = json.loads((tmp_path / "scores.eval.json").read_text())
+    assert js["ci"] == {"column": "identity", "clusters": 12, "resamples": 300, "level": 0.95}
+    lo, hi = js["genuine_eer_ci"]
+    assert lo <= js["genuine_eer"] <= hi and hi > lo  # a real spread, around the point estimate
+    classic = {g["group"]: g for g in js["groups"]}["classic"]
+    lo, hi = classic["attack_acceptance_ci"]
+    assert 0.0 <= lo <= classic["attack_acceptance"] <= hi <= 1.0 and hi > lo
+    # the same people, the same scores: the same intervals (seeded)
+    runner.invoke(app, ["evaluate", str(csv), "--label-column", "label", "--group-column", "backend", "--ci-column", "identity", "--bootstrap", "300", "--out-dir", str(tmp_path / "again")])
+    assert json.loads((tmp_path / "again" / "scores.eval.json").read_text())["genuine_eer_ci"] == js["genuine_eer_ci"]
+    # bad input: a column that is not there, one identity only, no resamples: one-line errors naming the file
+    r = runner.invoke(app, ["evaluate", str(csv), "--label-column", "label", "--ci-column", "person"])
+    assert r.exit_code == 1 and "scores.csv" in r.output and "person" in r.output
+    df.assign(identity="same").to_csv(tmp_path / "one.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "one.csv"), "--label-column", "label", "--ci-column", "identity"])
+    assert r.exit_code == 1 and "one.csv" in r.output and "at least 2" in r.output
+    r = runner.invoke(app, ["evaluate", str(csv), "--label-column", "label", "--ci-column", "identity", "--bootstrap", "0"])
+    assert r.exit_code == 1 and "--bootstrap" in r.output

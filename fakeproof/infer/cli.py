@@ -218,15 +218,18 @@ def evaluate_cmd(
     score_column: str = typer.Option("similarity", "--score-column"),
     group_column: Optional[str] = typer.Option("group", "--group-column", help="per-group acceptance at the EER threshold (used when present); e.g. backend = per generator family"),
     kind_column: Optional[str] = typer.Option("kind", "--kind-column", help="genuine / impostor rows (real pairs) set the genuine-pair EER threshold each group is also judged at (used when present)"),
+    ci_column: Optional[str] = typer.Option(None, "--ci-column", help="95 percent intervals by resampling this column's values with replacement, e.g. identity (train pairs output): a person's pairs are not independent"),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="resamples behind the --ci-column intervals"),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="where the JSON and ROC PNG go (default: beside SCORES.csv)"),
 ):
-    """EER (Kryptonite baseline formula), ROC AUC, TAR@FAR, per-group acceptance; JSON + ROC PNG."""
+    """EER (Kryptonite baseline formula), ROC AUC, TAR@FAR, per-group acceptance (with 95% intervals
+    by --ci-column); JSON + ROC PNG."""
     from .evaluate import FARS, EvaluationError, evaluate_csv, plot_roc, write_json
 
     from ..data import OutputError, check_writable
 
     try:
-        ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column)
+        ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column, ci_column, bootstrap)
     except (EvaluationError, OSError) as e:
         fail(str(e))
     out_dir = out_dir or scores_csv.parent
@@ -237,19 +240,23 @@ def evaluate_cmd(
         fail(str(e))
     js = write_json(ev, out_dir / f"{scores_csv.stem}.eval.json", {"scores_csv": str(scores_csv)})
     png = plot_roc(ev, out_dir / f"{scores_csv.stem}.roc.png", title=scores_csv.name)
+    def ci(v) -> str:
+        return f" [{v[0]:.2%}, {v[1]:.2%}]" if v else ""
+
     rows = [
         ["pairs (accept / reject)", f"{ev.n} ({ev.positives} / {ev.negatives})"],
-        ["EER", f"{ev.eer:.4f} ({ev.eer:.2%})"],
+        ["EER", f"{ev.eer:.4f} ({ev.eer:.2%}){ci(ev.eer_ci)}"],
         ["EER threshold", f"{ev.threshold:.4f}"],
         ["ROC AUC", f"{ev.auc:.4f}"],
     ]
     rows += [[f"TAR @ FAR {f:g}", ev.tar_text(f)] for f in FARS]
     if ev.genuine_eer is not None:
-        rows += [["genuine-pair EER (real pairs only)", f"{ev.genuine_eer:.4f} ({ev.genuine_eer:.2%})"], ["genuine-pair EER threshold", f"{ev.genuine_threshold:.4f}"]]
-    console.print(summary_table(f"evaluate {scores_csv.name}", rows, ["metric", "value"]))
+        rows += [["genuine-pair EER (real pairs only)", f"{ev.genuine_eer:.4f} ({ev.genuine_eer:.2%}){ci(ev.genuine_eer_ci)}"], ["genuine-pair EER threshold", f"{ev.genuine_threshold:.4f}"]]
+    title = f"evaluate {scores_csv.name}" + (f" (95% intervals: {ev.ci['clusters']} {ev.ci['column']} values resampled {ev.ci['resamples']} times)" if ev.ci else "")
+    console.print(summary_table(title, rows, ["metric", "value"]))
     if ev.groups:
         real = ev.genuine_threshold is not None
-        grows = [[g.group, g.n, g.positives, f"{g.acceptance_rate:.2%}"] + ([f"{g.attack_acceptance:.2%}"] if real else []) for g in ev.groups]
+        grows = [[g.group, g.n, g.positives, f"{g.acceptance_rate:.2%}{ci(g.acceptance_ci)}"] + ([f"{g.attack_acceptance:.2%}{ci(g.attack_acceptance_ci)}"] if real else []) for g in ev.groups]
         cols = ["group", "pairs", "expected accept", "accepted"] + ([f"accepted @ genuine-pair thr. {ev.genuine_threshold:.4f}"] if real else [])
         console.print(summary_table(f"acceptance at the EER threshold {ev.threshold:.4f}", grows, cols))
     console.print(f"-> {js}\n-> {png}", highlight=False)

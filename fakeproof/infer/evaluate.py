@@ -8,6 +8,10 @@ acceptance rate at the EER threshold shows which attacks get through. With a ``k
 ``train pairs`` output and ``deepfakes-dev``) the genuine-pair EER (real pairs only) is reported
 too, and each group's acceptance at ITS threshold: how often an attack passes a system tuned on
 real faces alone (e.g. ``--group-column backend``: per generator family).
+
+With ``--ci-column`` (e.g. ``identity``) every figure also gets a 95% interval from resampling that
+column's values with replacement (:func:`fakeproof.metrics.group_bootstrap`): the pairs of one
+person are not independent, so the honest error bar resamples people, not pairs.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import acceptance_rate, compute_eer, roc_auc, tar_at_far
+from ..metrics import acceptance_rate, compute_eer, group_bootstrap, roc_auc, tar_at_far
 
 FARS = (1e-2, 1e-3, 1e-4)
 INSUFFICIENT = "insufficient data"
@@ -37,6 +41,8 @@ class GroupResult:
     positives: int  # pairs labelled "accept" in this group
     acceptance_rate: float  # share scored >= the EER threshold
     attack_acceptance: float | None = None  # share scored >= the genuine-pair EER threshold
+    acceptance_ci: list[float] | None = None  # 95% interval (with --ci-column)
+    attack_acceptance_ci: list[float] | None = None
 
 
 @dataclass
@@ -51,6 +57,9 @@ class Evaluation:
     groups: list[GroupResult] = field(default_factory=list)
     genuine_eer: float | None = None  # EER of the real pairs alone (kind genuine vs impostor)
     genuine_threshold: float | None = None
+    eer_ci: list[float] | None = None  # 95% intervals over resampled clusters (with --ci-column)
+    genuine_eer_ci: list[float] | None = None
+    ci: dict | None = None  # how the intervals were made: column, clusters, resamples
     fpr: np.ndarray | None = None
     tpr: np.ndarray | None = None
 
@@ -92,11 +101,54 @@ def parse_labels(values) -> np.ndarray:
 
 
 REAL_KINDS = ("genuine", "impostor")
+BOOTSTRAP = 1000  # resamples behind the 95% intervals
 
 
-def evaluate_scores(labels, scores, groups=None, fars=FARS, real_pairs=None) -> Evaluation:
+def _interval(values) -> list[float] | None:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
+    return [float(x) for x in np.percentile(v, [2.5, 97.5])] if len(v) else None
+
+
+def _point(labels, scores, groups, real) -> tuple[float | None, float | None, dict]:
+    """EER, genuine-pair EER and each group's (acceptance, attack acceptance) of one resample."""
+    eer = thr = geer = gthr = None
+    if labels.min(initial=1) == 0 and labels.max(initial=0) == 1:
+        e = compute_eer(labels, scores)
+        eer, thr = e.eer, e.threshold
+    if real is not None and labels[real].min(initial=1) == 0 and labels[real].max(initial=0) == 1:
+        g = compute_eer(labels[real], scores[real])
+        geer, gthr = g.eer, g.threshold
+    out = {}
+    for name in set(groups.tolist()) if groups is not None else ():
+        m = groups == name
+        out[name] = (acceptance_rate(scores[m], thr) if thr is not None else None, acceptance_rate(scores[m], gthr) if gthr is not None else None)
+    return eer, geer, out
+
+
+def add_intervals(ev: "Evaluation", labels, scores, groups, real, clusters, resamples: int = BOOTSTRAP, seed: int = 0, column: str = "") -> None:
+    """95% intervals of ``ev``'s EERs and group acceptances, resampling ``clusters`` with replacement."""
+    clusters = np.asarray([str(c) for c in clusters])
+    n = len(set(clusters.tolist()))
+    if n < 2:
+        raise EvaluationError(f"intervals need at least 2 distinct values in the {column or 'cluster'} column, found {n}")
+    eers, geers, grp = [], [], {g.group: ([], []) for g in ev.groups}
+    for idx in group_bootstrap(clusters, resamples, seed):
+        eer, geer, gr = _point(labels[idx], scores[idx], groups[idx] if groups is not None else None, real[idx] if real is not None else None)
+        eers.append(eer)
+        geers.append(geer)
+        for name, (acc, att) in gr.items():
+            grp[name][0].append(acc)
+            grp[name][1].append(att)
+    ev.eer_ci, ev.genuine_eer_ci = _interval(eers), _interval(geers) if ev.genuine_eer is not None else None
+    for g in ev.groups:
+        g.acceptance_ci, g.attack_acceptance_ci = _interval(grp[g.group][0]), _interval(grp[g.group][1]) if g.attack_acceptance is not None else None
+    ev.ci = {"column": column, "clusters": n, "resamples": int(resamples), "level": 0.95}
+
+
+def evaluate_scores(labels, scores, groups=None, fars=FARS, real_pairs=None, clusters=None, resamples: int = BOOTSTRAP, cluster_name: str = "") -> Evaluation:
     """``real_pairs``: a boolean mask of the pairs of two real photos (genuine / impostor) that set
-    the genuine-pair EER threshold; groups then also get their acceptance at that threshold."""
+    the genuine-pair EER threshold; groups then also get their acceptance at that threshold.
+    ``clusters``: each pair's cluster (e.g. identity) for 95% intervals (:func:`add_intervals`)."""
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=np.float64)
     if len(labels) != len(scores):
@@ -130,14 +182,20 @@ def evaluate_scores(labels, scores, groups=None, fars=FARS, real_pairs=None) -> 
             m = groups == g
             at_real = acceptance_rate(scores[m], ev.genuine_threshold) if ev.genuine_threshold is not None else None
             ev.groups.append(GroupResult(g, int(m.sum()), int(labels[m].sum()), acceptance_rate(scores[m], e.threshold), at_real))
+    if clusters is not None:
+        if len(clusters) != len(labels):
+            raise EvaluationError(f"{len(labels)} labels but {len(clusters)} cluster values")
+        add_intervals(ev, labels, scores, groups, None if real_pairs is None else np.asarray(real_pairs, bool), clusters, resamples, column=cluster_name)
     return ev
 
 
-def evaluate_csv(path, label_column: str = "expected_accept", score_column: str = "similarity", group_column: str | None = "group", kind_column: str | None = "kind") -> Evaluation:
+def evaluate_csv(path, label_column: str = "expected_accept", score_column: str = "similarity", group_column: str | None = "group", kind_column: str | None = "kind",
+                 ci_column: str | None = None, resamples: int = BOOTSTRAP) -> Evaluation:
     """Read a scores CSV (``infer score-pairs`` output or any CSV with a label and a score column).
     ``group_column`` is used when present; naming one that is absent is an error only if it is not
     the default ``group``. ``kind_column`` (used when present) marks the real pairs that set the
-    genuine-pair threshold; a pair with an empty group is grouped by its kind."""
+    genuine-pair threshold; a pair with an empty group is grouped by its kind. ``ci_column``
+    (e.g. ``identity``): 95% intervals from ``resamples`` resamples of that column's values."""
     import pandas as pd
 
     path = Path(path)
@@ -145,7 +203,7 @@ def evaluate_csv(path, label_column: str = "expected_accept", score_column: str 
         df = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except (OSError, ValueError) as e:
         raise EvaluationError(f"{path}: cannot read as CSV ({e})") from None
-    for col in (label_column, score_column):
+    for col in (label_column, score_column) + ((ci_column,) if ci_column else ()):
         if col not in df.columns:
             raise EvaluationError(f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))})")
     groups = None
@@ -164,7 +222,11 @@ def evaluate_csv(path, label_column: str = "expected_accept", score_column: str 
         raise EvaluationError(f"{path}: {e}") from None
     scores = pd.to_numeric(df[score_column], errors="coerce").to_numpy(np.float64)
     try:
-        return evaluate_scores(labels, scores, groups, real_pairs=None if kinds is None else kinds.isin(REAL_KINDS).to_numpy())
+        if resamples < 1:
+            raise EvaluationError(f"--bootstrap must be at least 1, not {resamples}")
+        clusters = df[ci_column].fillna("").astype(str).tolist() if ci_column else None
+        real = None if kinds is None else kinds.isin(REAL_KINDS).to_numpy()
+        return evaluate_scores(labels, scores, groups, real_pairs=real, clusters=clusters, resamples=resamples, cluster_name=ci_column or "")
     except EvaluationError as e:
         raise EvaluationError(f"{path}: {e}") from None
 
