@@ -97,22 +97,23 @@ def head_detection(guard, engine, ds: Path, test, dev: Path | None) -> dict:
 
     from fakeproof.metrics import roc_auc
 
-    fam = {p.b: p.backend for p in test if p.kind == "deepfake"}
-    logit = head_logits(guard, engine, sorted({ds / "images" / k for p in test for k in (p.a, p.b)}))
-    real = [v for k, v in logit.items() if str(k.relative_to(ds / "images")) not in fam]
+    def auc(logit: dict[Path, float], fake: set[Path]) -> float | None:
+        r, f = [v for k, v in logit.items() if k not in fake], [v for k, v in logit.items() if k in fake]
+        return roc_auc([0] * len(r) + [1] * len(f), r + f) if r and f else None
+
+    images = ds / "images"
+    family = {images / p.b: p.backend for p in test if p.kind == "deepfake"}
+    logit = head_logits(guard, engine, sorted({images / k for p in test for k in (p.a, p.b)}))
     out = {}
-    for f in sorted(set(fam.values())):
-        fake = [v for k, v in logit.items() if fam.get(str(k.relative_to(ds / "images"))) == f]
-        if real and fake:
-            out[f"head_auc:{f}"] = roc_auc([0] * len(real) + [1] * len(fake), real + fake)
+    for f in sorted(set(family.values())):  # real photos against this family's fakes (other fakes left out)
+        v = auc({k: s for k, s in logit.items() if family.get(k, f) == f}, {k for k, g in family.items() if g == f})
+        if v is not None:
+            out[f"head_auc:{f}"] = v
     if dev is not None:
         df = pd.read_csv(dev / "pairs.csv", dtype=str, keep_default_na=False)
-        fakes = set(df.path_b[df.kind == "deepfake_of_identity"])
-        dl = head_logits(guard, engine, sorted({dev / k for k in pd.concat([df.path_a, df.path_b])}))
-        r = [v for k, v in dl.items() if str(k.relative_to(dev)) not in fakes]
-        f = [v for k, v in dl.items() if str(k.relative_to(dev)) in fakes]
-        if r and f:
-            out["head_auc:dev"] = roc_auc([0] * len(r) + [1] * len(f), r + f)
+        v = auc(head_logits(guard, engine, sorted({dev / k for k in pd.concat([df.path_a, df.path_b])})), {dev / k for k in df.path_b[df.kind == "deepfake_of_identity"]})
+        if v is not None:
+            out["head_auc:dev"] = v
     return out
 
 
@@ -172,18 +173,18 @@ BOOTSTRAP = 1000  # identity resamples behind the recipe table's confidence inte
 
 def protocol_figures(cos: dict[str, np.ndarray], test, idx: np.ndarray) -> dict:
     """Genuine-pair EER and per-family acceptance (at that EER's threshold) of each model in
-    ``cos`` (name -> cosine per test pair, NaN where missing), on the test pairs ``idx``."""
-    from fakeproof.metrics import acceptance_rate, compute_eer
+    ``cos`` (name -> cosine per test pair, NaN where missing), on the test pairs ``idx``: the
+    very :func:`fakeproof.metrics.pair_metrics` of :func:`test_metrics`, on a resample."""
+    from fakeproof.metrics import FAMILY_PREFIX, pair_metrics
 
     kind = np.array([p.kind for p in test])[idx]
+    label = np.array([p.label for p in test])[idx]
     fam = np.array([p.backend for p in test], dtype=object)[idx]
-    real = kind != "deepfake"
     out = {}
     for name, c in cos.items():
-        c = c[idx]
-        ok = real & ~np.isnan(c)
-        e = compute_eer((kind[ok] == "genuine").astype(int), c[ok])
-        out[name] = {"eer": e.eer, **{f: acceptance_rate(c[(kind == "deepfake") & (fam == f) & ~np.isnan(c)], e.threshold) for f in set(fam[~real])}}
+        ok = ~np.isnan(c[idx])
+        m = pair_metrics(c[idx][ok], label[ok], kind[ok], fam[ok])
+        out[name] = {"eer": m["genuine_eer"], **{k[len(FAMILY_PREFIX):]: v for k, v in m.items() if k.startswith(FAMILY_PREFIX)}}
     return out
 
 

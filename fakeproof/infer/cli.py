@@ -240,6 +240,7 @@ def evaluate_cmd(
         fail(str(e))
     js = write_json(ev, out_dir / f"{scores_csv.stem}.eval.json", {"scores_csv": str(scores_csv)})
     png = plot_roc(ev, out_dir / f"{scores_csv.stem}.roc.png", title=scores_csv.name)
+
     def ci(v) -> str:
         return f" [{v[0]:.2%}, {v[1]:.2%}]" if v else ""
 

@@ -109,39 +109,27 @@ def _interval(values) -> list[float] | None:
     return [float(x) for x in np.percentile(v, [2.5, 97.5])] if len(v) else None
 
 
-def _point(labels, scores, groups, real) -> tuple[float | None, float | None, dict]:
-    """EER, genuine-pair EER and each group's (acceptance, attack acceptance) of one resample."""
-    eer = thr = geer = gthr = None
-    if labels.min(initial=1) == 0 and labels.max(initial=0) == 1:
-        e = compute_eer(labels, scores)
-        eer, thr = e.eer, e.threshold
-    if real is not None and labels[real].min(initial=1) == 0 and labels[real].max(initial=0) == 1:
-        g = compute_eer(labels[real], scores[real])
-        geer, gthr = g.eer, g.threshold
-    out = {}
-    for name in set(groups.tolist()) if groups is not None else ():
-        m = groups == name
-        out[name] = (acceptance_rate(scores[m], thr) if thr is not None else None, acceptance_rate(scores[m], gthr) if gthr is not None else None)
-    return eer, geer, out
-
-
 def add_intervals(ev: "Evaluation", labels, scores, groups, real, clusters, resamples: int = BOOTSTRAP, seed: int = 0, column: str = "") -> None:
-    """95% intervals of ``ev``'s EERs and group acceptances, resampling ``clusters`` with replacement."""
+    """95% intervals of ``ev``'s EERs and group acceptances: :func:`evaluate_scores` itself on each
+    resample of ``clusters`` drawn with replacement (a resample without both classes is skipped)."""
     clusters = np.asarray([str(c) for c in clusters])
     n = len(set(clusters.tolist()))
     if n < 2:
         raise EvaluationError(f"intervals need at least 2 distinct values in the {column or 'cluster'} column, found {n}")
-    eers, geers, grp = [], [], {g.group: ([], []) for g in ev.groups}
+    eers, geers, acc, att = [], [], {g.group: [] for g in ev.groups}, {g.group: [] for g in ev.groups}
     for idx in group_bootstrap(clusters, resamples, seed):
-        eer, geer, gr = _point(labels[idx], scores[idx], groups[idx] if groups is not None else None, real[idx] if real is not None else None)
-        eers.append(eer)
-        geers.append(geer)
-        for name, (acc, att) in gr.items():
-            grp[name][0].append(acc)
-            grp[name][1].append(att)
+        try:
+            r = evaluate_scores(labels[idx], scores[idx], groups[idx] if groups is not None else None, fars=(), real_pairs=real[idx] if real is not None else None)
+        except EvaluationError:
+            continue
+        eers.append(r.eer)
+        geers.append(r.genuine_eer)
+        for g in r.groups:
+            acc[g.group].append(g.acceptance_rate)
+            att[g.group].append(g.attack_acceptance)
     ev.eer_ci, ev.genuine_eer_ci = _interval(eers), _interval(geers) if ev.genuine_eer is not None else None
     for g in ev.groups:
-        g.acceptance_ci, g.attack_acceptance_ci = _interval(grp[g.group][0]), _interval(grp[g.group][1]) if g.attack_acceptance is not None else None
+        g.acceptance_ci, g.attack_acceptance_ci = _interval(acc[g.group]), _interval(att[g.group]) if g.attack_acceptance is not None else None
     ev.ci = {"column": column, "clusters": n, "resamples": int(resamples), "level": 0.95}
 
 
@@ -198,6 +186,8 @@ def evaluate_csv(path, label_column: str = "expected_accept", score_column: str 
     (e.g. ``identity``): 95% intervals from ``resamples`` resamples of that column's values."""
     import pandas as pd
 
+    if resamples < 1:
+        raise EvaluationError(f"--bootstrap must be at least 1, not {resamples}")
     path = Path(path)
     try:
         df = pd.read_csv(path, keep_default_na=False, na_values=[""])
@@ -222,8 +212,6 @@ def evaluate_csv(path, label_column: str = "expected_accept", score_column: str 
         raise EvaluationError(f"{path}: {e}") from None
     scores = pd.to_numeric(df[score_column], errors="coerce").to_numpy(np.float64)
     try:
-        if resamples < 1:
-            raise EvaluationError(f"--bootstrap must be at least 1, not {resamples}")
         clusters = df[ci_column].fillna("").astype(str).tolist() if ci_column else None
         real = None if kinds is None else kinds.isin(REAL_KINDS).to_numpy()
         return evaluate_scores(labels, scores, groups, real_pairs=real, clusters=clusters, resamples=resamples, cluster_name=ci_column or "")
