@@ -35,14 +35,16 @@ def demo_curate_threshold(cfg) -> float:
     """The demo's photos of one person are variations of ONE photo, so they resemble each other far
     more than real photos do (genuine cosines >= 0.97 for dlib_resnet, where real pairs average 0.95)
     while different people of the same group photo come close to the real-pair EER point. The demo
-    therefore curates at the default encoder's strict operating point (FAR 1e-3 on real pairs)."""
+    therefore curates at the default encoder's strict operating point (FAR 1e-3 on real pairs), on
+    the similarity scale."""
     if cfg.threshold is not None:
         return float(cfg.threshold)
+    from .engine.cards import STOCK_OPERATING_POINTS, stock_calibration
     from .engine.encoders import DEFAULT_ENCODER, resolve_encoder_name
-    from .engine.encoders.operating_points import operating_points
 
-    op = operating_points(resolve_encoder_name(DEFAULT_ENCODER))
-    return op.far1e3_threshold if op else 0.5
+    name = resolve_encoder_name(DEFAULT_ENCODER)
+    op = STOCK_OPERATING_POINTS.get(name)
+    return round(float(stock_calibration(name)(op.far1e3_threshold)), 3) if op else 0.5
 
 
 @dataclass

@@ -19,7 +19,7 @@ from ..engine import FaceEngine
 from .analyse import Analysis, PhotoInfo, analyse
 from .report import write_embeddings, write_heatmaps, write_similarity, write_summary, write_tables
 from ..engine.encoders import DEFAULT_ENCODER
-from ..engine.encoders.operating_points import closer_margin, curation_thresholds
+from .thresholds import closer_margin, curation_thresholds
 
 
 @dataclass
@@ -46,8 +46,9 @@ def run_clean(
     progress: bool = True,
 ) -> CleanResult | None:
     """Under torchrun the ranks embed slices of the photos and rank 0 does the rest; the other
-    ranks get ``None``. Thresholds left ``None`` are placed on the encoder's own cosine scale
-    (:func:`fakeproof.engine.encoders.operating_points.curation_thresholds`)."""
+    ranks get ``None``. Thresholds are on the similarity scale (0.5 = the model's decision point;
+    ``None``: the defaults of :func:`fakeproof.curate.thresholds.curation_thresholds`); the graph
+    works on the raw cosines they stand for (``summary.json`` records both)."""
     dataset = Path(dataset)
     t0 = time.perf_counter()
     meta_sha = meta_digest(dataset / "meta.json")
@@ -56,7 +57,9 @@ def run_clean(
         raise ValueError(f"{dataset / 'meta.json'}: no image of meta.json exists under {ds.images_dir}")
     items = sorted(ds.items, key=lambda it: it.key)
     eng = engine or FaceEngine(encoder)
-    threshold, fake_threshold, dup_threshold = curation_thresholds(eng.spec.name, threshold, fake_threshold, dup_threshold)
+    card = eng.card
+    scale_threshold = 0.5 if threshold is None else float(threshold)
+    threshold, fake_threshold, dup_threshold = curation_thresholds(card, threshold, fake_threshold, dup_threshold)
     res = embed_paths_across_ranks(eng, [it.path for it in items], progress=progress)
     if res is None:  # not rank 0
         return None
@@ -71,7 +74,7 @@ def run_clean(
         info,
         fake_threshold=fake_threshold,
         dup_threshold=dup_threshold,
-        closer_margin=closer_margin(eng.spec.name),
+        closer_margin=closer_margin(card, threshold),
         progress=progress,
     )
     o = curation_dir(dataset, out)
@@ -84,7 +87,9 @@ def run_clean(
     summary = {
         "dataset": str(dataset.resolve()),
         "meta_sha256": meta_sha,  # review/apply compare it with meta.json now
-        "threshold": threshold,
+        "threshold": scale_threshold,  # on the similarity scale
+        "threshold_cosine": threshold,  # the raw cosine it stands for (graph edges)
+        "calibration": card.calibration.to_dict(),
         "fake_threshold": fake_threshold,
         "dup_threshold": dup_threshold,
         "encoder": eng.spec.name,

@@ -31,11 +31,11 @@ def _recover(dataset: Path) -> None:
 @app.command("clean")
 def clean(
     dataset: Path = typer.Argument(..., help="Dataset root: images/<identity>/<file> + meta.json"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Cosine similarity for an edge between two photos (default: the encoder's EER threshold on real pairs; it is printed)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Similarity for an edge between two photos, on the calibrated scale (0.5 = the model's decision point, the default; what it means is printed)."),
     model: str = model_option(help="the encoder that embeds the photos: " + MODEL_HELP),
     encoder: Optional[str] = encoder_alias_option(),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default DATASET/curation)."),
-    fake_threshold: Optional[float] = typer.Option(None, "--fake-threshold", help="Deepfake rows below this mean cosine to their identity are flagged (default: midway between the encoder's mean impostor cosine and --threshold)."),
+    fake_threshold: Optional[float] = typer.Option(None, "--fake-threshold", help="Deepfake rows below this mean similarity to their identity are flagged (default: half of --threshold, on the similarity scale)."),
     max_heatmaps: int = typer.Option(100, "--max-heatmaps"),
     models_dir: Optional[Path] = typer.Option(None, "--models-dir"),
     weights: Optional[Path] = typer.Option(None, "--weights"),
@@ -47,7 +47,6 @@ def clean(
     from ..data import MetaError, OutputError, TrainingDataset, check_writable
     from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from ..engine import FaceEngine
-    from ..engine.encoders.operating_points import curation_thresholds
     from .clean import curation_dir, run_clean
 
     check_range("--threshold", threshold, -1.0, 1.0)
@@ -64,9 +63,9 @@ def clean(
         try:
             with main_first(ranks):  # converted weights are written once
                 eng = FaceEngine.from_names(chosen_model(model, encoder), device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
-            threshold = curation_thresholds(eng.spec.name, threshold)[0]
+            threshold = 0.5 if threshold is None else threshold
             if ranks.is_main:
-                say_operating_point(eng.spec.name, threshold)
+                say_operating_point(eng.card, threshold)
             res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
         except (MetaError, OutputError, FileNotFoundError, ValueError, KeyError, OSError) as e:
             fail(str(e))
@@ -81,7 +80,7 @@ def clean(
         *[(f"  {k}", v) for k, v in s["reasons"].items()],
         ("merge candidates", s["merge_candidates"]),
         ("missing / unlisted files", f"{len(s['missing_files'])} / {len(s['unlisted_files'])}"),
-        ("encoder", f"{s['encoder']} (threshold {threshold:g}, deepfake {s['fake_threshold']:.3g}, duplicate {s['dup_threshold']:.3g})"),
+        ("encoder", f"{s['encoder']} (threshold {threshold:g} on the similarity scale = cosine {s['threshold_cosine']:.3f}; deepfake {s['fake_threshold']:.3g}, duplicate {s['dup_threshold']:.3g} cosine)"),
         ("time", f"embed {s['timings']['embed_s']:.1f}s, graphs {s['timings']['graphs_s']:.2f}s, total {s['timings']['total_s']:.1f}s"),
         ("output", str(res.out)),
     ]

@@ -207,6 +207,15 @@ class ExportedOnnx(Encoder):
         self.mirrors_itself = meta.get("fakeproof.mirrors_itself") == "1"  # the graph averages the mirror image in itself
         self.threshold_known = "fakeproof.threshold" in meta
         self.threshold = float(meta["fakeproof.threshold"]) if self.threshold_known else None
+        # the similarity scale's calibration it was exported with (fakeproof.engine.cards); None in older exports,
+        # whose threshold is a raw cosine
+        cal = meta.get("fakeproof.calibration")
+        if cal:
+            from .cards import Calibration
+
+            self.calibration = Calibration.from_dict(json.loads(cal))
+        else:
+            self.calibration = None
         # same weights file = same embeddings: the engine's cache key
         self.fingerprint = "onnx-" + digest_file(self.path, "blake2b", 16)
 

@@ -154,6 +154,16 @@ class FaceEngine:
         dev = resolve_device(device)
         return cls(resolve_model(model, device=dev, weights=weights, models_dir=models_dir).encoder, detector, device=dev, **kw)
 
+    @property
+    def card(self):
+        """The model card (:mod:`fakeproof.engine.cards`): ``card.similarity`` / ``card.scale`` is how
+        every consumer scores two embeddings of this engine."""
+        if self.encoder.card is None:  # an encoder built outside resolve_model: its stock card
+            from .resolve import resolve_model
+
+            resolve_model(self.encoder)
+        return self.encoder.card
+
     # -- settings that make a cached crop / embedding valid ---------------------------------------
     @property
     def crop_key_suffix(self) -> str:

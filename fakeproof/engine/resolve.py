@@ -11,9 +11,17 @@ and its decision threshold. ``--model`` is one of:
 
 A bare name that is both registered and a folder in the current directory means the registry.
 
-Threshold (cosine similarity at or above which a pair is "same person"): the checkpoint's
-``config['threshold']`` (its validation EER threshold), else the exported model's metadata, else
-the stock encoders' measured EER thresholds (:mod:`fakeproof.engine.encoders.operating_points`), else :data:`GENERIC_THRESHOLD`.
+Every form resolves to a :class:`~fakeproof.engine.cards.ModelCard` (what the model is: crop,
+normalisation, metric, calibration, operating points, capabilities) plus the encoder holding the
+weights; ``encoder.card`` is that card, so the face engine and every consumer score pairs with
+``card.similarity`` / ``card.scale``. The calibration comes from the stock card (registry names;
+a fusion's is derived from its parts'), the checkpoint's ``config.json`` ``calibration`` (fitted
+on its validation split by ``train run``), or the exported model's metadata.
+
+Threshold: on the similarity scale (:mod:`fakeproof.engine.cards`), where 0.5 is the decision
+point of every calibrated model (:data:`GENERIC_THRESHOLD`); uncalibrated models (``onnx:PATH``,
+AdaFace until measured) read 0.5 on the raw cosine. ``resolved.raw_threshold`` is the same
+threshold as a raw cosine.
 """
 from __future__ import annotations
 
@@ -21,13 +29,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cards import DECISION, Calibration, ModelCard, card_for_encoder, stock_calibration
 from .encoders import AUTO, DEFAULT_ENCODER, Encoder, encoder_names, get_encoder, resolve_encoder_name
-from .encoders.operating_points import operating_points
 
-# Cosine thresholds of the stock encoders come from their measured operating points (EER threshold on
-# real pairs, fakeproof.engine.encoders.operating_points). Only a starting point: set ``--threshold``
-# or fine-tune (``train run`` stores its own threshold).
-GENERIC_THRESHOLD = 0.5  # any other encoder, until it is measured or fine-tuned
+GENERIC_THRESHOLD = DECISION  # the decision point of the similarity scale, for every model
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".json")
 _REGISTRY_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:")  # onnx:PATH, fusion:A+B, ...
@@ -44,10 +49,16 @@ class ResolvedModel:
     threshold_source: str  # "checkpoint" | "onnx metadata" | "stock default" | "generic default" | "encoder"
     architecture: str  # the registry name that rebuilds this network (a checkpoint's base encoder)
     config: dict = field(default_factory=dict)  # the checkpoint config (fine-tuned models)
+    card: ModelCard | None = None  # what the model is (set by resolve_model; also encoder.card)
 
     @property
     def spec(self):
         return self.encoder.spec
+
+    @property
+    def raw_threshold(self) -> float:
+        """The threshold as a raw cosine (``threshold`` is on the similarity scale)."""
+        return self.card.raw_threshold(self.threshold) if self.card is not None else self.threshold
 
     @property
     def runtime(self) -> str:
@@ -55,14 +66,33 @@ class ResolvedModel:
 
     def describe(self) -> str:
         s = self.spec
-        return f"{self.name} [{self.runtime}] {s.name} {s.input_size[0]}x{s.input_size[1]} dim {s.embedding_dim}, threshold {self.threshold:.3f} ({self.threshold_source})"
+        cal = "calibrated similarity" if self.card is not None and self.card.calibrated else "raw cosine (uncalibrated)"
+        return f"{self.name} [{self.runtime}] {s.name} {s.input_size[0]}x{s.input_size[1]} dim {s.embedding_dim}, threshold {self.threshold:.3f} on the {cal} scale ({self.threshold_source})"
 
 
 def stock_threshold(encoder_name: str) -> tuple[float, str]:
-    op = operating_points(encoder_name)
-    if op is not None:
-        return op.eer_threshold, "stock EER threshold"
-    return GENERIC_THRESHOLD, "generic default"
+    """The default threshold on the similarity scale and where it comes from."""
+    cal = stock_calibration(encoder_name)
+    return GENERIC_THRESHOLD, ("stock calibration" if not cal.is_identity else "generic default")
+
+
+def calibration_from_config(config: dict, architecture: str) -> Calibration:
+    """A checkpoint's (or exported model's) own calibration; older ones that stored only a raw
+    ``threshold`` keep their base encoder's impostor knot with that threshold as the decision point."""
+    if config.get("calibration"):
+        return Calibration.from_dict(config["calibration"])
+    thr = config.get("threshold")
+    base = stock_calibration(architecture)
+    if thr is None:
+        return base
+    imp = base.raw[1] if len(base.raw) == 4 else min(0.0, float(thr) - 0.25)
+    return Calibration.from_points(imp, float(thr), "from the stored raw threshold (no calibration recorded)")
+
+
+def _attach(enc: Encoder, calibration: Calibration, name: str) -> ModelCard:
+    card = card_for_encoder(enc, calibration=calibration, name=name)
+    enc.card = card
+    return card
 
 
 def model_kind(model: str) -> str:
@@ -83,10 +113,9 @@ def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", w
     """Resolve ``--model`` (see the module docstring) on ``device``. Raises ``FileNotFoundError`` /
     ``ValueError`` / ``KeyError`` with a one-line reason for anything it cannot load."""
     if isinstance(model, Encoder):
-        thr, src = getattr(model, "threshold", None), "encoder"
-        if thr is None:
-            thr, src = stock_threshold(model.spec.name)
-        return ResolvedModel(model, model.spec.name, "encoder", float(thr), src, model.spec.name)
+        card = model.card or _attach(model, stock_calibration(model.spec.name), model.spec.name)
+        thr, src = stock_threshold(model.spec.name)
+        return ResolvedModel(model, model.spec.name, "encoder", float(thr), src, model.spec.name, card=card)
     model = str(model)
     kind = model_kind(model)
     p = Path(model).expanduser()
@@ -97,8 +126,9 @@ def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", w
 
             print(f"model: auto -> {concrete}", file=sys.stderr)
         enc = get_encoder(concrete, weights=weights, models_dir=models_dir, device=device)
+        card = _attach(enc, stock_calibration(enc.spec.name), concrete)
         thr, src = stock_threshold(enc.spec.name)
-        return ResolvedModel(enc, model if concrete == model else f"{model} -> {concrete}", kind, float(thr), src, concrete)
+        return ResolvedModel(enc, model if concrete == model else f"{model} -> {concrete}", kind, float(thr), src, concrete, card=card)
     if kind == "exported onnx":
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such ONNX file")
@@ -107,8 +137,12 @@ def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", w
         if not is_fakeproof_onnx(p):
             raise ValueError(f"{p}: not exported by `fakeproof infer export-onnx` (no fakeproof metadata); use --model onnx:{p} for a plain ArcFace-style ONNX recogniser")
         enc = ExportedOnnx(p, device=device)
-        thr, src = (enc.threshold, "onnx metadata") if enc.threshold_known else (GENERIC_THRESHOLD, "generic default")
-        return ResolvedModel(enc, str(p), kind, float(thr), src, enc.spec.name)
+        cal = enc.calibration if enc.calibration is not None else calibration_from_config({"threshold": enc.threshold}, enc.spec.name)
+        card = _attach(enc, cal, str(p))
+        thr, src = (GENERIC_THRESHOLD, "onnx metadata") if enc.threshold_known or enc.calibration is not None else (GENERIC_THRESHOLD, "generic default")
+        if enc.calibration is not None and enc.threshold_known:
+            thr = enc.threshold  # exported with its calibration: the threshold is on the scale
+        return ResolvedModel(enc, str(p), kind, float(thr), src, enc.spec.name, card=card)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such run folder, checkpoint or ONNX file")
     if not (p.is_dir() or p.suffix in CHECKPOINT_SUFFIXES):
@@ -116,8 +150,6 @@ def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", w
     from .checkpoints import load_trained_encoder
 
     enc, config = load_trained_encoder(p, device=device, models_dir=models_dir)
-    if config.get("threshold") is not None:
-        thr, src = float(config["threshold"]), "checkpoint"
-    else:
-        thr, src = stock_threshold(config.get("encoder", ""))
-    return ResolvedModel(enc, config.get("checkpoint", str(p)), kind, float(thr), src, config["encoder"], config)
+    card = _attach(enc, calibration_from_config(config, config.get("encoder", "")), config.get("checkpoint", str(p)))
+    src = "checkpoint calibration" if config.get("calibration") or config.get("threshold") is not None else stock_threshold(config.get("encoder", ""))[1]
+    return ResolvedModel(enc, config.get("checkpoint", str(p)), kind, float(GENERIC_THRESHOLD), src, config["encoder"], config, card=card)

@@ -75,7 +75,8 @@ _workers = typer.Option(None, "--workers", help="decode/detect/align worker thre
 _batch = typer.Option(32, "--batch-size", help="crops per encoder batch")
 _cache = typer.Option(True, "--cache/--no-cache", help="reuse cached crops and embeddings (keyed by file content)")
 _margin = typer.Option(None, "--margin", help="alignment margin (default: the encoder's)")
-_threshold = typer.Option(None, "--threshold", help="decision threshold (default: the model's)")
+_threshold = typer.Option(None, "--threshold", help="decision threshold on the similarity scale (default: the model's, 0.5 on a calibrated model); with --raw, a raw cosine")
+_raw = typer.Option(False, "--raw", help="report the raw cosine instead of the calibrated similarity (0 = typical different people, 0.5 = decision point, 1 = same photo)")
 _progress = typer.Option(True, "--progress/--no-progress")
 
 
@@ -105,6 +106,7 @@ def pairs_cmd(
     cache: bool = _cache,
     margin: Optional[float] = _margin,
     progress: bool = _progress,
+    raw: bool = _raw,
 ):
     """One similarity per pair folder, in sorted order; every pair scored (fallbacks in the side report)."""
     import pandas as pd
@@ -130,8 +132,9 @@ def pairs_cmd(
     if scores is None:  # a rank other than 0
         return
     errors = [("; ".join(x for x in (f.problem, e) if x)) for f, e in zip(folders, scores.error)]
-    sub = pd.DataFrame({"pair_id": [f.pair_id for f in folders], "similarity": scores.similarity})
-    side = pd.DataFrame({"pair_id": sub.pair_id, "similarity": scores.similarity, "face_a": scores.face_a, "face_b": scores.face_b, "error": errors})
+    sim = scores.cosine if raw else scores.similarity
+    sub = pd.DataFrame({"pair_id": [f.pair_id for f in folders], "similarity": sim})
+    side = pd.DataFrame({"pair_id": sub.pair_id, "similarity": sim, "cosine": scores.cosine, "face_a": scores.face_a, "face_b": scores.face_b, "error": errors})
     try:
         atomic_write_text(out, sub.to_csv(index=False, float_format="%.6f"))
         atomic_write_text(report, side.to_csv(index=False, float_format="%.6f"))
@@ -159,8 +162,10 @@ def score_pairs_cmd(
     cache: bool = _cache,
     margin: Optional[float] = _margin,
     progress: bool = _progress,
+    raw: bool = _raw,
 ):
-    """Score every row of a pairs CSV; the output keeps every input column and adds the scores."""
+    """Score every row of a pairs CSV; the output keeps every input column and adds the scores
+    (``similarity`` on the calibrated scale, ``cosine`` raw)."""
     import pandas as pd
 
     from ..data import atomic_write_text
@@ -191,7 +196,7 @@ def score_pairs_cmd(
 
     sides = [(side(a, i, column_a), side(b, i, column_b)) for i, (a, b) in enumerate(zip(df[column_a], df[column_b]))]
     _writable(out)
-    added = [c for c in ("similarity", "face_a", "face_b", "error") if c in df.columns]
+    added = [c for c in ("similarity", "cosine", "face_a", "face_b", "error") if c in df.columns]
     if added:
         console.print(f"[yellow]{pairs_csv}: existing column(s) {', '.join(added)} are replaced by the new scores")
     with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 writes
@@ -201,7 +206,8 @@ def score_pairs_cmd(
         scores = score_pairs(eng, sides, batch_size=batch_size, progress=progress)
     if scores is None:  # a rank other than 0
         return
-    df["similarity"] = scores.similarity
+    df["similarity"] = scores.cosine if raw else scores.similarity
+    df["cosine"] = scores.cosine
     df["face_a"], df["face_b"], df["error"] = scores.face_a, scores.face_b, scores.error
     try:
         atomic_write_text(out, df.to_csv(index=False, float_format="%.6f"))
@@ -221,6 +227,7 @@ def evaluate_cmd(
     ci_column: Optional[str] = typer.Option(None, "--ci-column", help="95 percent intervals by resampling this column's values with replacement, e.g. identity (train pairs output): a person's pairs are not independent"),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="resamples behind the --ci-column intervals"),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="where the JSON and ROC PNG go (default: beside SCORES.csv)"),
+    raw: bool = typer.Option(False, "--raw", help="evaluate the raw cosine (the `cosine` column of score-pairs) instead of --score-column"),
 ):
     """EER (Kryptonite baseline formula), ROC AUC, TAR@FAR, per-group acceptance (with 95% intervals
     by --ci-column); JSON + ROC PNG."""
@@ -228,6 +235,8 @@ def evaluate_cmd(
 
     from ..data import OutputError, check_writable
 
+    if raw:
+        score_column = "cosine"
     try:
         ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column, ci_column, bootstrap)
     except (EvaluationError, OSError) as e:
@@ -276,6 +285,7 @@ def compare_cmd(
     threshold: Optional[float] = _threshold,
     cache: bool = _cache,
     margin: Optional[float] = _margin,
+    raw: bool = _raw,
 ):
     """Similarity matrix of 2-10 photos, a verdict per pair at the model's threshold, and a PNG."""
     from .compare import MAX_PHOTOS, MIN_PHOTOS, compare_photos, matrix_rows, plot_comparison
@@ -286,14 +296,16 @@ def compare_cmd(
     _writable(out)
     m = _load(model, runtime, device, weights, models_dir, threshold)
     eng = _engine(m, detector, device, None, cache, margin)
-    say_operating_point(m.architecture, m.threshold)
-    c = compare_photos(eng, photos, m.threshold)
+    thr = (m.threshold if threshold is not None else m.raw_threshold) if raw else m.threshold
+    say_operating_point(m.card, thr, raw=raw)
+    c = compare_photos(eng, photos, thr, raw=raw)
     for p, r in zip(c.paths, c.records):
         if not r.ok:
             console.print(f"[red]{p}: {r.error}", highlight=False)
         elif r.fallback:
             console.print(f"[yellow]{p}: no face detected; used the {r.fallback.replace('_', ' ')} as the face", highlight=False)
-    console.print(summary_table(f"cosine similarity (threshold {m.threshold:.3f}, {m.threshold_source})", matrix_rows(c), ["photo", *c.labels]))
+    scale = "raw cosine" if raw else "similarity"
+    console.print(summary_table(f"{scale} (threshold {thr:.3f}, {m.threshold_source})", matrix_rows(c), ["photo", *c.labels]))
     vrows = [[c.labels[i], c.labels[j], "n/a" if v == "unreadable" else f"{s:.3f}", v] for i, j, s, v in c.verdicts()]
     console.print(summary_table("verdicts", vrows, ["photo", "photo", "similarity", "verdict"]))
     plot_comparison(c, out, title=m.describe())

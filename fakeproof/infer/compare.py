@@ -39,12 +39,14 @@ class Comparison:
         return out
 
 
-def compare_photos(engine: FaceEngine, paths: Sequence, threshold: float, progress: bool = False) -> Comparison:
+def compare_photos(engine: FaceEngine, paths: Sequence, threshold: float, progress: bool = False, raw: bool = False) -> Comparison:
+    """Similarities on the calibrated scale (``engine.card``; ``raw=True``: raw cosines), judged at ``threshold``."""
     paths = [str(p) for p in paths]
     if not MIN_PHOTOS <= len(paths) <= MAX_PHOTOS:
         raise ValueError(f"compare takes {MIN_PHOTOS} to {MAX_PHOTOS} photos, got {len(paths)}")
     records, crops, emb = embed_records(engine, paths, progress=progress)
-    sim = np.clip(emb.astype(np.float64) @ emb.astype(np.float64).T, -1.0, 1.0)
+    sim = engine.card.similarity_matrix(emb, raw=True).clip(-1.0, 1.0)
+    sim = sim if raw else engine.card.scale(sim)
     return Comparison(paths, records, crops, sim, float(threshold))
 
 

@@ -97,6 +97,10 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
         "fakeproof.mirrors_itself": "1" if getattr(enc, "mirrors_itself", False) else "0",  # test-time flip inside the graph
         "fakeproof.upstream": s.source,
     }
+    card = encoder.card
+    if card is not None:  # the similarity scale travels with the model; the threshold is then on that scale
+        meta["fakeproof.calibration"] = json.dumps(card.calibration.to_dict())
+        meta["fakeproof.metric"] = card.metric
     if threshold is not None:
         meta["fakeproof.threshold"] = repr(float(threshold))
     diff = float("nan")

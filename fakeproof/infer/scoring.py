@@ -1,4 +1,8 @@
-"""Score photo pairs with the face engine: one finite cosine similarity for every pair, always.
+"""Score photo pairs with the face engine: one finite similarity for every pair, always.
+
+``similarity`` is on fakeproof's calibrated scale (``engine.card.scale``, :mod:`fakeproof.engine.cards`:
+0 = typical different people, 0.5 = the decision point, 1 = the same photo); ``cosine`` is the raw
+cosine of the two embeddings it was computed from.
 
 Every distinct photo is embedded once (the engine batches the encoder, decodes/detects/aligns in a
 worker pool and caches crops and embeddings by file content). For each side we record how its crop
@@ -11,7 +15,7 @@ was made, in ``face_a`` / ``face_b``:
 - ``missing``: there is no file for that side.
 
 A pair with an unreadable or missing side still gets a finite similarity:
-:data:`UNSCORABLE_SIMILARITY` (0.0, "unrelated faces", below any sensible threshold), and the reason
+:data:`UNSCORABLE_SIMILARITY` (0.0 on the scale, "unrelated faces", below the decision point), and the reason
 in ``error``. Pairs are never dropped.
 """
 from __future__ import annotations
@@ -40,10 +44,12 @@ def face_state(rec: FaceRecord | None) -> str:
 
 @dataclass
 class PairScores:
-    similarity: np.ndarray  # (P,) float64, finite
+    similarity: np.ndarray  # (P,) float64, finite, on the calibrated scale
     face_a: list[str]
     face_b: list[str]
     error: list[str]  # "" where both sides were usable
+
+    cosine: np.ndarray | None = None  # (P,) float64, finite: the raw cosine behind each similarity
 
     def counts(self) -> Counter:
         return Counter(self.face_a + self.face_b)
@@ -59,7 +65,8 @@ def score_pairs(
     batch_size: int = 32,
     progress: bool = True,
 ) -> PairScores | None:
-    """Cosine similarity of each ``(path_a, path_b)``; ``None`` means the side has no file.
+    """Similarity (calibrated, ``engine.card``) and raw cosine of each ``(path_a, path_b)``; ``None``
+    means the side has no file.
 
     Under torchrun the ranks embed slices of the photos; rank 0 gets the scores, the others ``None``."""
     uniq: dict[str, int] = {}
@@ -75,7 +82,9 @@ def score_pairs(
         emb, records = res.embeddings.astype(np.float64), res.records
     else:
         emb, records = np.zeros((0, engine.spec.embedding_dim)), []
-    sims = np.full(len(pairs), UNSCORABLE_SIMILARITY, np.float64)
+    card = engine.card
+    unscorable_raw = card.raw_threshold(UNSCORABLE_SIMILARITY)
+    sims = np.full(len(pairs), unscorable_raw, np.float64)
     face_a, face_b, errors = [], [], []
     for k, (a, b) in enumerate(pairs):
         ia = uniq.get(str(a)) if a is not None else None
@@ -91,13 +100,13 @@ def score_pairs(
             elif r is not None and not r.ok:
                 problems.append(f"{side}: {Path(str(p)).name}: {r.error}")
         if not problems:
-            v = float(emb[ia] @ emb[ib])
+            v = float(card.raw_similarity(emb[ia], emb[ib]))
             if np.isfinite(v):
                 sims[k] = min(1.0, max(-1.0, v))
             else:  # pragma: no cover - the engine gives finite rows for every ok record
                 problems.append("non-finite embedding")
         errors.append("; ".join(problems))
-    return PairScores(sims, face_a, face_b, errors)
+    return PairScores(np.asarray(card.scale(sims), np.float64), face_a, face_b, errors, cosine=sims)
 
 
 def embed_records(engine: FaceEngine, paths: Sequence, batch_size: int = 32, progress: bool = True):

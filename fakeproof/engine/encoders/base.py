@@ -82,6 +82,11 @@ class Encoder(torch.nn.Module):
     :meth:`forward` (normalised NCHW -> raw embedding)."""
 
     spec: EncoderSpec
+    # declared capabilities (read by fakeproof.engine.cards; subclasses override)
+    is_onnx: bool = False  # runs on ONNX Runtime (inference only)
+    mirrors_itself: bool = False  # averages the mirror image itself: the engine does not flip again
+    fixed_geometry: bool = False  # its alignment margin cannot be changed
+    card = None  # its ModelCard (fakeproof.engine.cards), attached by fakeproof.engine.resolve_model
 
     def normalise(self, crops: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
