@@ -41,7 +41,7 @@ from fakeproof.engine.detect import pick_main_face
 from fakeproof.engine.images import load_rgb
 from fakeproof.metrics import compute_eer, roc_auc, tar_at_far
 
-DEFAULT_ENCODERS = "facenet,dlib_resnet,fusion:0.3*facenet+0.7*dlib_resnet,fusion:0.5*facenet+0.5*dlib_resnet"
+DEFAULT_ENCODERS = "dlib_resnet,facenet,fusion:0.3*facenet+0.7*dlib_resnet"
 
 
 def threshold_at_far(labels, scores, far: float) -> float | None:
@@ -86,18 +86,20 @@ def fakeproof_scores(encoder: str, flip: bool, margin: float | None, paths: list
     return (a * b).sum(1), seconds, no_face
 
 
-def face_recognition_scores(paths: list[str], pairs, cache: Path, detect_max_side: int = 1024) -> tuple[np.ndarray, float, int] | str:
+def face_recognition_scores(paths: list[str], pairs, cache: Path, detect_max_side: int = 1024, boxes: dict | None = None, store_name: str = "face_recognition.npz") -> tuple[np.ndarray, float, int] | str:
     """``face_recognition`` as its users call it: HOG detector (upsample 1, then 2), the largest
     face, ``face_encodings`` (5-point, 1 jitter); the whole image as the face when HOG finds none.
     Like the engine, detection runs on a copy of at most ``detect_max_side`` px and the encoding on
-    the full photo. Score = -euclidean distance (its own comparison: accept when distance <= 0.6)."""
+    the full photo. Score = -euclidean distance (its own comparison: accept when distance <= 0.6).
+    ``boxes`` ({path: (x1, y1, x2, y2) or None}): the peer's embedding on OUR detector's boxes
+    instead of its HOG detector (detector and embedding compared separately)."""
     try:
         import face_recognition
     except ImportError:
         return "face_recognition not installed (uv pip install --no-deps face_recognition)"
     import cv2
 
-    stored = cache / "face_recognition.npz"
+    stored = cache / store_name
     if stored.exists():  # encodings of an earlier run (same photos): the peer is slow on CPU
         z = np.load(stored, allow_pickle=False)
         if list(z["paths"]) == list(paths):
@@ -110,7 +112,11 @@ def face_recognition_scores(paths: list[str], pairs, cache: Path, detect_max_sid
         img = face_recognition.load_image_file(p)
         f = min(1.0, detect_max_side / max(img.shape[:2]))
         small = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else img
-        locs = face_recognition.face_locations(small, 1) or face_recognition.face_locations(small, 2)
+        if boxes is not None:
+            b = boxes.get(p)
+            locs = [] if b is None else [(int(round(b[1] * f)), int(round(b[2] * f)), int(round(b[3] * f)), int(round(b[0] * f)))]
+        else:
+            locs = face_recognition.face_locations(small, 1) or face_recognition.face_locations(small, 2)
         if locs:
             best = max(locs, key=lambda l: (l[2] - l[0]) * (l[1] - l[3]))
             best = tuple(int(round(v / f)) for v in best)
@@ -124,6 +130,106 @@ def face_recognition_scores(paths: list[str], pairs, cache: Path, detect_max_sid
     np.savez(stored, paths=np.array(paths), encodings=np.stack([encs[p] for p in paths]), seconds=seconds, no_face=no_face)
     d = np.array([np.linalg.norm(encs[a] - encs[b]) for a, b in zip(pairs.path_a, pairs.path_b)])
     return -d, seconds, no_face
+
+
+def engine_boxes(paths: list[str], cache: Path) -> dict:
+    """OUR detector's box of each photo (MTCNN, the engine's choice of main face; None where it
+    found none), read from the engine's crop cache."""
+    eng = FaceEngine("dlib_resnet", device="cpu", cache_dir=cache)
+    recs, _ = eng.crops(paths, progress=False)
+    return {p: (tuple(r.bbox) if r.detected and r.bbox else None) for p, r in zip(paths, recs)}
+
+
+def dlib_euclidean_scores(paths: list[str], pairs, cache: Path, flip: bool = True) -> np.ndarray:
+    """-euclidean distance of dlib's RAW (un-normalised) descriptors, the metric its network was
+    trained with (test-time flip: the mean of the raw descriptors of the crop and its mirror image).
+    Crops from the engine's crop cache; descriptors cached in ``cache``."""
+    import torch
+
+    stored = cache / f"dlib_raw{'_flip' if flip else ''}.npz"
+    desc = None
+    if stored.exists():
+        z = np.load(stored, allow_pickle=False)
+        if list(z["paths"]) == list(paths):
+            desc = z["desc"]
+    if desc is None:
+        eng = FaceEngine("dlib_resnet", device="cpu", cache_dir=cache)
+        _, crops = eng.crops(paths, progress=False)
+        enc, out = eng.encoder, []
+        with torch.no_grad():
+            for i in range(0, len(crops), 64):
+                b = [c if c is not None else np.zeros((*enc.spec.input_size, 3), np.uint8) for c in crops[i : i + 64]]
+                d = enc(enc.to_input(b)).float().numpy()
+                if flip:
+                    d = (d + enc(enc.to_input([np.ascontiguousarray(c[:, ::-1]) for c in b])).float().numpy()) / 2
+                out.append(d)
+        desc = np.concatenate(out)
+        np.savez(stored, paths=np.array(paths), desc=desc)
+    idx = {p: i for i, p in enumerate(paths)}
+    a, b = desc[pairs.path_a.map(idx).values], desc[pairs.path_b.map(idx).values]
+    return -np.linalg.norm(a - b, axis=1)
+
+
+def run_celeba_pairs(args) -> int:
+    """The 10-fold protocol on ../shared/data/celeba-pairs (the default; see the module docstring)."""
+    from _protocol import calibration_check, fold_figures, load_pairs, paired_eer_interval
+
+    root = shared_or_skip("celeba-pairs")
+    import torch
+
+    torch.set_num_threads(2)
+    pairs = load_pairs(root, fast=args.fast)
+    labels, folds = pairs.expected_accept.values.astype(int), pairs.fold.values
+    groups = pairs.identity_a.values
+    paths = sorted(set(pairs.path_a) | set(pairs.path_b))
+    args.cache.mkdir(parents=True, exist_ok=True)
+    print(f"{len(pairs)} pairs ({int(labels.sum())} genuine, {int((labels == 0).sum())} impostor) in {len(set(folds))} identity-disjoint folds over {len(paths)} real photos of {root}")
+    flips = {"on": [True], "off": [False], "both": [False, True]}[args.flip]
+    scores, no_face, calib = {}, {}, {}
+    tag = "_fast" if args.fast else ""
+    if not args.no_peer:
+        got = face_recognition_scores(paths, pairs, args.cache, store_name=f"face_recognition_celeba_pairs{tag}.npz")
+        if isinstance(got, str):
+            print("peer:", got)
+        else:
+            scores["face_recognition 1.3 (its HOG detector)"], no_face["face_recognition 1.3 (its HOG detector)"] = got[0], got[2]
+            got = face_recognition_scores(paths, pairs, args.cache, boxes=engine_boxes(paths, args.cache), store_name=f"face_recognition_celeba_pairs_mtcnn{tag}.npz")
+            scores["face_recognition 1.3 on our MTCNN boxes"], no_face["face_recognition 1.3 on our MTCNN boxes"] = got[0], got[2]
+    for enc in [e for e in args.encoders.split(",") if e.strip()]:
+        for flip in flips:
+            name = f"fakeproof {enc}" + (" +flip" if flip else "")
+            try:
+                s, _, nf = fakeproof_scores(enc, flip, None, paths, pairs, args.cache, 0)
+            except (KeyError, FileNotFoundError, ValueError) as e:
+                print(f"{name}: skipped ({str(e).splitlines()[0]})")
+                continue
+            scores[name], no_face[name] = s, nf
+            calib[name] = calibration_check(labels, s, folds)
+            print(f"  done: {name}", flush=True)
+            if enc == "dlib_resnet" and args.euclidean:
+                en = f"fakeproof dlib_resnet{' +flip' if flip else ''}, -euclidean (raw descriptor)"
+                scores[en], no_face[en] = dlib_euclidean_scores(paths, pairs, args.cache, flip), nf
+    if not scores:
+        return 0
+    ref = args.reference if args.reference in scores else next((k for k in scores if k.startswith("fakeproof")), next(iter(scores)))
+    rows = []
+    for name, s in scores.items():
+        r = {"method": name, **fold_figures(labels, s, folds), "no face": no_face.get(name)}
+        if name != ref:
+            d, lo, hi = paired_eer_interval(labels, s, scores[ref], groups, n=args.bootstrap)
+            r["EER - ref. (pt) [95%]"] = f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+        else:
+            r["EER - ref. (pt) [95%]"] = "reference"
+        rows.append(r)
+    print(f"\n10-fold protocol (LFW View 2 layout); accuracy at the threshold chosen on the other 9 folds; intervals: paired bootstrap over identities ({args.bootstrap} resamples), reference = {ref}")
+    print_table([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    if calib:
+        print("\nSimilarity scale: calibration fitted on 9 folds, read on the 10th (pooled over the 10 rotations); knots fitted on all 10 (what the card stores)")
+        print_table([{"method": k, **{a: b for a, b in v.items() if not a.startswith("_")}} for k, v in calib.items()])
+    result = {"protocol": "celeba-pairs", "pairs": len(pairs), "photos": len(paths), "reference": ref, "rows": rows, "calibration": calib}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1, default=float))
+    return 0
 
 
 def mtcnn_agreement(paths: list[str]) -> dict:
@@ -193,7 +299,13 @@ def main(argv=None) -> int:
     ap.add_argument("--time-photos", type=int, default=48, help="photos timed with every cache off, per method")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--scores", type=Path, help="also write every method's per-pair scores to this .npz (for fusion-weight sweeps)")
+    ap.add_argument("--protocol", default="celeba-pairs", choices=["celeba-pairs", "wild"], help="celeba-pairs: 6,000 pairs in 10 folds (default); wild: every genuine pair of celeba-mini + five-celebrities")
+    ap.add_argument("--reference", default="fakeproof dlib_resnet +flip", help="the row the paired intervals compare against")
+    ap.add_argument("--euclidean", action=argparse.BooleanOptionalAction, default=True, help="also dlib scored by -euclidean on its raw descriptor")
+    ap.add_argument("--bootstrap", type=int, default=1000, help="identity resamples behind the intervals")
     args = ap.parse_args(argv)
+    if args.protocol == "celeba-pairs":
+        return run_celeba_pairs(args)
     shared_or_skip("celeba-mini")
     import torch
 

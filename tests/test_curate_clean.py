@@ -21,16 +21,21 @@ def cleaned(tmp_path_factory):
     return root, before, r.output
 
 
-def test_a_threshold_off_the_encoders_scale_is_warned_about():
-    from fakeproof.engine.encoders.operating_points import curation_thresholds, describe_threshold, operating_points
+def test_a_threshold_means_the_same_on_every_calibrated_encoder_and_off_scale_ones_are_warned_about():
+    from fakeproof.curate.thresholds import curation_thresholds, describe_threshold
+    from fakeproof.engine import encoder_spec
+    from fakeproof.engine.cards import card_from_spec
 
-    op = operating_points("dlib_resnet")
-    line, warn = describe_threshold("dlib_resnet", 0.5)  # below every impostor: everything is one person
-    assert warn and "far from" in line and f"{op.eer_threshold:.2f}" in line
-    assert not describe_threshold("dlib_resnet", op.eer_threshold)[1]
-    assert curation_thresholds("dlib_resnet")[0] == op.eer_threshold
-    t, fake, dup = curation_thresholds("facenet", 0.4)
-    assert t == 0.4 and operating_points("facenet").impostor_mean < fake < t and 0.9 < dup < 1
+    dlib, facenet = card_from_spec(encoder_spec("dlib_resnet")), card_from_spec(encoder_spec("facenet"))
+    op = dlib.operating_points
+    assert not describe_threshold(dlib, 0.5)[1]  # 0.5 on the scale = the decision point: no warning
+    line, warn = describe_threshold(dlib, 0.5, raw=True)  # a RAW cosine of 0.5: below every impostor
+    assert warn and "far from" in line
+    for card in (dlib, facenet):  # 0.5 on the scale is each encoder's own decision point, far apart as raw cosines
+        t, fake, dup = curation_thresholds(card)
+        assert t == pytest.approx(card.calibration.raw[2]) and card.operating_points.impostor_mean < fake < t < dup < 1
+    assert curation_thresholds(dlib)[0] > 0.8 > 0.5 > curation_thresholds(facenet)[0]
+    assert dlib.scale(op.impostor_mean) == pytest.approx(0.0, abs=0.05) and dlib.scale(1.0) == 1.0
 
 
 def test_clean_flags_the_injected_mislabel_with_the_true_identity(cleaned):

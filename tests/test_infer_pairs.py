@@ -140,17 +140,19 @@ def test_compare_writes_the_matrix_and_png(sample, tmp_path):
 
 def test_model_from_a_training_checkpoint_carries_its_threshold(tmp_path):
     from fakeproof.engine import get_encoder
-    from fakeproof.engine.encoders.operating_points import operating_points
+    from fakeproof.engine.cards import STOCK_CALIBRATIONS
     from fakeproof.infer.model import load_model
     from fakeproof.train.checkpoint import encoder_config, save_best
 
     enc = get_encoder("facenet")
     save_best(tmp_path / "run", enc, {**encoder_config(enc, "facenet", None, "mtcnn", enc.spec.align_margin), "threshold": 0.4242})
     m = load_model(str(tmp_path / "run"), device="cpu")
-    assert m.threshold == pytest.approx(0.4242) and m.threshold_source == "checkpoint"
+    # an older checkpoint (raw threshold only): its threshold becomes the decision point 0.5 of its scale
+    assert m.threshold == 0.5 and m.raw_threshold == pytest.approx(0.4242) and m.threshold_source == "checkpoint calibration"
     x = np.random.default_rng(0).integers(0, 256, (2, 160, 160, 3), dtype=np.uint8)
     assert np.abs(m.encoder.embed(x) - enc.embed(x)).max() < 1e-5
     stock = load_model("facenet", device="cpu")
-    assert stock.threshold == operating_points("facenet").eer_threshold and stock.threshold_source == "stock EER threshold"
+    assert stock.threshold == 0.5 and stock.threshold_source == "stock calibration"
+    assert stock.raw_threshold == pytest.approx(STOCK_CALIBRATIONS["facenet"].raw[2])
     with pytest.raises(FileNotFoundError, match="no such"):
         load_model(str(tmp_path / "nowhere" / "run"))

@@ -9,9 +9,9 @@ plus weights; every consumer scores pairs with :meth:`ModelCard.similarity` (or
 :meth:`ModelCard.scale` on raw cosines), so the similarity function lives here and nowhere else.
 
 **The similarity scale.** Every encoder reports, and every threshold is read, on one scale:
-different people near 0 (the mean impostor pair maps to 0), the decision point at 0.5 (the
+different people near 0 (the median impostor pair maps to 0), the decision point at 0.5 (the
 encoder's EER threshold on real pairs of unseen people), the same photo at 1. The map is a
-monotone piecewise-linear function of the raw cosine through the knots (-1, -1), (impostor mean,
+monotone piecewise-linear function of the raw cosine through the knots (-1, -1), (impostor median,
 0), (EER threshold, 0.5), (1, 1), so rankings, EERs and ROC curves are exactly those of the raw
 cosine; only thresholds move. Each stock encoder's knots are fitted on ``celeba-pairs`` (10
 identity-disjoint folds; ``benchmarks/calibrate.py`` fits on 9 and reports the held-out fold) and
@@ -97,7 +97,7 @@ class Calibration:
 
     @classmethod
     def fit(cls, scores, labels, fitted: str) -> "Calibration":
-        """Fit the knots on raw cosines of real pairs: the mean impostor cosine -> 0, the EER
+        """Fit the knots on raw cosines of real pairs: the median impostor cosine -> 0, the EER
         threshold -> 0.5 (:func:`fakeproof.metrics.compute_eer`)."""
         from ..metrics import compute_eer
 
@@ -107,7 +107,7 @@ class Calibration:
         if labels.min(initial=1) == labels.max(initial=0):
             raise ValueError("calibration needs both genuine and impostor pairs")
         e = compute_eer(labels, scores)
-        return cls.from_points(float(scores[labels == 0].mean()), float(e.threshold), fitted)
+        return cls.from_points(float(np.median(scores[labels == 0])), float(e.threshold), fitted)
 
 
 IDENTITY = Calibration()

@@ -1,0 +1,68 @@
+"""Model cards and the one similarity scale (fakeproof.engine.cards): the calibration is monotone and
+invertible, every --model form resolves to a card, and the card travels with checkpoints and ONNX."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fakeproof.engine.cards import DECISION, IDENTITY, STOCK_CALIBRATIONS, Calibration, stock_calibration
+
+
+def test_calibration_is_monotone_invertible_and_anchored():
+    cal = Calibration.from_points(0.83, 0.9, "test")
+    x = np.linspace(-1, 1, 2001)
+    y = cal(x)
+    assert np.all(np.diff(y) > 0)  # strictly increasing: rankings and EERs are those of the raw cosine
+    assert cal(0.83) == pytest.approx(0.0) and cal(0.9) == pytest.approx(DECISION) and cal(1.0) == 1.0 and cal(-1.0) == -1.0
+    assert np.allclose(cal.inverse(y), x, atol=1e-9)
+    assert np.isnan(cal(np.array([np.nan, 0.5]))[0])
+    assert Calibration.from_dict(cal.to_dict()) == cal
+    assert IDENTITY(0.37) == pytest.approx(0.37) and IDENTITY.is_identity
+    with pytest.raises(ValueError, match="increasing"):
+        Calibration((-1.0, 0.5, 0.4, 1.0), (-1.0, 0.0, 0.5, 1.0))
+
+
+def test_calibration_fit_puts_impostors_near_0_and_the_eer_point_at_half():
+    rng = np.random.default_rng(0)
+    gen, imp = rng.normal(0.95, 0.02, 3000), rng.normal(0.83, 0.03, 3000)
+    scores, labels = np.r_[gen, imp], np.r_[np.ones(3000), np.zeros(3000)]
+    cal = Calibration.fit(scores, labels, "synthetic")
+    s = cal(scores)
+    assert abs(np.median(s[labels == 0])) < 1e-3 and abs(s[labels == 0].mean()) < 0.1 and s[labels == 1].mean() > 0.6
+    far, frr = np.mean(s[labels == 0] >= DECISION), np.mean(s[labels == 1] < DECISION)
+    assert abs(far - frr) < 0.01  # 0.5 = the EER point
+
+
+def test_fusion_calibration_is_derived_from_its_parts():
+    cal = stock_calibration("fusion:0.3*facenet+0.7*dlib_resnet")
+    f, d = STOCK_CALIBRATIONS["facenet"], STOCK_CALIBRATIONS["dlib_resnet"]
+    assert cal.raw[2] == pytest.approx(0.3 * f.raw[2] + 0.7 * d.raw[2])
+    assert stock_calibration("onnx:/x.onnx").is_identity
+
+
+def test_every_model_form_resolves_to_a_card_and_the_engine_scores_with_it(tmp_path):
+    from fakeproof.engine import FaceEngine, get_encoder, resolve_model
+    from fakeproof.infer.onnx_export import export_onnx
+    from fakeproof.train.checkpoint import encoder_config, save_best
+
+    m = resolve_model("facenet", device="cpu")
+    card = m.card
+    assert card is m.encoder.card and card.calibrated and card.trainable and not card.is_onnx
+    assert card.input_size == (160, 160) and card.metric == "cosine" and m.threshold == DECISION
+    assert m.raw_threshold == pytest.approx(STOCK_CALIBRATIONS["facenet"].raw[2])
+    a, b = np.eye(4, dtype=np.float32)[:2], np.eye(4, dtype=np.float32)[[0, 2]]
+    assert card.similarity(a, b, raw=True).tolist() == [1.0, 0.0] and card.similarity(a, b)[0] == 1.0
+    assert FaceEngine(m.encoder, device="cpu", use_cache=False).card is card
+    bare = get_encoder("facenet")  # built outside the resolver: the engine gives it its stock card
+    assert FaceEngine(bare, device="cpu", use_cache=False).card.calibration == card.calibration
+
+    # a fine-tuned checkpoint carries its own calibration
+    own = Calibration.from_points(0.1, 0.45, "validation split")
+    save_best(tmp_path / "run", bare, {**encoder_config(bare, "facenet", None, "mtcnn", bare.spec.align_margin), "threshold": 0.45, "calibration": own.to_dict()})
+    ck = resolve_model(str(tmp_path / "run"), device="cpu")
+    assert ck.card.calibration == own and ck.threshold == DECISION and ck.raw_threshold == pytest.approx(0.45)
+
+    # ... and so does an exported ONNX model
+    export_onnx(ck.encoder, tmp_path / "m.onnx", threshold=ck.threshold, source="test")
+    ox = resolve_model(str(tmp_path / "m.onnx"), device="cpu")
+    assert ox.card.is_onnx and not ox.card.trainable and ox.card.calibration == own and ox.threshold == DECISION
