@@ -179,6 +179,9 @@ def run_celeba_pairs(args) -> int:
 
     torch.set_num_threads(2)
     pairs = load_pairs(root, fast=args.fast)
+    if args.folds:
+        keep = [int(f) for f in args.folds.split(",")]
+        pairs = pairs[pairs.fold.isin(keep)].reset_index(drop=True)
     labels, folds = pairs.expected_accept.values.astype(int), pairs.fold.values
     groups = pairs.identity_a.values
     paths = sorted(set(pairs.path_a) | set(pairs.path_b))
@@ -186,7 +189,7 @@ def run_celeba_pairs(args) -> int:
     print(f"{len(pairs)} pairs ({int(labels.sum())} genuine, {int((labels == 0).sum())} impostor) in {len(set(folds))} identity-disjoint folds over {len(paths)} real photos of {root}")
     flips = {"on": [True], "off": [False], "both": [False, True]}[args.flip]
     scores, no_face, calib = {}, {}, {}
-    tag = "_fast" if args.fast else ""
+    tag = ("_fast" if args.fast else "") + (f"_folds{args.folds.replace(',', '-')}" if args.folds else "")
     if not args.no_peer:
         got = face_recognition_scores(paths, pairs, args.cache, store_name=f"face_recognition_celeba_pairs{tag}.npz")
         if isinstance(got, str):
@@ -303,6 +306,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reference", default="fakeproof dlib_resnet +flip", help="the row the paired intervals compare against")
     ap.add_argument("--euclidean", action=argparse.BooleanOptionalAction, default=True, help="also dlib scored by -euclidean on its raw descriptor")
     ap.add_argument("--bootstrap", type=int, default=1000, help="identity resamples behind the intervals")
+    ap.add_argument("--folds", default="", help="celeba-pairs: only these folds, e.g. 1,2 (the peer embeds ~1 photo/s on a busy 2-core CPU; default all 10)")
     args = ap.parse_args(argv)
     if args.protocol == "celeba-pairs":
         return run_celeba_pairs(args)

@@ -70,6 +70,13 @@ def test_short_run_writes_checkpoints_and_metrics(dataset, ir18_ckpt, tmp_path):
     assert cfg["encoder"] == "adaface_ir18" and cfg["input_size"] == [112, 112]
     assert cfg["normalisation"] == "(x/255-0.5)/0.5" and cfg["color_order"] == "BGR"
     assert isinstance(cfg["threshold"], float) and cfg["threshold"] == pytest.approx(cfg["validation"]["threshold"])
+    # the checkpoint carries its own similarity scale, fitted on its validation split: --model RUN reports on it
+    from fakeproof.engine import resolve_model
+    from fakeproof.engine.cards import Calibration
+
+    cal = Calibration.from_dict(cfg["calibration"])
+    assert "validation split" in cal.fitted and cal(cal.raw[2]) == pytest.approx(0.5)
+    assert resolve_model(str(run)).card.calibration == cal
     assert summary["best_step"] == cfg["step"]
     # training moved the trainable weights and left the frozen ones alone
     start = {k[len("model."):]: v for k, v in torch.load(ir18_ckpt, weights_only=True)["state_dict"].items()}

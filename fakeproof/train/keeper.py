@@ -23,6 +23,7 @@ class CheckpointKeeper:
         self.describe = describe  # encoder + training settings every checkpoint's config.json carries
         self.steps_per_epoch = steps_per_epoch
         self.best = {"eer": math.inf, "step": None}
+        self.calibration: dict | None = None  # the similarity scale fitted on the latest validation (fakeproof.engine.cards)
 
     def restore(self, task: PairTask, opt: Optimisation, log: Callable[[str], None]) -> tuple[int, tuple[float, int]]:
         """Load the last checkpoint into ``task``'s encoder, ``opt`` and the RNGs; returns ``(step,
@@ -53,6 +54,9 @@ class CheckpointKeeper:
         return {
             **self.describe,
             "threshold": None if math.isnan(thr) else thr,
+            # the similarity scale's calibration on this checkpoint's validation pairs (real genuine and
+            # impostor pairs; all pairs when there are none): --model RUN reports on it
+            "calibration": self.calibration,
             "validation": {k: v for k, v in metrics.items() if k in ("val_loss", *METRIC_FIELDS) or k.startswith(FAMILY_PREFIX)},
             "step": step,
             "epoch": step / self.steps_per_epoch,

@@ -180,6 +180,7 @@ class Trainer:
             cos = (full[vt.a] * full[vt.b]).sum(1)
             row["val_loss"] = self.task.pair_loss(cos, vt.label)
             row.update(pair_metrics(cos, vt.label, vt.kind, self.data.val_family))
+            self.keeper.calibration = validation_calibration(cos, vt.label, vt.kind, self.step)
         s, n = self.train_loss_since_val
         row["train_loss"] = mean_across(info, s / n if n else float("nan"), n)
         self.train_loss_since_val = (0.0, 0)
@@ -270,3 +271,19 @@ class Trainer:
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict:
     return Trainer(cfg, resume).run()
+
+
+def validation_calibration(cos, labels, kinds, step: int) -> dict | None:
+    """The similarity scale (:class:`fakeproof.engine.cards.Calibration`) fitted on validation pairs:
+    real genuine vs impostor pairs where there are both, else every pair; None when one class is missing."""
+    from ..engine.cards import Calibration
+    from ..metrics import KINDS
+
+    cos, labels, kinds = np.asarray(cos, np.float64), np.asarray(labels).astype(int), np.asarray(kinds)
+    if kinds.dtype.kind in "iu":
+        kinds = np.array(KINDS, dtype=object)[kinds.astype(int)]
+    real = (kinds == "genuine") | (kinds == "impostor")
+    use = real if real.any() and labels[real].min() != labels[real].max() else np.ones(len(cos), bool)
+    if len(cos) == 0 or labels[use].min() == labels[use].max():
+        return None
+    return Calibration.fit(cos[use], labels[use], f"train run validation split, step {step}").to_dict()
