@@ -294,7 +294,7 @@ def print_result(r: dict, out: Path, cfg: DemoConfig) -> None:
         *[[f"  {g}", pct(b["per_generator"].get(g, float("nan"))), pct(v)] for g, v in sorted(a["per_generator"].items())],
         ["impostor acceptance at the EER threshold", pct(b["impostor_acceptance"]), pct(a["impostor_acceptance"])],
         ["genuine acceptance at the EER threshold", pct(b["genuine_acceptance"]), pct(a["genuine_acceptance"])],
-        ["mean cosine genuine / impostor / deepfake", " / ".join(f"{b['mean_cos'][k]:.2f}" for k in ("genuine", "impostor", "deepfake")),
+        ["mean similarity genuine / impostor / deepfake", " / ".join(f"{b['mean_cos'][k]:.2f}" for k in ("genuine", "impostor", "deepfake")),
          " / ".join(f"{a['mean_cos'][k]:.2f}" for k in ("genuine", "impostor", "deepfake"))],
     ]
     held = r["held_apart"]
@@ -327,7 +327,7 @@ DEMO_HELP = {
     "photos": "real photos per identity",
     "noise": "photos moved to a wrong identity folder (what curate must find)",
     "fakes": "deepfakes per identity",
-    "threshold": "curate clean's cosine threshold",
+    "threshold": "curate clean's threshold on the similarity scale (default: the default encoder's FAR 1e-3 point)",
     "train_minutes": "wall-clock budget of the training step",
     "train_steps": "stop training after this many steps (default: the time budget only)",
     "batch_size": "training pairs per step",
