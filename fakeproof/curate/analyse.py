@@ -59,12 +59,20 @@ def analyse(
     dup_threshold: float = 0.95,
     closer_margin: float = 0.1,
     progress: bool = True,
+    keep_floor: float | None = None,
 ) -> Analysis:
     """Flags for every image. ``emb`` rows are L2-normalised (NaN rows = no embedding).
 
     Beyond the graph rule, a main-component photo whose score is below ``threshold`` is flagged
     (``closer_to_other_identity``) when another identity's main component is similar to it on
-    average (mean cosine >= threshold) and more similar than its own by more than ``closer_margin``: one chance edge must not hide a mislabel."""
+    average (mean cosine >= threshold) and more similar than its own by more than ``closer_margin``: one chance edge must not hide a mislabel.
+
+    ``keep_floor`` (a raw cosine; ``curate clean`` passes the one at similarity 0, the median
+    impostor pair): an ``isolated`` / ``outlier_component`` photo is NOT flagged when it has no
+    better home (no other identity's main component reaches ``threshold`` on average) and its mean
+    cosine to its own main component is at least ``keep_floor`` (more like its identity than a
+    typical stranger): a hard photo of the right person, not a mislabel. It keeps the reason
+    ``weak_match`` (unflagged) so a reviewer can still find it."""
     import time
 
     t0 = time.perf_counter()
@@ -145,6 +153,10 @@ def analyse(
         if k >= 0:
             suggested[r] = id_names[k]
             suggested_cos[r] = c
+    if keep_floor is not None:
+        for r in want:
+            if reason[r] in ("isolated", "outlier_component") and not (np.isfinite(suggested_cos[r]) and suggested_cos[r] >= threshold) and np.isfinite(score[r]) and score[r] >= keep_floor:
+                flagged[r], reason[r] = False, "weak_match"
     for r in np.flatnonzero(single):
         if np.isfinite(suggested_cos[r]) and suggested_cos[r] >= threshold:
             flagged[r], reason[r] = True, "matches_other_identity"

@@ -19,7 +19,7 @@ from ..engine import FaceEngine
 from .analyse import Analysis, PhotoInfo, analyse
 from .report import write_embeddings, write_heatmaps, write_similarity, write_summary, write_tables
 from ..engine.encoders import DEFAULT_ENCODER
-from .thresholds import closer_margin, curation_thresholds
+from .thresholds import KEEP_FLOOR, closer_margin, curation_thresholds
 
 
 @dataclass
@@ -75,6 +75,7 @@ def run_clean(
         fake_threshold=fake_threshold,
         dup_threshold=dup_threshold,
         closer_margin=closer_margin(card, threshold),
+        keep_floor=card.raw_threshold(KEEP_FLOOR) if card.calibrated else None,
         progress=progress,
     )
     o = curation_dir(dataset, out)
