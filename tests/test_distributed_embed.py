@@ -135,6 +135,7 @@ def test_torchrun_infer_score_pairs(sample, tmp_path, monkeypatch):
     before, out = _killed_then_resumed(tmp_path, [*common, "--out", tmp_path / "two.csv"], home, root / photos[-1])
     assert before == shard_bounds(11, 1, 2)[0]
     a, b = pd.read_csv(tmp_path / "one.csv", keep_default_na=False), pd.read_csv(tmp_path / "two.csv", keep_default_na=False)
-    assert list(a.columns) == list(b.columns) and (a.drop(columns="similarity") == b.drop(columns="similarity")).all().all()
-    assert np.abs(a.similarity - b.similarity).max() <= TOL + 1e-9
+    assert list(a.columns) == list(b.columns) and (a.drop(columns=["similarity", "cosine"]) == b.drop(columns=["similarity", "cosine"])).all().all()
+    assert np.abs(a.cosine - b.cosine).max() <= TOL + 1e-9
+    assert np.abs(a.similarity - b.similarity).max() <= 20 * TOL + 1e-9  # the calibrated scale stretches cosines (dlib: ~8x)
     assert "6 pairs" in out
