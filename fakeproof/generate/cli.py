@@ -66,7 +66,8 @@ def deepfakes(
     from ..distributed.ranks import torchrun_ranks
     from .backends.base import MissingWeightsError
     from .registry import resolve_backends
-    from .runner import ERRORS_LOG, FAKES_CSV
+    from ..data.records import FAKES_CSV
+    from .runner import ERRORS_LOG
 
     try:
         names = resolve_backends(backends, models_dir)

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from ..engine.encoders.guard import GuardedEncoder
 from ..engine.images import jpeg_roundtrip
 from ..engine.template import encoder_template
-from .data import KIND_CODE, CropStore, PairTable, embed_rows
+from ..metrics import KIND_CODE
+from .data import CropStore, PairTable, embed_rows
 
 DEEPFAKE = KIND_CODE["deepfake"]
 JPEG_RANGE = (60, 100)
