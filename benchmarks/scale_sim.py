@@ -108,7 +108,7 @@ def worker(args) -> None:
     from fakeproof.distributed.generate import generate_across_ranks
     from fakeproof.distributed.ranks import torchrun_ranks
     from fakeproof.generate import registry
-    from fakeproof.train.distributed import barrier, gather_objects
+    from fakeproof.distributed.process_group import barrier, gather_objects
 
     registry.BACKENDS.register("standin", standin_backend())
     out: dict = {}

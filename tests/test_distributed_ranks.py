@@ -17,7 +17,7 @@ from fakeproof.engine import FaceRecord
 from fakeproof.engine.paths import cache_home
 from fakeproof.data.records import read_fakes_csv
 from fakeproof.generate.runner import generate_deepfakes
-from fakeproof.train.distributed import DistInfo
+from fakeproof.distributed.process_group import DistInfo
 
 
 @pytest.mark.parametrize("n,world", [(0, 2), (1, 3), (7, 2), (100, 8), (5, 8)])

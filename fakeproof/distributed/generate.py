@@ -25,7 +25,7 @@ from ..data import read_meta, write_meta
 from ..generate.fake_files import recover_temps
 from ..data.records import FAKES_CSV, read_fakes_csv
 from ..generate.runner import COLUMNS, FakeJob, RunReport, generate_deepfakes
-from ..train.distributed import DistInfo, barrier, gather_objects
+from .process_group import DistInfo, barrier, gather_objects
 from .ranks import join_ranks
 
 RANKS_DIR = "fakes.ranks"

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from . import checkpoint as ckpt
-from .distributed import DistInfo, gather_objects
+from ..distributed.process_group import DistInfo, gather_objects
 from .task import Optimisation, PairTask
 from ..metrics import FAMILY_PREFIX, METRIC_FIELDS
 

@@ -33,7 +33,7 @@ from ..ui import console, progress_task
 from . import checkpoint as ckpt
 from .config import RESUME_OVERRIDES, TrainConfig, TrainError, resolve_config, stop_limit  # noqa: F401 - re-exported
 from .data import batch_order, embed_rows, flip_mask, gather_crops
-from .distributed import any_flag, cleanup, gather_objects, init_distributed, mean_across
+from ..distributed.process_group import any_flag, cleanup, gather_objects, init_distributed, mean_across
 from .keeper import CheckpointKeeper
 from .records import MetricsLog, print_summary, validation_line
 from .run_data import build_run_data, load_run_pairs
