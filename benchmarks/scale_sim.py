@@ -105,7 +105,7 @@ def worker(args) -> None:
 
     torch.set_num_threads(1)
     from fakeproof.distributed.embed import embed_paths_across_ranks
-    from fakeproof.distributed.generate import generate_across_ranks
+    from fakeproof.generate.distributed import generate_across_ranks
     from fakeproof.distributed.ranks import torchrun_ranks
     from fakeproof.generate import registry
     from fakeproof.distributed.process_group import barrier, gather_objects

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from _torchrun import Launched, torchrun
 from fakeproof.cli import app
-from fakeproof.distributed.generate import RANKS_DIR, fold_rank_journals, rank_journal_path, split_by_identity
+from fakeproof.generate.distributed import RANKS_DIR, fold_rank_journals, rank_journal_path, split_by_identity
 from fakeproof.engine.paths import cache_home
 from fakeproof.data.records import FAKES_CSV, read_fakes_csv
 from fakeproof.generate.runner import plan_jobs

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from fakeproof.cli import app
 from fakeproof.distributed.embed import merge_parts
-from fakeproof.distributed.generate import RANKS_DIR, RankShard, rank_journal_path
+from fakeproof.generate.distributed import RANKS_DIR, RankShard, rank_journal_path
 from fakeproof.distributed.ranks import engine_cache_dir, shard_bounds
 from fakeproof.engine import FaceRecord
 from fakeproof.engine.paths import cache_home

@@ -62,7 +62,7 @@ def deepfakes(
 ):
     """Make deepfakes that impersonate each identity (resumable; provenance in fakes.csv)."""
     from ..data.meta import MetaError
-    from ..distributed.generate import generate_across_ranks
+    from .distributed import generate_across_ranks
     from ..distributed.ranks import torchrun_ranks
     from .backends.base import MissingWeightsError
     from .registry import resolve_backends

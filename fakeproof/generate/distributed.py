@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data import read_meta, write_meta
-from ..generate.fake_files import recover_temps
+from .fake_files import recover_temps
 from ..data.records import FAKES_CSV, read_fakes_csv
-from ..generate.runner import COLUMNS, FakeJob, RunReport, generate_deepfakes
-from .process_group import DistInfo, barrier, gather_objects
-from .ranks import join_ranks
+from .runner import COLUMNS, FakeJob, RunReport, generate_deepfakes
+from ..distributed.process_group import DistInfo, barrier, gather_objects
+from ..distributed.ranks import join_ranks
 
 RANKS_DIR = "fakes.ranks"
 
