@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..data import atomic_write_text, json_text
-from . import checkpoint as ckpt
+from . import checkpoint_writer as ckpt
 from .loss import DEFAULT_MARGIN_ALPHA, DEFAULT_MARGIN_BASE, DEFAULT_SCALE
 
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from . import checkpoint as ckpt
+from . import checkpoint_writer as ckpt
 from ..distributed.process_group import DistInfo, gather_objects
 from .task import Optimisation, PairTask
 from ..metrics import FAMILY_PREFIX, METRIC_FIELDS

@@ -30,7 +30,7 @@ from ..engine import FaceEngine, resolve_model
 from ..faults import kill_point
 from ..hashing import digest_weights
 from ..ui import console, progress_task
-from . import checkpoint as ckpt
+from . import checkpoint_writer as ckpt
 from .config import RESUME_OVERRIDES, TrainConfig, TrainError, resolve_config, stop_limit  # noqa: F401 - re-exported
 from .data import batch_order, embed_rows, flip_mask, gather_crops
 from ..distributed.process_group import any_flag, cleanup, gather_objects, init_distributed, mean_across

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from ..data import atomic_write_text, json_text
 from ..engine import Encoder
-from ..engine.checkpoints import (  # noqa: F401 - the read side, re-exported for the trainer
+from ..engine.checkpoint_reader import (  # noqa: F401 - the read side, re-exported for the trainer
     CONFIG,
     FORMAT,
     STATE,
