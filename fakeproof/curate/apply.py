@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 
 from ..data import read_meta
 from ..data.digests import path_digest
-from ..data.journal import Batch, recover, run_batch
+from ..data.move_journal import Batch, recover, run_batch
 from ..data.meta import backup_path, check_meta, meta_text
 from ..data.records import history_path, read_history
 from .decisions import Decision

@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True)
 
 def _recover(dataset: Path) -> None:
     """Finish or reverse an apply/undo a kill interrupted, and say which (before anything else)."""
-    from ..data.journal import JournalError
+    from ..data.move_journal import JournalError
     from .apply import recover_pending
 
     if not (Path(dataset) / "meta.json").exists():
