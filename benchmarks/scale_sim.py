@@ -1,7 +1,7 @@
 """Past one machine, simulated here: generate and embed at CelebA / Kryptonite scale over gloo ranks.
 
 1. ``generate deepfakes`` for a plan of N identities x 4 fakes, split over R torchrun ranks
-   (:func:`fakeproof.distributed.generate.generate_across_ranks`, the code the CLI runs). The dataset
+   (:func:`fakeproof.generate.distributed.generate_across_ranks`, the code the CLI runs). The dataset
    has 2 tiny real photos per identity and the backend is a stand-in that returns an 8x8 image, so
    what is measured is fakeproof's own cost: planning (reading meta.json and the journals, the
    plan, the split), the per-fake journal (one fsync per fake), and rank 0's merge of the rank

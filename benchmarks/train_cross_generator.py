@@ -314,7 +314,7 @@ def main(argv=None) -> dict:
                               "--seed", str(args.seed), "--device", "cpu", "--no-progress")
 
     from fakeproof.engine import FaceEngine
-    from fakeproof.train.checkpoint_writer import load_trained_encoder
+    from fakeproof.engine.checkpoint_reader import load_trained_encoder
     from fakeproof.train.pairs import read_pairs_csv
     from fakeproof.ui import console, summary_table
 

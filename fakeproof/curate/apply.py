@@ -11,7 +11,7 @@
   latest batch not yet undone: files move back and meta.json gets the backup's exact bytes when
   nobody changed it since (else the changes are reversed key by key), then an ``undo`` line.
 
-Crash safety: a batch (apply or undo) goes through :mod:`fakeproof.data.journal`, so a kill at
+Crash safety: a batch (apply or undo) goes through :mod:`fakeproof.data.move_journal`, so a kill at
 any point leaves a journal that the next ``apply``, ``--undo``, ``clean`` or ``review`` rolls
 forward or back (:func:`recover_pending`). Decisions carry the digest of the photo they were made
 on; :func:`plan` sets aside those whose photo changed since ``curate clean`` (``stale``).

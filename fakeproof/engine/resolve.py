@@ -5,7 +5,7 @@ and its decision threshold. ``--model`` is one of:
   an ArcFace-style ONNX recogniser, and whatever else :func:`~fakeproof.engine.get_encoder`
   accepts): anything that is not a path on disk is handed to the registry;
 - a ``train run`` folder, a checkpoint folder, or its ``model.safetensors`` / ``config.json``: a
-  fine-tuned encoder (:mod:`fakeproof.engine.checkpoints`);
+  fine-tuned encoder (:mod:`fakeproof.engine.checkpoint_reader`);
 - a ``.onnx`` file written by ``infer export-onnx`` (run on ONNX Runtime; its metadata carries the
   crop geometry, normalisation and threshold).
 

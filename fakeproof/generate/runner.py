@@ -73,7 +73,7 @@ def stable_int(*parts) -> int:
 
 
 # -- the journal ------------------------------------------------------------------------------------
-class Journal:
+class FakesJournal:
     """Append-only ``fakes.csv`` (or a rank's journal, ``path``); every row is flushed and fsynced
     before the next fake starts."""
 
@@ -184,7 +184,7 @@ def generate_deepfakes(
 ) -> RunReport:
     """Make the missing fakes of ``dataset`` (a training-layout folder) with ``backends``.
 
-    ``shard`` (a :class:`fakeproof.distributed.generate.RankShard`, under torchrun): make only this
+    ``shard`` (a :class:`fakeproof.generate.distributed.RankShard`, under torchrun): make only this
     rank's share of the plan, journal it to the rank's own file and leave ``meta.json`` to rank 0."""
     root = Path(dataset)
     md = default_models_dir(models_dir)
@@ -237,7 +237,7 @@ def generate_deepfakes(
     taken = set(meta) | {r["key"] for r in journal_rows} | retired_keys(root)
     others = identities
     log_path = root / ERRORS_LOG
-    journal = Journal(root, shard.journal_path if shard is not None else None)
+    journal = FakesJournal(root, shard.journal_path if shard is not None else None)
     counts = Counter(done)
     try:
         with progress_task("making deepfakes", len(jobs), progress) as advance:

@@ -27,6 +27,7 @@ import torch
 
 from ..data import atomic_write_text, json_text
 from ..engine import FaceEngine, resolve_model
+from ..engine.checkpoint_reader import last_checkpoint
 from ..faults import kill_point
 from ..hashing import digest_weights
 from ..ui import console, progress_task
@@ -236,7 +237,7 @@ class Trainer:
                 if self.step % cfg.val_every == 0:
                     last_row = self.validate_and_save(scheduled=True, n_train=n_train)
             if last_row is None or last_row["step"] != self.step:
-                if self.step > start_step or ckpt.last_checkpoint(self.run_dir) is None:
+                if self.step > start_step or last_checkpoint(self.run_dir) is None:
                     last_row = self.validate_and_save(scheduled=False, n_train=n_train)
         best = self.keeper.best
         summary = {
