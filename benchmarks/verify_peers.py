@@ -86,7 +86,9 @@ def fakeproof_scores(encoder: str, flip: bool, margin: float | None, paths: list
     return (a * b).sum(1), seconds, no_face
 
 
-def face_recognition_scores(paths: list[str], pairs, cache: Path, detect_max_side: int = 1024, boxes: dict | None = None, store_name: str = "face_recognition.npz") -> tuple[np.ndarray, float, int] | str:
+def face_recognition_scores(
+    paths: list[str], pairs, cache: Path, detect_max_side: int = 1024, boxes: dict | None = None, store_name: str = "face_recognition.npz"
+) -> tuple[np.ndarray, float, int] | str:
     """``face_recognition`` as its users call it: HOG detector (upsample 1, then 2), the largest
     face, ``face_encodings`` (5-point, 1 jitter); the whole image as the face when HOG finds none.
     Like the engine, detection runs on a copy of at most ``detect_max_side`` px and the encoding on
@@ -302,7 +304,8 @@ def main(argv=None) -> int:
     ap.add_argument("--time-photos", type=int, default=48, help="photos timed with every cache off, per method")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--scores", type=Path, help="also write every method's per-pair scores to this .npz (for fusion-weight sweeps)")
-    ap.add_argument("--protocol", default="celeba-pairs", choices=["celeba-pairs", "wild"], help="celeba-pairs: 6,000 pairs in 10 folds (default); wild: every genuine pair of celeba-mini + five-celebrities")
+    ap.add_argument("--protocol", default="celeba-pairs", choices=["celeba-pairs", "wild"],
+                    help="celeba-pairs: 6,000 pairs in 10 folds (default); wild: every genuine pair of celeba-mini + five-celebrities")
     ap.add_argument("--reference", default="fakeproof dlib_resnet +flip", help="the row the paired intervals compare against")
     ap.add_argument("--euclidean", action=argparse.BooleanOptionalAction, default=True, help="also dlib scored by -euclidean on its raw descriptor")
     ap.add_argument("--bootstrap", type=int, default=1000, help="identity resamples behind the intervals")

@@ -43,7 +43,7 @@ def test_fusion_calibration_is_derived_from_its_parts():
 def test_every_model_form_resolves_to_a_card_and_the_engine_scores_with_it(tmp_path):
     from fakeproof.engine import FaceEngine, get_encoder, resolve_model
     from fakeproof.infer.onnx_export import export_onnx
-    from fakeproof.train.checkpoint import encoder_config, save_best
+    from fakeproof.train.checkpoint_writer import encoder_config, save_best
 
     m = resolve_model("facenet", device="cpu")
     card = m.card

@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True)
 
 def _recover(dataset: Path) -> None:
     """Finish or reverse an apply/undo a kill interrupted, and say which (before anything else)."""
-    from ..data.journal import JournalError
+    from ..data.move_journal import JournalError
     from .apply import recover_pending
 
     if not (Path(dataset) / "meta.json").exists():
@@ -31,11 +31,17 @@ def _recover(dataset: Path) -> None:
 @app.command("clean")
 def clean(
     dataset: Path = typer.Argument(..., help="Dataset root: images/<identity>/<file> + meta.json"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Similarity for an edge between two photos, on the calibrated scale (0.5 = the model's decision point, the default; what it means is printed)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help=(
+        "Similarity for an edge between two photos, on the calibrated scale "
+        "(0.5 = the model's decision point, the default; what it means is printed)."
+    )),
     model: str = model_option(help="the encoder that embeds the photos: " + MODEL_HELP),
     encoder: Optional[str] = encoder_alias_option(),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default DATASET/curation)."),
-    fake_threshold: Optional[float] = typer.Option(None, "--fake-threshold", help="Deepfake rows below this mean similarity to their identity are flagged (default: half of --threshold, on the similarity scale)."),
+    fake_threshold: Optional[float] = typer.Option(None, "--fake-threshold", help=(
+        "Deepfake rows below this mean similarity to their identity are flagged "
+        "(default: half of --threshold, on the similarity scale)."
+    )),
     max_heatmaps: int = typer.Option(100, "--max-heatmaps"),
     models_dir: Optional[Path] = typer.Option(None, "--models-dir"),
     weights: Optional[Path] = typer.Option(None, "--weights"),
@@ -80,7 +86,8 @@ def clean(
         *[(f"  {k}", v) for k, v in s["reasons"].items()],
         ("merge candidates", s["merge_candidates"]),
         ("missing / unlisted files", f"{len(s['missing_files'])} / {len(s['unlisted_files'])}"),
-        ("encoder", f"{s['encoder']} (threshold {threshold:g} on the similarity scale = cosine {s['threshold_cosine']:.3f}; deepfake {s['fake_threshold']:.3g}, duplicate {s['dup_threshold']:.3g} cosine)"),
+        ("encoder", f"{s['encoder']} (threshold {threshold:g} on the similarity scale = cosine {s['threshold_cosine']:.3f}; "
+                    f"deepfake {s['fake_threshold']:.3g}, duplicate {s['dup_threshold']:.3g} cosine)"),
         ("time", f"embed {s['timings']['embed_s']:.1f}s, graphs {s['timings']['graphs_s']:.2f}s, total {s['timings']['total_s']:.1f}s"),
         ("output", str(res.out)),
     ]

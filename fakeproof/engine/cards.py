@@ -174,7 +174,11 @@ class ModelCard:
 
 
 # -- the stock encoders' measured facts ---------------------------------------------------------
-_CELEBA_PAIRS = "`.venv/bin/python benchmarks/verify_peers.py --encoders dlib_resnet --flip on` (its calibration table) on ../shared/data/celeba-pairs (6,000 real pairs of 3,674 unseen people, all 10 folds), engine defaults (MTCNN, own alignment, test-time flip), 2026-12-04"
+_CELEBA_PAIRS = (
+    "`.venv/bin/python benchmarks/verify_peers.py --encoders dlib_resnet --flip on` (its calibration table) on "
+    "../shared/data/celeba-pairs (6,000 real pairs of 3,674 unseen people, all 10 folds), engine defaults "
+    "(MTCNN, own alignment, test-time flip), 2026-12-04"
+)
 _IN_THE_WILD = "benchmarks/verify_peers.py, ../shared/data celeba-mini + five-celebrities (2,254 genuine + 2,254 impostor real pairs), flip on, 2026-11-25"
 
 STOCK_OPERATING_POINTS: dict[str, OperatingPoints] = {
