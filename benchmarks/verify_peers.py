@@ -148,7 +148,7 @@ def dlib_euclidean_scores(paths: list[str], pairs, cache: Path, flip: bool = Tru
     Crops from the engine's crop cache; descriptors cached in ``cache``."""
     import torch
 
-    stored = cache / f"dlib_raw{'_flip' if flip else ''}.npz"
+    stored = cache / f"dlib_raw{'_flip' if flip else ''}_{len(paths)}.npz"
     desc = None
     if stored.exists():
         z = np.load(stored, allow_pickle=False)
