@@ -151,7 +151,9 @@ def test_encoder_embeds_and_round_trips_through_the_resolver(name, tmp_path, ali
     run = tmp_path / "run"
     save_step(run, m.encoder, {**encoder_config(m.encoder, name, weights, "mtcnn", m.spec.align_margin), "threshold": 0.3}, {"step": 1}, 1)
     back = resolve_model(str(run), device="cpu")
-    assert back.kind == "checkpoint" and back.architecture == name and back.threshold == 0.3
+    # its raw threshold is the decision point (0.5) of its similarity scale, carried by its card
+    assert back.kind == "checkpoint" and back.architecture == name and back.threshold == 0.5 and back.raw_threshold == pytest.approx(0.3)
+    assert back.card is back.encoder.card and back.card.input_size == m.card.input_size
     np.testing.assert_allclose(back.encoder.embed(crops), e, atol=1e-5)
     assert load_trained_encoder(run)[1]["encoder"] == name
 
