@@ -96,13 +96,13 @@ def clean(
     if len(top):
         console.print(
             summary_table(
-                "worst flagged photos (full list: flags.csv)",
-                [(r.key, r.reason, r.score, r.suggested_identity, r.suggested_cosine) for r in top.itertuples()],
-                ["key", "reason", "score", "suggested", "cosine"],
+                "worst flagged photos, similarity on the model's scale (full list with raw cosines: flags.csv)",
+                [(r.key, r.reason, float(eng.card.scale(r.score)), r.suggested_identity, float(eng.card.scale(r.suggested_cosine))) for r in top.itertuples()],
+                ["key", "reason", "similarity to own", "suggested", "similarity to suggested"],
             )
         )
     for m in a.merges[:10]:
-        console.print(f"merge candidate: {m[0]} ~ {m[1]} (mean cosine {m[2]:.3f})")
+        console.print(f"merge candidate: {m[0]} ~ {m[1]} (mean similarity {float(eng.card.scale(m[2])):.3f}, cosine {m[2]:.3f})")
 
 
 @app.command("review")
