@@ -18,8 +18,8 @@ from .base import Encoder, EncoderSpec, WeightFile
 
 AUTO = "auto"
 DEFAULT_ENCODER = AUTO
-# The most accurate offline encoder on real pairs at >= 8 img/s on 2 CPU cores: benchmarks/verify_peers.py
-# measures it against the other encoders and a peer library (README, Results: the peer table).
+# The most accurate offline encoder on real pairs at >= 8 img/s on 2 CPU cores (benchmarks/verify_peers.py; the README's
+# Results give the figures on celeba-pairs' 6,000 pairs and on the in-the-wild pairs, with the peer in the same run).
 BEST_OFFLINE = "dlib_resnet"
 PREFERRED_WITH_WEIGHTS = "adaface_ir101"
 
