@@ -163,7 +163,7 @@ class FaceEngine:
     @property
     def detector(self):
         if self._detector is None:
-            self._detector = get_detector(self.detector_name)
+            self._detector = get_detector(self.detector_name, device=self.device)
         return self._detector
 
     # -- one photo ---------------------------------------------------------------------------------
