@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 
+import pytest
 from typer.testing import CliRunner
 
 from fakeproof import __version__
@@ -68,6 +69,7 @@ def test_flags_show_no_bool_metavar():
     assert "--no-flip" in runner.invoke(app, ["train", "run", "--help"], env={"COLUMNS": "200"}).output
 
 
+@pytest.mark.slow
 def test_infer_benchmark_runs(tmp_path, group_photo, portrait_photo):
     folder = tmp_path / "photos"
     folder.mkdir()
