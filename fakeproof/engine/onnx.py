@@ -187,7 +187,8 @@ class ExportedOnnx(Encoder):
     def __init__(self, path, device: str = "cpu", threads: int | None = None):
         super().__init__()
         self.path = Path(path)
-        self.session = session(self.path, device, threads=threads or (os.cpu_count() or 1), inter_threads=1, optimise=True)
+        self.threads = threads or (os.cpu_count() or 1)
+        self.session = session(self.path, device, threads=self.threads, inter_threads=1, optimise=True)
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         if meta.get("fakeproof.format") != FORMAT:
             raise ValueError(f"{self.path}: not exported by `fakeproof infer export-onnx` (metadata format {meta.get('fakeproof.format')!r})")
