@@ -121,8 +121,17 @@ def _session(path: Path):
     return session(path, "cpu", threads=1, inter_threads=1)  # detection runs in a worker pool: one thread per image
 
 
+# The engine wants the face a photo is "of": it looks first for faces at least this fraction of the
+# photo's shorter side (a pyramid that starts ~60 px high whatever the photo's size: detection costs
+# the same on a 250 px and a 1,600 px photo) and searches down to the detector's minimum only when
+# none is found. Measured by benchmarks/infer_throughput.py; README "Inference speed".
+MAIN_FACE_FRACTION = 0.2
+
+
 class MTCNNDetector:
-    """Three-stage MTCNN cascade (P-Net, R-Net, O-Net) on ONNX Runtime."""
+    """Three-stage MTCNN cascade (P-Net, R-Net, O-Net) on ONNX Runtime. ``detect(rgb)`` finds every
+    face down to ``min_face_size`` pixels; ``detect(rgb, min_face=S)`` only those of at least S
+    pixels (a shorter image pyramid: faster)."""
 
     name = "mtcnn"
 
@@ -137,6 +146,11 @@ class MTCNNDetector:
         self.scale_factor = scale_factor
         self._local = threading.local()
 
+    @property
+    def settings(self) -> str:
+        """What changes the faces found (part of the engine's crop-cache key)."""
+        return f"min{self.min_face_size}|thr{','.join(f'{t:g}' for t in self.thresholds)}|sf{self.scale_factor:g}"
+
     def _nets(self):
         nets = getattr(self._local, "nets", None)
         if nets is None:  # one set of sessions per thread: cheap (2 MB) and lock-free
@@ -144,8 +158,8 @@ class MTCNNDetector:
             self._local.nets = nets
         return nets
 
-    def _scales(self, h: int, w: int) -> list[float]:
-        m = 12.0 / self.min_face_size
+    def _scales(self, h: int, w: int, min_face: float | None = None) -> list[float]:
+        m = 12.0 / (min_face or self.min_face_size)
         side = min(h, w) * m
         scales = []
         while side >= 12:
@@ -153,12 +167,12 @@ class MTCNNDetector:
             side *= self.scale_factor
         return scales
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: np.ndarray, min_face: float | None = None) -> list[Face]:
         nets = self._nets()
         h, w = rgb.shape[:2]
         # stage 1: proposal network over an image pyramid
         cands = []
-        for s in self._scales(h, w):
+        for s in self._scales(h, w, min_face):
             hs, ws = int(np.ceil(h * s)), int(np.ceil(w * s))
             x = (cv2.resize(rgb, (ws, hs), interpolation=cv2.INTER_AREA).astype(np.float32) - 127.5) * 0.0078125
             reg, prob = nets["pnet"].run(None, {"input_1": x.transpose(1, 0, 2)[None]})
@@ -238,15 +252,28 @@ class SCRFDDetector:
         return [Face(bbox=d[:4].astype(np.float32), score=float(d[4]), landmarks=k.astype(np.float32)) for d, k in zip(dets, kps)]
 
 
-def detect_downscaled(detector, rgb: np.ndarray, max_side: int) -> list[Face]:
+def detect_large_first(detector, rgb: np.ndarray, fraction: float = MAIN_FACE_FRACTION) -> list[Face]:
+    """Faces of at least ``fraction`` of the shorter side when the detector can look for those alone
+    (MTCNN); every face when there are none, or with any other detector."""
+    if fraction > 0 and isinstance(detector, MTCNNDetector):
+        first = fraction * min(rgb.shape[:2])
+        if first > detector.min_face_size:
+            faces = detector.detect(rgb, min_face=first)
+            if faces:
+                return faces
+    return detector.detect(rgb)
+
+
+def detect_downscaled(detector, rgb: np.ndarray, max_side: int, large_first: float = 0.0) -> list[Face]:
     """``detector``'s faces in ``rgb`` pixel coordinates, detected on a copy of at most ``max_side``
-    pixels (huge photos cost detection time and gain nothing)."""
+    pixels (huge photos cost detection time and gain nothing); ``large_first``: see
+    :func:`detect_large_first`."""
     h, w = rgb.shape[:2]
     f = min(1.0, max_side / max(h, w))
     if f >= 1.0:
-        return detector.detect(rgb)
+        return detect_large_first(detector, rgb, large_first)
     small = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    return [fc.scaled(1.0 / f) for fc in detector.detect(small)]
+    return [fc.scaled(1.0 / f) for fc in detect_large_first(detector, small, large_first)]
 
 
 # name -> factory(arg, **kw) -> Detector; ``--detector mtcnn | scrfd:DIR``
