@@ -111,9 +111,10 @@ def main() -> None:
     console.print(summary_table(f"curate scale: kryptonite-format keys, dim {args.dim}, threshold {args.threshold}", rows, ["measure", "value"]))
 
 
-def standin_embeddings(keys, fake, dim: int, noise: float, seed: int):
-    """One random unit vector per identity plus per-photo noise; ``noise`` of the real photos moved
-    to another identity's cluster (the truth), deepfakes a noisier copy of their identity."""
+def standin_embeddings(keys, fake, dim: int, noise: float, seed: int, real_sigma: float = 0.8, fake_sigma: float = 1.6):
+    """One random unit vector per identity plus per-photo noise of norm ~``real_sigma`` (two photos
+    of a person: cosine ~1/(1+sigma^2)); ``noise`` of the real photos moved to another identity's
+    cluster (the truth), deepfakes a noisier copy of their identity (``fake_sigma``)."""
     idents = [k.split("/", 1)[0] for k in keys]
     rng = np.random.default_rng(seed)
     names = sorted(set(idents))
@@ -125,7 +126,7 @@ def standin_embeddings(keys, fake, dim: int, noise: float, seed: int):
     reals = np.flatnonzero(~fake)
     bad = rng.choice(reals, int(round(noise * len(reals))), replace=False)
     src[bad] = (own[bad] + rng.integers(1, len(names), len(bad))) % len(names)
-    sigma = np.where(fake, 1.6, 0.8) / np.sqrt(dim)
+    sigma = np.where(fake, fake_sigma, real_sigma) / np.sqrt(dim)
     emb = centers[src] + rng.standard_normal((len(keys), dim), dtype=np.float32) * sigma[:, None].astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     truth = np.zeros(len(keys), bool)
@@ -142,6 +143,7 @@ def clean_at_scale(args, meta_path: Path) -> None:
     from fakeproof.data import read_meta
     from fakeproof.data.digests import file_digest
     from fakeproof.engine import FaceEngine, FaceRecord
+    from fakeproof.engine.encoders.operating_points import operating_points
     from fakeproof.engine.pipeline import encoder_fingerprint
     from fakeproof.ui import console, progress_task, summary_table
 
@@ -154,7 +156,11 @@ def clean_at_scale(args, meta_path: Path) -> None:
     root = Path(work.name if work else args.work)
     ds = root / "dataset"
     eng = FaceEngine(device="cpu", cache_dir=root / "engine-cache")
-    emb, truth = standin_embeddings(keys, fake, eng.spec.embedding_dim, args.noise, args.seed)
+    # on the encoder's own cosine scale: two photos of a person at its mean genuine cosine, a
+    # deepfake and a photo of its person at its EER threshold (its curation thresholds come from these)
+    op = operating_points(eng.spec.name)
+    g, t = (op.genuine_mean, op.eer_threshold) if op else (0.6, 0.5)
+    emb, truth = standin_embeddings(keys, fake, eng.spec.embedding_dim, args.noise, args.seed, np.sqrt(1 / g - 1), np.sqrt(max(g / t**2 - 1, 1e-6)))
     suffix = "|" + eng.crop_key_suffix + "|" + encoder_fingerprint(eng.encoder) + ("|flip" if eng.flip else "")
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)

@@ -175,12 +175,18 @@ class MTCNNDetector:
         return nets
 
     def _scales(self, h: int, w: int, min_face: float | None = None) -> list[float]:
-        m = 12.0 / (min_face or self.min_face_size)
+        """The classic pyramid (down from ``min_face_size``); for ``min_face``, the same scales
+        without the finest levels, those that only find smaller faces (so large faces are seen at
+        exactly the scales, and found with the landmarks, of the full pyramid)."""
+        m = 12.0 / self.min_face_size
         side = min(h, w) * m
         scales = []
         while side >= 12:
             scales.append(m * self.scale_factor ** len(scales))
             side *= self.scale_factor
+        if min_face and min_face > self.min_face_size:
+            skip = int(np.floor(np.log(min_face / self.min_face_size) / np.log(1.0 / self.scale_factor) + 1e-9))
+            scales = scales[min(skip, max(len(scales) - 1, 0)) :]
         return scales
 
     def detect(self, rgb: np.ndarray, min_face: float | None = None) -> list[Face]:
