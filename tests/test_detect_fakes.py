@@ -150,3 +150,29 @@ def test_lofo_fast_mode_end_to_end(corpora, tmp_path):
     assert set(res["acceptance"][best]) >= {"classic", "selfblend", "stylegan2_tpdne"}
     for a in res["acceptance"][best].values():
         assert 0 <= a["gated"][0] <= 1
+
+
+def test_train_run_checks_artefact_corpus_first(tmp_path, corpora):
+    """`train run --artefact-corpus DIR` refuses a bad corpus in one line naming the file, before any work."""
+    from typer.testing import CliRunner
+
+    from fakeproof.cli import app
+
+    _, ds = corpora
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "images.csv").write_text("path,label\nx.jpg,real\n")
+    r = CliRunner().invoke(app, ["train", "run", str(ds), "--out", str(tmp_path / "run"), "--max-steps", "1", "--artefact-corpus", str(bad)])
+    assert r.exit_code == 1, r.output
+    line = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1 and "images.csv: missing column(s) family" in line[0]
+    assert not (tmp_path / "run").exists()  # refused before the run folder was made
+
+
+def test_stock_comparison_says_when_training_accepts_more():
+    from fakeproof.train.families import stock_comparison
+
+    stock = {"attack_acceptance:classic": 0.5, "attack_acceptance:morph": 0.7, "attack_acceptance": 0.6, "genuine_eer": 0.05}
+    out = stock_comparison(stock, {"attack_acceptance_by_family": {"classic": 0.6, "morph": 0.4}})
+    assert out["worse_than_stock"] == ["classic"] and out["stock_attack_acceptance_by_family"] == {"classic": 0.5, "morph": 0.7}
+    assert stock_comparison(None, {}) == {}
