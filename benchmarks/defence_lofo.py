@@ -34,9 +34,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fakeproof.detect_fakes.gate import choose_tau, eer, gated, realness  # noqa: E402
-from fakeproof.detect_fakes.pack import Pack, load_pack  # noqa: E402
-from fakeproof.metrics import group_bootstrap, roc_auc  # noqa: E402
+from fakeproof.detect_fakes.gate import choose_tau, eer, gated, realness
+from fakeproof.detect_fakes.pack import Pack, load_pack
+from fakeproof.metrics import group_bootstrap, roc_auc
 
 NEURAL = ("dfdc_mixed_methods", "stylegan2_tpdne", "deepfacelive_dfm", "inswapper_128", "celebdf_v2_synthesis", "stylegan3_r_ffhq", "ffpp")
 OFFLINE = ("classic", "selfblend", "morph")
@@ -59,7 +59,7 @@ def concat_packs(packs: list[Pack]) -> Pack:
     off = np.cumsum([0] + [len(p.crops_jpeg) for p in packs[:-1]])
     cat = np.concatenate
     return Pack(
-        sum((p.crops_jpeg for p in packs), []), cat([p.emb for p in packs]), cat([p.label for p in packs]), cat([p.family for p in packs]),
+        [b for p in packs for b in p.crops_jpeg], cat([p.emb for p in packs]), cat([p.label for p in packs]), cat([p.family for p in packs]),
         cat([p.group for p in packs]), cat([p.identity for p in packs]), cat([p.source for p in packs]), cat([p.ok for p in packs]),
         cat([p.pair_a + o for p, o in zip(packs, off)]), cat([p.pair_b + o for p, o in zip(packs, off)]), cat([p.pair_kind for p in packs]),
         cat([p.pair_source for p in packs]), cat([p.pair_fold for p in packs]),
@@ -138,8 +138,6 @@ def run(args) -> dict:
     t_start = time.perf_counter()
     packs = [load_pack(p) for p in args.pack]
     pack = concat_packs(packs)
-    cache_key = hashlib.blake2b("|".join(str(Path(p).resolve()) + str(Path(p).stat().st_mtime_ns) for p in args.pack).encode(), digest_size=6).hexdigest()
-    cache_base = Path(args.cache_dir or Path(args.pack[0]).parent) / f"lofo_{cache_key}"
     n = len(pack.crops_jpeg)
     fam = np.array([family_of(f) for f in pack.family])
     split = np.array([split_of(g, i) for g, i in zip(pack.group, pack.identity)])
@@ -153,19 +151,31 @@ def run(args) -> dict:
     crops = pack.crops(None, size)
     feats: dict[str, np.ndarray] = {}
     detectors = [d for d in args.detectors.split(",") if d]
-    if "spectrum" in detectors:
-        from fakeproof.detect_fakes.features import spectrum_features
-
+    bounds = np.cumsum([0] + [len(p.crops_jpeg) for p in packs])
+    net = None
+    for d in [d for d in detectors if d != "cnn"]:
         t = time.perf_counter()
-        feats["spectrum"] = cached(cache_base, f"spectrum{size}", lambda: spectrum_features(crops, size=min(size, 128)))
-        print(f"spectrum features {feats['spectrum'].shape} in {time.perf_counter() - t:.0f} s")
-    if "dlib" in detectors:
-        from fakeproof.detect_fakes.features import dlib_block_features, load_dlib_net
+        parts = []
+        for k, pth in enumerate(args.pack):  # cached per pack file (and its modification time)
+            c = crops[bounds[k]:bounds[k + 1]]
+            if d == "spectrum":
+                from fakeproof.detect_fakes.features import spectrum_features
 
-        t = time.perf_counter()
-        net = None if cache_base.with_name(cache_base.name + f".dlib{size}.npy").exists() else load_dlib_net(args.dlib_weights)
-        feats["dlib"] = cached(cache_base, f"dlib{size}", lambda: dlib_block_features(crops, net, args.device))
-        print(f"dlib block features {feats['dlib'].shape} in {time.perf_counter() - t:.0f} s")
+                fn = lambda c=c: spectrum_features(c, size=min(size, 128))
+            else:
+                from fakeproof.detect_fakes.features import (
+                    dlib_block_features,
+                    load_dlib_net,
+                )
+
+                def fn(c=c):
+                    nonlocal net
+                    net = net or load_dlib_net(args.dlib_weights)
+                    return dlib_block_features(c, net, args.device)
+            stamp = hashlib.blake2b(f"{Path(pth).resolve()}|{Path(pth).stat().st_mtime_ns}".encode(), digest_size=6).hexdigest()
+            parts.append(cached(Path(args.cache_dir or Path(pth).parent) / f"feat_{stamp}", f"{d}{size}", fn))
+        feats[d] = np.concatenate(parts)
+        print(f"{d} features {feats[d].shape} in {time.perf_counter() - t:.0f} s", flush=True)
 
     holds = families + ["(none)"]
     scores = {d: {} for d in detectors}  # detector -> held-out family -> (n,) logits
@@ -175,7 +185,10 @@ def run(args) -> dict:
         for d in detectors:
             t = time.perf_counter()
             if d == "cnn":
-                from fakeproof.detect_fakes.residual_cnn import predict, train_residual_cnn
+                from fakeproof.detect_fakes.residual_cnn import (
+                    predict,
+                    train_residual_cnn,
+                )
 
                 model = train_residual_cnn(crops[tr], pack.label[tr], w, steps=args.cnn_steps, device=args.device, seed=args.seed,
                                            size=args.cnn_size, batch=args.cnn_batch, width=args.cnn_width, workers=args.workers)
@@ -222,7 +235,7 @@ def run(args) -> dict:
     pair_ok = pack.ok[pa] & pack.ok[pb] & np.isfinite(pack.emb[pa]).all(1) & np.isfinite(pack.emb[pb]).all(1)
     cos = np.where(pair_ok, cosines(pack, pa, np.where(pair_ok, pb, pa)), np.nan)
     pair_split = np.array([split_of(pack.group[a], pack.identity[a]) for a in pa])
-    vp = lambda m: (cos[m], (pk[m] == "genuine").astype(int), pa[m], pb[m])  # noqa: E731
+    vp = lambda m: (cos[m], (pk[m] == "genuine").astype(int), pa[m], pb[m])
     val_sets = [m for m in (pair_ok & (ps == "offline") & (pair_split == "val") & (pk != "attack"), pair_ok & (ps == "celeba_pairs") & (pack.pair_fold == 1)) if m.sum() and len(np.unique(pk[m])) == 2]
     test_sets = {"offline test identities": pair_ok & (ps == "offline") & (pair_split == "test") & (pk != "attack"),
                  "celeba-pairs fold 2": pair_ok & (ps == "celeba_pairs") & (pack.pair_fold == 2),

@@ -11,7 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fakeproof.detect_fakes.corpus import CorpusError, read_images_csv, read_training_layout
+from fakeproof.detect_fakes.corpus import (
+    CorpusError,
+    read_images_csv,
+    read_training_layout,
+)
 from fakeproof.detect_fakes.crops import degrade
 from fakeproof.detect_fakes.gate import choose_tau, gated, realness
 
@@ -95,7 +99,7 @@ def corpora(tmp_path_factory, group_photo):
         out[50:115, 50:110] = cv2.resize(other, (60, 65))
         return out
 
-    save = lambda p, im: cv2.imwrite(str(p), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))  # noqa: E731
+    save = lambda p, im: cv2.imwrite(str(p), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
     corpus = root / "corpus"
     (corpus / "images").mkdir(parents=True)
     rows = []
