@@ -22,7 +22,7 @@ def _grey(crops: np.ndarray) -> np.ndarray:
 
 def radial_spectrum(grey: np.ndarray, bins: int = N_RADIAL) -> np.ndarray:
     """(N, bins) azimuthal mean of log power, Hann-windowed, each row minus its mean."""
-    n, h, w = grey.shape
+    _, h, w = grey.shape
     win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
     g = (grey - grey.mean((1, 2), keepdims=True)) * win
     p = np.log(np.abs(np.fft.fftshift(np.fft.fft2(g), axes=(1, 2))) ** 2 + 1e-6)
@@ -46,7 +46,7 @@ def residual_moments(grey: np.ndarray) -> np.ndarray:
     lap = 4 * grey[:, 1:-1, 1:-1] - grey[:, :-2, 1:-1] - grey[:, 2:, 1:-1] - grey[:, 1:-1, :-2] - grey[:, 1:-1, 2:]
     dx = grey[:, 1:-1, 2:] - grey[:, 1:-1, 1:-1]
     dy = grey[:, 2:, 1:-1] - grey[:, 1:-1, 1:-1]
-    n, h, w = lap.shape
+    _, h, w = lap.shape
     yy, xx = np.mgrid[:h, :w]
     r = np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))
     inner, ring = r < 0.45, (r >= 0.45) & (r < 0.75)  # the face; where a swap's blending boundary lies
