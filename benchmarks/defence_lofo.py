@@ -139,6 +139,8 @@ def run(args) -> dict:
     packs = [load_pack(p) for p in args.pack]
     pack = concat_packs(packs)
     n = len(pack.crops_jpeg)
+    # an unknown identity ("unknown (target/source ids not recorded)") is no group: each image its own unit
+    pack.identity = np.array([f"img:{k}" if str(v).lower().startswith("unknown") else v for k, v in enumerate(pack.identity)])
     fam = np.array([family_of(f) for f in pack.family])
     split = np.array([split_of(g, i) for g, i in zip(pack.group, pack.identity)])
     src = pack.source
@@ -204,7 +206,7 @@ def run(args) -> dict:
     draws_all = {d: [] for d in detectors}
     for f in families:
         grp = np.unique(pack.group[(fam == f) & learn])
-        ev = pack.ok & (((fam == f) & (pack.label == 1)) | ((pack.label == 0) & np.isin(pack.group, grp) & (split == "test") & learn))
+        ev = pack.ok & (((fam == f) & (pack.label == 1) & learn) | ((pack.label == 0) & np.isin(pack.group, grp) & (split == "test") & learn))
         if len(np.unique(pack.label[ev])) < 2:
             print(f"  {f}: no test-split real photo of its group; no AUC")
             continue
@@ -282,7 +284,7 @@ def run(args) -> dict:
             else:
                 # no real photo of the same person: the fake stands in for the second photo of every test
                 # genuine pair with that pair's identity cosine (a perfect impersonation)
-                fk = np.flatnonzero(pack.ok & (fam == h) & (pack.label == 1))
+                fk = np.flatnonzero(pack.ok & learn & (fam == h) & (pack.label == 1))
                 gen = m & (pk == "genuine")
                 ga = r[pa[gen]]
                 gc = cos[gen]
@@ -333,13 +335,13 @@ def main(argv=None):
     ap.add_argument("--build-pack", help="write a pack of the sets in --sets and stop")
     ap.add_argument("--sets", default="corpus,dev,celeba_pairs", help="for --build-pack: corpus,offline,dev,celeba_pairs")
     ap.add_argument("--repack", help="write the --pack(s) as one pack of smaller crops (for a machine that gets a few carried MiB) and stop")
-    ap.add_argument("--repack-to", default="160,90", help="SIZE,JPEG_QUALITY for --repack")
+    ap.add_argument("--repack-to", default="144,86", help="SIZE,JPEG_QUALITY for --repack")
     ap.add_argument("--offline", help="a generate training layout (classic/selfblend/morph fakes of celeba-mini)")
     ap.add_argument("--celeba-folds", default="1,2")
     ap.add_argument("--limit-per-family", type=int, default=None)
     ap.add_argument("--detectors", default=",".join(DETECTORS))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--full", action="store_true", help="GPU settings: 160 px crops, CNN 1200 steps of 128 at 128 px (width 32, 12 augmentation threads), 2000 resamples")
+    ap.add_argument("--full", action="store_true", help="GPU settings: 144 px crops (the GPU pack's size), CNN 1200 steps of 128 at 128 px (width 32, 12 augmentation threads), 2000 resamples")
     ap.add_argument("--fast", action="store_true", help="test settings: a few CNN steps, 50 resamples")
     ap.add_argument("--crop-size", type=int, default=128)
     ap.add_argument("--cnn-size", type=int, default=112)
@@ -386,7 +388,7 @@ def main(argv=None):
     if not args.pack:
         ap.error("--pack FILE (or --build-pack OUT) is required")
     if args.full:
-        args.crop_size, args.cnn_size, args.cnn_steps, args.cnn_batch, args.cnn_width, args.bootstrap = 160, 128, 1200, 128, 32, 2000
+        args.crop_size, args.cnn_size, args.cnn_steps, args.cnn_batch, args.cnn_width, args.bootstrap = 144, 128, 1200, 128, 32, 2000
         args.workers = max(args.workers, 12)
     if args.fast:
         args.cnn_steps, args.bootstrap, args.cnn_batch = 8, 50, 16

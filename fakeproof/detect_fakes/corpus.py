@@ -31,7 +31,8 @@ class Item:
 
 def _identity(raw: str, path: str) -> str:
     # DFDC fakes name the source video first ("dfdc_original_video:X;fake_video:Y"): one video, one group
-    return (raw or "").split(";")[0] or path
+    first = (raw or "").split(";")[0].strip()
+    return path if not first or first.lower().startswith("unknown") else first  # unknown: each image its own unit
 
 
 def read_images_csv(root) -> list[Item]:
