@@ -53,11 +53,7 @@ def face_box(spec) -> tuple[float, float, float, float]:
 
 def _alter_whole(img: np.ndarray, g: np.random.Generator) -> np.ndarray:
     """The selfblend generator's alterations, on the whole crop instead of inside a face mask."""
-    from ..generate.backends.selfblend import (
-        alter_colour,
-        alter_frequency,
-        choose_selfblend,
-    )
+    from ..generate.backends.selfblend import alter_colour, alter_frequency, choose_selfblend
 
     p = choose_selfblend(g)
     out = alter_frequency(alter_colour(img.astype(np.float32), p), p, img.shape[1] / 2.0)

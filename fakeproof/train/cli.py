@@ -7,19 +7,12 @@ on CPU; only rank 0 writes). ``-m fakeproof.train.cli run ...`` works too and im
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from ..cli_errors import check_range, fail
-from ..cli_options import (
-    chosen_model,
-    config_options,
-    encoder_alias_option,
-    field_default,
-    given_on_command_line,
-    model_option,
-    read_config_file,
-)
+from ..cli_options import chosen_model, config_options, encoder_alias_option, field_default, given_on_command_line, model_option, read_config_file
 from ..ui import console, summary_table
 from .config import TrainConfig, TrainError
 
@@ -33,8 +26,8 @@ def pairs_cmd(
     seed: int = typer.Option(field_default(TrainConfig, "seed"), "--seed"),
     val_fraction: float = typer.Option(field_default(TrainConfig, "val_fraction"), "--val-fraction", help="share of identities held apart for validation"),
     test_fraction: float = typer.Option(0.0, "--test-fraction", help="share of identities held apart from training AND validation (split 'test', for a final evaluation)"),
-    max_pairs_per_identity: int | None = typer.Option(None, "--max-pairs-per-identity", help="cap on the pairs of one identity (all kinds together)"),
-    holdout_backend: str | None = typer.Option(None, "--holdout-backend", help="generator families (NAME[,NAME], from fakes.csv) whose fakes no pair uses"),
+    max_pairs_per_identity: Optional[int] = typer.Option(None, "--max-pairs-per-identity", help="cap on the pairs of one identity (all kinds together)"),
+    holdout_backend: Optional[str] = typer.Option(None, "--holdout-backend", help="generator families (NAME[,NAME], from fakes.csv) whose fakes no pair uses"),
 ):
     """Genuine / impostor / deepfake pairs (50/25/25 per identity), split by identity."""
     from ..data import MetaError, OutputError, TrainingDataset, check_writable
@@ -122,9 +115,9 @@ def run(
     dataset: Path = typer.Argument(..., help="training-layout folder (images/<id>/<file> + meta.json)"),
     out: Path = typer.Option(..., "--out", help="run folder: checkpoints/, metrics.csv, metrics.png, pairs.csv, run.json (the resolved config)"),
     model: str = model_option(field_default(TrainConfig, "model"), help="the encoder to fine-tune: a registry name (facenet, adaface_ir18/50/101) or a `train run` folder / checkpoint to go on from (ONNX models cannot be fine-tuned)"),
-    encoder: str | None = encoder_alias_option(),
-    pairs_csv: Path | None = typer.Option(None, "--pairs", help="pairs.csv from `train pairs` (default: built here)"),
-    config: Path | None = typer.Option(None, "--config", help="JSON of TrainConfig fields (or a run.json); options given here override it"),
+    encoder: Optional[str] = encoder_alias_option(),
+    pairs_csv: Optional[Path] = typer.Option(None, "--pairs", help="pairs.csv from `train pairs` (default: built here)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON of TrainConfig fields (or a run.json); options given here override it"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out exactly from its last checkpoint; training options come from RUN_DIR/run.json, only --max-steps/--max-minutes/--epochs/--device from this command"),
     config_values: dict = None,
 ):

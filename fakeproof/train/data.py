@@ -33,7 +33,7 @@ class CropStore:
     errors: dict[str, str]  # key -> one-line reason
 
     @classmethod
-    def build(cls, engine: FaceEngine, images_dir: Path, keys: list[str], out_dir: Path, progress: bool = True) -> CropStore:
+    def build(cls, engine: FaceEngine, images_dir: Path, keys: list[str], out_dir: Path, progress: bool = True) -> "CropStore":
         """Run the engine over ``keys`` (reusing ``out_dir`` when it already holds the same set)."""
         out_dir = Path(out_dir)
         keys = sorted(set(keys))
@@ -75,7 +75,7 @@ class CropStore:
         return cls.open(out_dir)
 
     @classmethod
-    def open(cls, out_dir: Path) -> CropStore:
+    def open(cls, out_dir: Path) -> "CropStore":
         out_dir = Path(out_dir)
         keys = json.loads((out_dir / "index.json").read_text())["order"]
         crops = np.load(out_dir / "crops.npy", mmap_mode="r")
@@ -101,7 +101,7 @@ class PairTable:
         return len(self.a)
 
     @classmethod
-    def from_pairs(cls, pairs: list[Pair], store: CropStore) -> PairTable:
+    def from_pairs(cls, pairs: list[Pair], store: CropStore) -> "PairTable":
         a, b, y, k = [], [], [], []
         dropped = 0
         for p in pairs:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import FAMILY_PREFIX, acceptance_rate
+from ..metrics import FAMILY_PREFIX, acceptance_rate  # noqa: F401 - FAMILY_PREFIX re-exported
 
 UNKNOWN = "unknown"
 

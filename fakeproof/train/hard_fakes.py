@@ -7,8 +7,8 @@ twice. It is computed once from the starting weights (a resumed run recomputes t
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
+from typing import Callable
 
 import numpy as np
 
@@ -27,5 +27,5 @@ def oversample_hard_fakes(table: PairTable, store: CropStore, embed: Callable[[n
     emb = embed_rows(store, rows, embed, batch_size)
     cos = (emb[np.searchsorted(rows, table.a[fake])] * emb[np.searchsorted(rows, table.b[fake])]).sum(1)
     hard = fake[np.argsort(-cos, kind="stable")[:n]]
-    cat = lambda f: np.concatenate([f, f[hard]])
+    cat = lambda f: np.concatenate([f, f[hard]])  # noqa: E731
     return replace(table, a=cat(table.a), b=cat(table.b), label=cat(table.label), kind=cat(table.kind)), n

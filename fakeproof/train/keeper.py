@@ -4,15 +4,15 @@ train loss), and putting all of it back on ``--resume``. The files themselves: :
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from ..metrics import FAMILY_PREFIX, METRIC_FIELDS
 from . import checkpoint as ckpt
 from .distributed import DistInfo, gather_objects
 from .task import Optimisation, PairTask
+from ..metrics import FAMILY_PREFIX, METRIC_FIELDS
 
 
 class CheckpointKeeper:

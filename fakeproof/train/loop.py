@@ -27,33 +27,21 @@ import torch
 
 from ..data import atomic_write_text, json_text
 from ..engine import FaceEngine, resolve_model
-from ..engine.encoders.guard import GuardedEncoder, guard
 from ..faults import kill_point
 from ..hashing import digest_weights
-from ..metrics import METRIC_FIELDS, pair_metrics
 from ..ui import console, progress_task
 from . import checkpoint as ckpt
-from .artefact import HeadBatches, calibrate
-from .config import (  # noqa: F401 - re-exported
-    RESUME_OVERRIDES,
-    TrainConfig,
-    TrainError,
-    resolve_config,
-    stop_limit,
-)
+from .config import RESUME_OVERRIDES, TrainConfig, TrainError, resolve_config, stop_limit  # noqa: F401 - re-exported
 from .data import batch_order, embed_rows, flip_mask, gather_crops
-from .distributed import (
-    any_flag,
-    cleanup,
-    gather_objects,
-    init_distributed,
-    mean_across,
-)
-from .families import family_summary, parse_holdout, stock_comparison
+from .distributed import any_flag, cleanup, gather_objects, init_distributed, mean_across
 from .keeper import CheckpointKeeper
 from .records import MetricsLog, print_summary, validation_line
 from .run_data import build_run_data, load_run_pairs
 from .task import Optimisation, PairTask
+from ..metrics import METRIC_FIELDS, pair_metrics
+from .families import family_summary, parse_holdout, stock_comparison
+from .artefact import HeadBatches, calibrate
+from ..engine.encoders.guard import GuardedEncoder, guard
 
 
 class _StopSignal:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
 from pathlib import Path
+from typing import Callable
 
 from ..data import atomic_write_text
-from ..metrics import METRIC_FIELDS
 from ..ui import console, summary_table
 from .plots import plot_metrics
+from ..metrics import METRIC_FIELDS
 
 METRICS_CSV_FIELDS = ("step", "epoch", "scheduled", "train_loss", "val_loss", *METRIC_FIELDS, "lr", "elapsed_s", "pairs_per_s")
 

@@ -3,9 +3,9 @@
 train / val pair tables. Rank 0 writes; every rank reads after a barrier."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..data import TrainingDataset
 from ..engine import FaceEngine
@@ -13,13 +13,7 @@ from .checks import too_few_identities, untrainable
 from .config import TrainConfig, TrainError, save_run_config
 from .data import CropStore, PairTable
 from .distributed import DistInfo, barrier
-from .families import (
-    check_holdout,
-    fake_families,
-    family_columns,
-    parse_holdout,
-    select_pairs,
-)
+from .families import check_holdout, family_columns, fake_families, parse_holdout, select_pairs
 from .pairs import Pair, build_pairs, read_pairs_csv, write_pairs_csv
 
 

@@ -15,12 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine import Encoder
-from .blocks import (
-    freeze_early_blocks,
-    set_train_mode,
-    trainable_parameters,
-    tune_only_norm,
-)
+from .blocks import freeze_early_blocks, set_train_mode, trainable_parameters, tune_only_norm
 from .config import TrainConfig
 from .distributed import DistInfo
 from .loss import make_loss
@@ -130,7 +125,7 @@ class Optimisation:
     scaler: torch.amp.GradScaler
 
     @classmethod
-    def create(cls, task: PairTask) -> Optimisation:
+    def create(cls, task: PairTask) -> "Optimisation":
         cfg = task.cfg
         groups = [{"params": task.params, "lr": cfg.lr}] if task.params else []
         if task.head_params:
