@@ -142,7 +142,7 @@ def test_model_from_a_training_checkpoint_carries_its_threshold(tmp_path):
     from fakeproof.engine import get_encoder
     from fakeproof.engine.encoders.operating_points import operating_points
     from fakeproof.infer.model import load_model
-    from fakeproof.train.checkpoint import encoder_config, save_best
+    from fakeproof.train.checkpoint_writer import encoder_config, save_best
 
     enc = get_encoder("facenet")
     save_best(tmp_path / "run", enc, {**encoder_config(enc, "facenet", None, "mtcnn", enc.spec.align_margin), "threshold": 0.4242})

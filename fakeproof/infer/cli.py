@@ -218,7 +218,10 @@ def evaluate_cmd(
     score_column: str = typer.Option("similarity", "--score-column"),
     group_column: Optional[str] = typer.Option("group", "--group-column", help="per-group acceptance at the EER threshold (used when present); e.g. backend = per generator family"),
     kind_column: Optional[str] = typer.Option("kind", "--kind-column", help="genuine / impostor rows (real pairs) set the genuine-pair EER threshold each group is also judged at (used when present)"),
-    ci_column: Optional[str] = typer.Option(None, "--ci-column", help="95 percent intervals by resampling this column's values with replacement, e.g. identity (train pairs output): a person's pairs are not independent"),
+    ci_column: Optional[str] = typer.Option(None, "--ci-column", help=(
+        "95 percent intervals by resampling this column's values with replacement, e.g. identity "
+        "(train pairs output): a person's pairs are not independent"
+    )),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="resamples behind the --ci-column intervals"),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="where the JSON and ROC PNG go (default: beside SCORES.csv)"),
 ):

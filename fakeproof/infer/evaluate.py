@@ -15,7 +15,6 @@ person are not independent, so the honest error bar resamples people, not pairs.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

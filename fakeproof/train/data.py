@@ -17,10 +17,10 @@ import numpy as np
 
 from ..data import atomic_write_text
 from ..engine import FaceEngine
-from .pairs import KINDS, Pair
+from ..metrics import KIND_CODE
+from .pairs import Pair
 
 CHUNK = 512  # photos per engine call: bounds memory while building the array
-KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 
 
 @dataclass
@@ -94,7 +94,7 @@ class PairTable:
     a: np.ndarray  # (P,) int64
     b: np.ndarray
     label: np.ndarray  # (P,) float32
-    kind: np.ndarray  # (P,) int8 code into pairs.KINDS
+    kind: np.ndarray  # (P,) int8 code into metrics.KINDS (metrics.KIND_CODE)
     dropped: int = 0
 
     def __len__(self) -> int:

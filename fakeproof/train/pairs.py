@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import TrainingDataset, atomic_write_text
-from ..metrics import KINDS  # noqa: F401 - re-exported for the train stage
+from ..metrics import KINDS
 from .families import UNKNOWN
 
 CSV_FIELDS = ("split", "kind", "label", "identity", "a", "b", "backend")
