@@ -329,6 +329,28 @@ def print_tables(res: dict) -> None:
     print_table(f"attack acceptance at the genuine-pair EER threshold, stock vs gated by {d} (95% CI)", ["held-out family", "stock", "gated", "val reals flagged", "genuine EER stock->gated"], rows)
 
 
+def markdown(res: dict) -> str:
+    """The README's tables from a results JSON."""
+    dets = res["detectors"]
+    fm = lambda a, k=3: f"{a[0]:.{k}f} [{a[1]:.{k}f}, {a[2]:.{k}f}]"  # noqa: E731
+    lines = ["| held-out family | fakes / test reals | " + " | ".join(dets) + " |", "|---" * (2 + len(dets)) + "|"]
+    for f in [f for f in res["families"] if f in res["auc"]]:
+        nf, nr = res["n_eval"][f]
+        lines.append(f"| {f} | {nf} / {nr} | " + " | ".join(fm(res["auc"][f][d]) for d in dets) + " |")
+    lines.append("| **mean held-out** | | " + " | ".join(fm(res["auc_mean"][d]) for d in dets) + " |")
+    if "deepfakes-dev" in res["auc"]:
+        lines.append("| deepfakes-dev (trained on all families; evaluation only) | | " + " | ".join(fm(res["auc"]["deepfakes-dev"][d]) for d in dets) + " |")
+    lines += ["", *[f"- {res['best']} minus {d}: mean held-out AUC {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for d, v in res["auc_diff"].items()], ""]
+    d = res["best"]
+    lines += [f"| held-out family | stock acceptance | gated by `{d}` | validation reals flagged | genuine-pair EER, stock -> gated |", "|---|---|---|---|---|"]
+    pc = lambda a: f"{100 * a[0]:.1f}% [{100 * a[1]:.1f}, {100 * a[2]:.1f}]"  # noqa: E731
+    for f, a in res["acceptance"][d].items():
+        g = res["gate"][d].get(f if f != "deepfakes-dev" else "(none)", {})
+        er = "; ".join(f"{k} {100 * v[0]:.2f}% -> {100 * v[1]:.2f}%" for k, v in g.get("eer", {}).items())
+        lines.append(f"| {f} | {pc(a['stock'])} | {pc(a['gated'])} | {100 * g.get('flag_rate', 0):.1f}% | {er} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pack", action="append", default=[], help="pack(s) to read (repeatable)")
@@ -355,9 +377,13 @@ def main(argv=None):
     ap.add_argument("--dlib-weights", help="converted dlib ResNet .safetensors (a file, or a folder holding dlib_face_recognition_resnet_model_v1.safetensors)")
     ap.add_argument("--cache-dir", help="where features are cached (default: beside the first pack)")
     ap.add_argument("--out", help="results JSON")
+    ap.add_argument("--markdown", help="print the README tables of this results JSON and stop")
     args = ap.parse_args(argv)
     if args.dlib_weights and Path(args.dlib_weights).is_dir():
         args.dlib_weights = str(Path(args.dlib_weights) / "dlib_face_recognition_resnet_model_v1.safetensors")
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
     if args.build_pack:
         from benchmarks._common import shared_or_skip  # noqa: F401 - the data may be absent
         from fakeproof.detect_fakes.pack import build_pack
