@@ -148,7 +148,7 @@ def test_lofo_fast_mode_end_to_end(corpora, tmp_path):
 
     weights = cache_home() / "weights"
     assert (weights / "dlib_face_recognition_resnet_model_v1.safetensors").exists()  # converted when the pack was built
-    assert bench.main(["--pack", str(pack_path), "--fast", "--crop-size", "80", "--cnn-size", "64", "--out", str(out), "--dlib-weights", str(weights)]) == 0
+    assert bench.main(["--pack", str(pack_path), "--fast", "--crop-size", "80", "--cnn-size", "64", "--out", str(out), "--dlib-weights", str(weights), "--workers", "2"]) == 0
     assert "| **mean held-out** |" in bench.markdown(json.loads(out.read_text()))
     res = json.loads(out.read_text())
     assert set(res["families"]) == {"stylegan2_tpdne", "inswapper_128", "classic", "selfblend"}
