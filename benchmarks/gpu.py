@@ -158,14 +158,14 @@ def fp16_agreement(enc, device: str, crops: list[np.ndarray]) -> float | None:
     return float((1 - (a * b).sum(1)).max())
 
 
-def pipeline(enc, device: str, paths: list[Path], workers: int, batch: int) -> tuple[dict, list[np.ndarray]]:
+def pipeline(enc, device: str, paths: list[Path], workers: int, batch: int, mtcnn_runner: str = "onnxruntime") -> tuple[dict, list[np.ndarray]]:
     """decode + detect + align on ``workers`` threads, embedding (crop and mirror) on ``device`` in
     batches of ``batch``, overlapped: the engine's default path, without its caches."""
     import cv2
     import torch
 
     align, detect, _ = engine_modules()
-    det = detect.MTCNNDetector()
+    det = detect.MTCNNDetector(device=device if mtcnn_runner == "torch" else "cpu", runner=mtcnn_runner)
     size = tuple(enc.spec.input_size)
 
     def crop_of(p: Path):
@@ -213,6 +213,7 @@ def pipeline(enc, device: str, paths: list[Path], workers: int, batch: int) -> t
         "faces": n_emb,
         "workers": workers,
         "batch": batch,
+        "mtcnn_runner": mtcnn_runner,
         "img_s": len(paths) / total,
         "decode_detect_align_only_img_s": len(paths) / cpu_only,
     }, crops
@@ -341,6 +342,8 @@ def main() -> None:
     ap.add_argument("--max-photos", type=int, default=512)
     ap.add_argument("--workers", type=int, default=None, help="CPU threads for decode/detect/align (default: all cores)")
     ap.add_argument("--seconds", type=float, default=4.0, help="timed seconds per measurement")
+    ap.add_argument("--mtcnn-runner", default="onnxruntime", choices=("onnxruntime", "torch"),
+                    help="MTCNN on the CPU pool (ONNX Runtime) or on the GPU (torch; needs the onnx package)")
     ap.add_argument("--fast", action="store_true", help="tiny batches, 1 s per measurement (CPU smoke run)")
     args = ap.parse_args()
 
@@ -368,7 +371,7 @@ def main() -> None:
         paths = sorted(p for p in args.photos.rglob("*") if p.suffix.lower() in IMAGE_EXTS)[: args.max_photos]
         if len(paths) < 2:
             fail(f"{args.photos}: fewer than 2 photos")
-        row, crops = pipeline(enc, args.device, paths, args.workers or os.cpu_count() or 2, 8 if args.fast else 256)
+        row, crops = pipeline(enc, args.device, paths, args.workers or os.cpu_count() or 2, 8 if args.fast else 256, args.mtcnn_runner)
         rows.append(row)
         print(f"full pipeline: {row['img_s']:.1f} img/s ({row['faces']} faces in {row['photos']} photos)", flush=True)
         res["fp16_max_cosine_distance"] = fp16_agreement(enc, args.device, crops[:256])
