@@ -158,14 +158,15 @@ def fp16_agreement(enc, device: str, crops: list[np.ndarray]) -> float | None:
     return float((1 - (a * b).sum(1)).max())
 
 
-def pipeline(enc, device: str, paths: list[Path], workers: int, batch: int, mtcnn_runner: str = "onnxruntime") -> tuple[dict, list[np.ndarray]]:
+def pipeline(enc, device: str, paths: list[Path], workers: int, batch: int, runner: str = "auto") -> tuple[dict, list[np.ndarray]]:
     """decode + detect + align on ``workers`` threads, embedding (crop and mirror) on ``device`` in
-    batches of ``batch``, overlapped: the engine's default path, without its caches."""
+    batches of ``batch``, overlapped: the engine's default path, without its caches. ``runner``: where
+    MTCNN runs (``auto``: torch on CUDA, as the engine does; ``onnxruntime``: on the CPU)."""
     import cv2
     import torch
 
     align, detect, _ = engine_modules()
-    det = detect.MTCNNDetector(device=device if mtcnn_runner == "torch" else "cpu", runner=mtcnn_runner)
+    det = detect.MTCNNDetector(device=device, runner=runner)
     size = tuple(enc.spec.input_size)
 
     def crop_of(p: Path):
@@ -209,11 +210,11 @@ def pipeline(enc, device: str, paths: list[Path], workers: int, batch: int, mtcn
         cpu_only = time.perf_counter() - t1
     return {
         "what": "full pipeline",
+        "mtcnn": f"MTCNN on {det.runner}" + (f" ({device})" if det.runner == "torch" else " (CPU)"),
         "photos": len(paths),
         "faces": n_emb,
         "workers": workers,
         "batch": batch,
-        "mtcnn_runner": mtcnn_runner,
         "img_s": len(paths) / total,
         "decode_detect_align_only_img_s": len(paths) / cpu_only,
     }, crops
@@ -318,13 +319,15 @@ def markdown(res: dict) -> str:
     lines = [f"# benchmarks/gpu.py on {', '.join(res['environment'].get('gpus') or [res['environment']['device']])}", ""]
     lines += ["| measurement | dtype | batch | images/s | steps/s |", "|---|---|---|---|---|"]
     for r in res["rows"]:
-        what = r["what"] + (f", {r['processes']} process(es)" if "processes" in r else "") + (f" ({r['photos']} photos, {r['workers']} CPU workers)" if r["what"] == "full pipeline" else "")
+        what = r["what"] + (f", {r['processes']} process(es)" if "processes" in r else "")
+        if r["what"] == "full pipeline":
+            what += f", {r['mtcnn']} ({r['photos']} photos, {r['workers']} CPU workers)"
         img = "n/a" if r.get("img_s") is None else f"{r['img_s']:.1f}"
         steps = f"{r['steps_s']:.2f}" if "steps_s" in r else ""
         lines.append(f"| {what} | {r.get('dtype', 'fp32' if r['what'] == 'full pipeline' else '')} | {r.get('batch', r.get('batch_per_process', ''))} | {img} | {steps} |")
     for r in res["rows"]:
         if r["what"] == "full pipeline":
-            lines.append(f"\nFull pipeline: decode + detect + align alone (CPU pool) {r['decode_detect_align_only_img_s']:.1f} img/s.")
+            lines.append(f"\nFull pipeline: decode + detect + align alone ({r['mtcnn']}, {r['workers']} CPU workers) {r['decode_detect_align_only_img_s']:.1f} img/s.")
         if "scaling" in r:
             lines.append(f"\nDDP scaling efficiency at {r['processes']} processes: {100 * r['scaling']:.0f}%.")
     if res.get("fp16_max_cosine_distance") is not None:
@@ -342,8 +345,6 @@ def main() -> None:
     ap.add_argument("--max-photos", type=int, default=512)
     ap.add_argument("--workers", type=int, default=None, help="CPU threads for decode/detect/align (default: all cores)")
     ap.add_argument("--seconds", type=float, default=4.0, help="timed seconds per measurement")
-    ap.add_argument("--mtcnn-runner", default="onnxruntime", choices=("onnxruntime", "torch"),
-                    help="MTCNN on the CPU pool (ONNX Runtime) or on the GPU (torch; needs the onnx package)")
     ap.add_argument("--fast", action="store_true", help="tiny batches, 1 s per measurement (CPU smoke run)")
     args = ap.parse_args()
 
@@ -371,9 +372,11 @@ def main() -> None:
         paths = sorted(p for p in args.photos.rglob("*") if p.suffix.lower() in IMAGE_EXTS)[: args.max_photos]
         if len(paths) < 2:
             fail(f"{args.photos}: fewer than 2 photos")
-        row, crops = pipeline(enc, args.device, paths, args.workers or os.cpu_count() or 2, 8 if args.fast else 256, args.mtcnn_runner)
-        rows.append(row)
-        print(f"full pipeline: {row['img_s']:.1f} img/s ({row['faces']} faces in {row['photos']} photos)", flush=True)
+        runners = ("auto", "onnxruntime") if args.device.startswith("cuda") else ("auto",)
+        for runner in runners:  # the engine's default (MTCNN on the GPU), then MTCNN on CPU threads
+            row, crops = pipeline(enc, args.device, paths, args.workers or os.cpu_count() or 2, 8 if args.fast else 256, runner)
+            rows.append(row)
+            print(f"{row['what']}, {row['mtcnn']}: {row['img_s']:.1f} img/s ({row['faces']} faces in {row['photos']} photos)", flush=True)
         res["fp16_max_cosine_distance"] = fp16_agreement(enc, args.device, crops[:256])
         res["fp16_crops"] = len(crops[:256])
     else:
