@@ -27,13 +27,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from ..errors import InputError
 from ..data import read_meta
 from ..data.digests import path_digest
 from ..data.journal import Batch, recover, run_batch
 from ..data.meta import backup_path, check_meta, meta_text
+from ..data.pending import PENDING_BATCH as JOURNAL  # relative to the dataset root
 from .decisions import Decision
-
-JOURNAL = "curation/pending_batch.json"  # relative to the dataset root
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def execute(root, changes: list[Change], source: str, user: str | None = None) -
     meta = read_meta(meta_path)
     for c in changes:
         if c.key not in meta:
-            raise ValueError(f"{meta_path}: {c.key} is not in meta.json any more; plan again")
+            raise InputError(f"{meta_path}: {c.key} is not in meta.json any more; plan again")
     new = dict(meta)
     for c in changes:
         v = new.pop(c.key)
@@ -198,7 +198,7 @@ def read_history(root) -> list[dict]:
             out.append(json.loads(line))
         except ValueError:
             if n < len(lines):  # only the tail of an append a kill interrupted may be partial
-                raise ValueError(f"{p}: line {n} is not valid JSON") from None
+                raise InputError(f"{p}: line {n} is not valid JSON") from None
     return out
 
 
@@ -227,9 +227,9 @@ def undo(root, user: str | None = None) -> tuple[dict, list[Change], str] | None
     meta = read_meta(meta_path)
     for c in changes:
         if c.to_key and c.to_key not in meta:
-            raise ValueError(f"{meta_path}: {c.to_key} (from batch {head['batch']}) is gone; cannot undo safely")
+            raise InputError(f"{meta_path}: {c.to_key} (from batch {head['batch']}) is gone; cannot undo safely")
         if c.key in meta:
-            raise ValueError(f"{meta_path}: {c.key} exists again; cannot undo batch {head['batch']} safely")
+            raise InputError(f"{meta_path}: {c.key} exists again; cannot undo batch {head['batch']} safely")
     backup = root / head["meta_backup"] if head.get("meta_backup") else None
     if backup and backup.exists() and _sha(current_text) == head["meta_sha256"]:
         text = backup.read_text(encoding="utf-8")

@@ -6,26 +6,11 @@ from typing import Optional
 
 import typer
 
-from ..cli_errors import EXIT_STALE, check_range, fail
-from ..cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
+from ..cli_errors import EXIT_STALE, HandledGroup, check_range, fail
+from ..cli_options import MODEL_HELP, check_device, chosen_model, encoder_alias_option, model_option, settle_dataset
 from ..ui import console, say_operating_point, summary_table
 
-app = typer.Typer(no_args_is_help=True)
-
-
-def _recover(dataset: Path) -> None:
-    """Finish or reverse an apply/undo a kill interrupted, and say which (before anything else)."""
-    from ..data.journal import JournalError
-    from .apply import recover_pending
-
-    if not (Path(dataset) / "meta.json").exists():
-        return  # the command reports the missing meta.json itself
-    try:
-        msg = recover_pending(dataset)
-    except (JournalError, OSError) as e:
-        fail(str(e))
-    if msg:
-        console.print(f"[yellow]recovered:[/yellow] {msg}", highlight=False, soft_wrap=True)
+app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
 
 
 @app.command("clean")
@@ -42,9 +27,7 @@ def clean(
     device: str = typer.Option("auto", "--device"),
 ):
     """Flag photos that do not belong to their identity (graph of cosine similarities). Read-only."""
-    import os
-
-    from ..data import MetaError, OutputError, TrainingDataset, check_writable
+    from ..data import TrainingDataset, check_writable
     from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from ..engine import FaceEngine
     from ..engine.encoders.operating_points import curation_thresholds
@@ -53,23 +36,18 @@ def clean(
     check_range("--threshold", threshold, -1.0, 1.0)
     check_range("--fake-threshold", fake_threshold, -1.0, 1.0)
     check_range("--max-heatmaps", max_heatmaps, 0)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 may finish an interrupted apply
-        _recover(dataset)
-    try:  # a bad meta.json, an escaping link or an unwritable output: said before any model work
-        TrainingDataset.load(dataset)
-        check_writable(curation_dir(dataset, out), "curation folder", is_dir=True)
-    except (MetaError, OutputError, ValueError, OSError) as e:
-        fail(str(e))
+    check_device(device)
+    settle_dataset(dataset)  # under torchrun only rank 0 finishes an interrupted apply
+    # a bad meta.json, an escaping link or an unwritable output: said before any model work
+    TrainingDataset.load(dataset)
+    check_writable(curation_dir(dataset, out), "curation folder", is_dir=True)
     with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 analyses
-        try:
-            with main_first(ranks):  # converted weights are written once
-                eng = FaceEngine.from_names(chosen_model(model, encoder), device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
-            threshold = curation_thresholds(eng.spec.name, threshold)[0]
-            if ranks.is_main:
-                say_operating_point(eng.spec.name, threshold)
-            res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
-        except (MetaError, OutputError, FileNotFoundError, ValueError, KeyError, OSError) as e:
-            fail(str(e))
+        with main_first(ranks):  # converted weights are written once
+            eng = FaceEngine.from_names(chosen_model(model, encoder), device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
+        threshold = curation_thresholds(eng.spec.name, threshold)[0]
+        if ranks.is_main:
+            say_operating_point(eng.spec.name, threshold)
+        res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
     if res is None:  # a rank other than 0
         return
     s, a = res.summary, res.analysis
@@ -111,17 +89,11 @@ def review(
     view: str = typer.Option("suspects", "--view", help="Saved view to open: suspects, by_identity, merge_candidates."),
 ):
     """Build or update the persistent FiftyOne dataset and open the App on the suspects."""
-    from .binding import StaleCurationError
     from .review import build_review_dataset, launch
 
     check_range("--port", port, 1, 65535)
-    _recover(dataset)
-    try:
-        ds = build_review_dataset(dataset, curation, name)
-    except StaleCurationError as e:
-        fail(str(e), EXIT_STALE)
-    except (FileNotFoundError, ValueError, OSError) as e:
-        fail(str(e))
+    settle_dataset(dataset)
+    ds = build_review_dataset(dataset, curation, name)
     n_flag = len(ds.match_tags("needs_review"))
     console.print(
         summary_table(
@@ -147,31 +119,24 @@ def apply(
     name: Optional[str] = typer.Option(None, "--name", help="FiftyOne dataset name (default fakeproof-<folder>-<hash>)."),
 ):
     """Move relabelled photos, quarantine rejected ones, rewrite meta.json atomically, log history."""
-    from ..data import MetaError
     from . import apply as ap
     from .decisions import from_fiftyone, from_flags_csv
 
     if not (Path(dataset) / "meta.json").exists():
         fail(f"{Path(dataset) / 'meta.json'}: file not found")
-    _recover(dataset)
+    settle_dataset(dataset)
     if undo_:
-        try:
-            r = ap.undo(dataset)
-        except (ValueError, FileExistsError, FileNotFoundError, MetaError, OSError) as e:
-            fail(str(e))
+        r = ap.undo(dataset)
         if r is None:
             fail(f"{ap.history_path(dataset)}: no applied batch to undo")
         head, changes, how = r
         console.print(f"undid batch {head['batch']} ({len(changes)} changes); meta.json {how}")
         return
-    try:
-        if source == "fiftyone":
-            decisions, errors = from_fiftyone(dataset, name)
-        else:
-            decisions, errors = from_flags_csv(Path(source))
-        changes, skipped, stale = ap.plan(dataset, decisions)
-    except (FileNotFoundError, ValueError, MetaError, OSError) as e:
-        fail(str(e))
+    if source == "fiftyone":
+        decisions, errors = from_fiftyone(dataset, name)
+    else:
+        decisions, errors = from_flags_csv(Path(source))
+    changes, skipped, stale = ap.plan(dataset, decisions)
     if stale and not only_unchanged:
         fail(f"{len(stale)} decision(s) are about photos that changed since `curate clean` (e.g. {stale[0]}); "
              f"re-run `fakeproof curate clean {dataset}` and review again, or apply the rest with --only-unchanged", EXIT_STALE)
@@ -190,8 +155,5 @@ def apply(
     console.print(f"{len(changes)} changes, {keeps} kept, {len(errors) + len(skipped) + len(stale)} skipped")
     if dry_run or not changes:
         return
-    try:
-        batch = ap.execute(dataset, changes, source=source)
-    except (FileNotFoundError, FileExistsError, ValueError, OSError) as e:
-        fail(str(e))
+    batch = ap.execute(dataset, changes, source=source)
     console.print(f"applied batch {batch}; history in {ap.history_path(dataset)}; undo with `fakeproof curate apply {dataset} --undo`")

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import NotFoundError
 from .binding import check_current
 from .report import read_embeddings
 
@@ -56,7 +57,7 @@ def dataset_name(root) -> str:
 def read_flags(curation: Path) -> pd.DataFrame:
     path = Path(curation) / "flags.csv"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: not found; run `fakeproof curate clean {Path(curation).parent}` first")
+        raise NotFoundError(f"{path}: not found; run `fakeproof curate clean {Path(curation).parent}` first")
     return pd.read_csv(path, dtype={"key": str, "identity": str, "suggested_identity": str, "reason": str, "notes": str, "decision": str, "digest": str}, keep_default_na=False, na_values={"score": [""], "suggested_cosine": [""], "component": [""], "n_faces": [""]})
 
 

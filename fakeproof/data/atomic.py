@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+from ..errors import FakeproofError
+
 import json
 import math
 import os
@@ -15,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 
-class OutputError(ValueError):
+class OutputError(FakeproofError, ValueError):
     """An output location that cannot be written; the message names it and says why."""
 
 

@@ -6,6 +6,8 @@ the old one, after copying the old one to ``.history/meta.json.<UTC timestamp>``
 """
 from __future__ import annotations
 
+from ..errors import FakeproofError
+
 import json
 import shutil
 from datetime import datetime, timezone
@@ -14,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from .atomic import atomic_write_text
 
 
-class MetaError(ValueError):
+class MetaError(FakeproofError, ValueError):
     """A meta.json that cannot be used; the message names the file and the reason."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from ..errors import InputError, NotFoundError, WeightsNotInstalledError
 from .encoders import Encoder, get_encoder
 
 FORMAT = "fakeproof-train-checkpoint/1"
@@ -44,22 +45,22 @@ def resolve_checkpoint(path) -> Path:
         if p.suffix in (".safetensors", ".json"):
             p = p.parent
         else:
-            raise ValueError(f"{path}: not a checkpoint (expected a run folder, a checkpoint folder, {WEIGHTS} or {CONFIG})")
+            raise InputError(f"{path}: not a checkpoint (expected a run folder, a checkpoint folder, {WEIGHTS} or {CONFIG})")
     if not p.is_dir():
-        raise FileNotFoundError(f"{path}: no such run folder or checkpoint")
+        raise NotFoundError(f"{path}: no such run folder or checkpoint")
     for cand in (p / "checkpoints" / "best", p):
         if (cand / WEIGHTS).exists() and (cand / CONFIG).exists():
             return cand
     last = last_checkpoint(p)
     if last is not None:
         return last
-    raise FileNotFoundError(f"{path}: no checkpoint inside (looked for checkpoints/best/{WEIGHTS}, {WEIGHTS}, checkpoints/last.json)")
+    raise NotFoundError(f"{path}: no checkpoint inside (looked for checkpoints/best/{WEIGHTS}, {WEIGHTS}, checkpoints/last.json)")
 
 
 def read_config(folder: Path) -> dict:
     cfg = json.loads((Path(folder) / CONFIG).read_text())
     if cfg.get("format") != FORMAT:
-        raise ValueError(f"{Path(folder) / CONFIG}: not a fakeproof training checkpoint (format {cfg.get('format')!r})")
+        raise InputError(f"{Path(folder) / CONFIG}: not a fakeproof training checkpoint (format {cfg.get('format')!r})")
     return cfg
 
 
@@ -79,10 +80,10 @@ def build_encoder(config: dict, device: str = "cpu", models_dir=None, weights_fi
         try:
             return get_encoder(name, weights=w, models_dir=models_dir, device=device)
         except KeyError as e:
-            raise ValueError(f"checkpoint encoder {name!r} is not in the registry: {e.args[0] if e.args else e}") from None
+            raise InputError(f"checkpoint encoder {name!r} is not in the registry: {e.args[0] if e.args else e}") from None
         except (FileNotFoundError, OSError, ValueError, RuntimeError) as e:
             reasons.append(f"weights={w or 'default'}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-    raise FileNotFoundError(f"cannot build encoder {name!r} for this checkpoint ({'; '.join(reasons)})")
+    raise WeightsNotInstalledError(f"cannot build encoder {name!r} for this checkpoint ({'; '.join(reasons)})")
 
 
 def load_trained_encoder(path_or_run_dir, device: str = "cpu", models_dir=None) -> tuple[Encoder, dict]:
@@ -99,14 +100,14 @@ def load_trained_encoder(path_or_run_dir, device: str = "cpu", models_dir=None) 
         enc = guard(enc, config["artefact_head"], pretrained=False)
     if config.get("normalisation") and config["normalisation"] != enc.spec.normalisation:
         # e.g. a FaceNet run fine-tuned on prewhitened input before the normalisation fix
-        raise ValueError(
+        raise InputError(
             f"{folder / CONFIG}: trained on input normalised as {config['normalisation']!r}, but "
             f"{config['encoder']} now takes {enc.spec.normalisation!r}; re-run `train run` from this version"
         )
     state = load_file(str(folder / WEIGHTS))
     missing, unexpected = enc.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{folder / WEIGHTS}: does not fit encoder {config['encoder']!r} (missing {len(missing)} keys, e.g. {missing[:2]}; unexpected {len(unexpected)}, e.g. {unexpected[:2]})")
+        raise InputError(f"{folder / WEIGHTS}: does not fit encoder {config['encoder']!r} (missing {len(missing)} keys, e.g. {missing[:2]}; unexpected {len(unexpected)}, e.g. {unexpected[:2]})")
     enc.fingerprint = None  # the engine's embedding cache must not mix fine-tuned and base weights
     enc = enc.to(device).eval()
     config["checkpoint"] = str(folder)

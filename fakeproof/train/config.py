@@ -2,6 +2,8 @@
 the command line (everything from ``RUN_DIR/run.json`` except :data:`RESUME_OVERRIDES`)."""
 from __future__ import annotations
 
+from ..errors import FakeproofError
+
 import json
 import math
 import time
@@ -63,7 +65,7 @@ class TrainConfig:
 RESUME_OVERRIDES = {"max_steps", "max_minutes", "epochs", "device", "progress", "val_batch_size", "models_dir"}
 
 
-class TrainError(RuntimeError):
+class TrainError(FakeproofError, RuntimeError):
     """A run that cannot start; the message says why in one line."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UsageError
 from ..data import atomic_write_text
 from ..engine import FaceEngine
 from .pairs import KINDS, Pair
@@ -122,7 +123,7 @@ def batch_order(n_pairs: int, batch_size: int, step: int, seed: int) -> np.ndarr
     the last incomplete batch of an epoch is dropped. Stateless, so a resumed run sees the same data."""
     per_epoch = n_pairs // batch_size
     if per_epoch < 1:
-        raise ValueError(f"batch size {batch_size} is larger than the {n_pairs} training pairs; use a smaller --batch-size")
+        raise UsageError(f"batch size {batch_size} is larger than the {n_pairs} training pairs; use a smaller --batch-size")
     epoch, pos = divmod(step, per_epoch)
     perm = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0xE90C, epoch])).permutation(n_pairs)
     return perm[pos * batch_size : (pos + 1) * batch_size]

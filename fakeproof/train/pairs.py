@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..data import TrainingDataset, atomic_write_text
 from ..metrics import KINDS  # noqa: F401 - re-exported for the train stage
 from .families import UNKNOWN
@@ -204,9 +205,9 @@ def read_pairs_csv(path: Path) -> list[Pair]:
         r = csv.DictReader(f)
         missing = set(CSV_FIELDS) - OPTIONAL_FIELDS - set(r.fieldnames or [])
         if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         for line, row in enumerate(r, 2):
             if row["split"] not in SPLITS or row["kind"] not in KINDS or row["label"] not in ("0", "1"):
-                raise ValueError(f"{path}:{line}: bad split/kind/label {row['split']!r}/{row['kind']!r}/{row['label']!r}")
+                raise InputError(f"{path}:{line}: bad split/kind/label {row['split']!r}/{row['kind']!r}/{row['label']!r}")
             out.append(Pair(row["a"], row["b"], int(row["label"]), row["kind"], row["identity"], row["split"], row.get("backend") or ""))
     return out

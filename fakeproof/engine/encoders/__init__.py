@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ...errors import UsageError
 from ...registry import Registry
 from .base import Encoder, EncoderSpec, WeightFile
 
@@ -91,7 +92,7 @@ def get_encoder(name: str = DEFAULT_ENCODER, weights=None, models_dir=None, devi
         from .fusion import FusionEncoder, parse_fusion
 
         if weights:
-            raise ValueError(f"{name}: --weights does not apply to a fusion (give each part its own weights file in the models folder)")
+            raise UsageError(f"{name}: --weights does not apply to a fusion (give each part its own weights file in the models folder)")
         parts = [(get_encoder(n, models_dir=models_dir, device=device), w) for n, w in parse_fusion(name)]
         return FusionEncoder(parts).to(device).eval()
     if name.startswith("onnx:"):
