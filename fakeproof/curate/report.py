@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import atomic_write_text, json_text
+from ..data.atomic import replacing
 from .analyse import Analysis
 from .graph import ISOLATED, IdentityGraph
 
@@ -43,17 +44,15 @@ def write_similarity(a: Analysis, out: Path) -> Path:
         arrays[f"keys_{j}"] = np.array(g.keys, dtype=str)
         arrays[f"sim_{j}"] = g.sim.astype(np.float16 if len(g.keys) > 2000 else np.float32)
     path = out / "similarity.npz"
-    tmp = out / ".similarity.tmp.npz"
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with replacing(path, ".tmp.npz") as tmp:  # np.savez adds .npz to other names
+        np.savez(tmp, **arrays)
     return path
 
 
 def write_embeddings(keys: list[str], emb: np.ndarray, out: Path) -> Path:
     path = out / "embeddings.npz"
-    tmp = out / ".embeddings.tmp.npz"
-    np.savez(tmp, keys=np.array(keys, dtype=str), embeddings=emb.astype(np.float32))
-    tmp.replace(path)
+    with replacing(path, ".tmp.npz") as tmp:
+        np.savez(tmp, keys=np.array(keys, dtype=str), embeddings=emb.astype(np.float32))
     return path
 
 

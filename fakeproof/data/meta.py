@@ -13,7 +13,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, replacing
 
 
 class MetaError(FakeproofError, ValueError):
@@ -89,8 +89,8 @@ def backup_meta(meta_path: Path) -> Path | None:
     if not meta_path.exists():
         return None
     dst = backup_path(meta_path)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(meta_path, dst)
+    with replacing(dst) as tmp:  # a full disk leaves no empty backup behind
+        shutil.copy2(meta_path, tmp)
     return dst
 
 

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from ..cli_errors import HandledGroup, check_range, fail
-from ..cli_options import chosen_model, config_options, encoder_alias_option, field_default, given_on_command_line, model_option, read_config_file, settle_dataset, check_device
+from ..cli_options import check_device, chosen_model, config_options, encoder_alias_option, field_default, given_on_command_line, model_option, read_config_file, settle_dataset
 from ..ui import console, summary_table
 from .config import TrainConfig
 
@@ -109,7 +109,7 @@ def run(
     encoder: Optional[str] = encoder_alias_option(),
     pairs_csv: Optional[Path] = typer.Option(None, "--pairs", help="pairs.csv from `train pairs` (default: built here)"),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON of TrainConfig fields (or a run.json); options given here override it"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --out exactly from its last checkpoint; training options come from RUN_DIR/run.json, only --max-steps/--max-minutes/--epochs/--device from this command"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out exactly from its last checkpoint; every option, limits included, comes from RUN_DIR/run.json; --max-steps/--max-minutes/--epochs/--device given here replace the saved ones"),
     config_values: dict = None,
 ):
     """Fine-tune the encoder with the adaptive-margin loss (CPU, GPU, or DDP under torchrun)."""

@@ -71,7 +71,8 @@ class TrainError(FakeproofError, RuntimeError):
 
 def resolve_config(cfg: TrainConfig, resume: bool, run_dir: Path) -> TrainConfig:
     """``cfg`` for a new run (refused if ``run_dir`` already holds one); for ``--resume`` the saved
-    config with this command's :data:`RESUME_OVERRIDES`."""
+    config (``run.json``, limits included) with those of this command's :data:`RESUME_OVERRIDES`
+    that it sets to something other than their default."""
     run_json = run_dir / "run.json"
     if not resume:
         if ckpt.last_checkpoint(run_dir) is not None:
@@ -83,8 +84,10 @@ def resolve_config(cfg: TrainConfig, resume: bool, run_dir: Path) -> TrainConfig
     if "encoder" in saved and "model" not in saved:  # run.json of runs made before --model
         saved["model"] = saved.pop("encoder")
     merged = {f.name: saved.get(f.name, getattr(cfg, f.name)) for f in fields(TrainConfig)}
-    for k in RESUME_OVERRIDES:
-        merged[k] = getattr(cfg, k)
+    defaults = TrainConfig(dataset=cfg.dataset, out=cfg.out)
+    for k in RESUME_OVERRIDES:  # only what this command sets: a bare --resume keeps the run's limits
+        if getattr(cfg, k) != getattr(defaults, k):
+            merged[k] = getattr(cfg, k)
     merged["out"] = str(run_dir)
     return TrainConfig(**merged)
 

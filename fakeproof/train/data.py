@@ -8,8 +8,10 @@ same photos does no detection at all. Photos the engine cannot use are reported 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +19,29 @@ import numpy as np
 
 from ..errors import UsageError
 from ..data import atomic_write_text
+from ..data.atomic import named
 from ..engine import FaceEngine
 from .pairs import KINDS, Pair
 
 CHUNK = 512  # photos per engine call: bounds memory while building the array
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+
+
+def _allocated_memmap(path: Path, shape: tuple) -> np.ndarray:
+    """A writable ``.npy`` memmap whose blocks are reserved on disk first: a sparse file on a full
+    disk dies of SIGBUS (exit 135, nothing printed) at the first page written; a reservation fails
+    here with ENOSPC naming the file."""
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem without reservations: go on
+            del arr
+            raise named(e, path) from None
+    finally:
+        os.close(fd)
+    return arr
 
 
 @dataclass
@@ -50,21 +70,27 @@ class CropStore:
         out_dir.mkdir(parents=True, exist_ok=True)
         h, w = engine.crop_size
         tmp = out_dir / "crops.npy.tmp"
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(keys), h, w, 3))
-        ok = np.zeros(len(keys), bool)
-        errors: dict[str, str] = {}
-        for s in range(0, len(keys), CHUNK):
-            chunk = keys[s : s + CHUNK]
-            recs, crops = engine.crops([images_dir / k for k in chunk], progress=progress, desc=f"aligning faces {s + 1}-{s + len(chunk)}/{len(keys)}")
-            for j, (rec, crop) in enumerate(zip(recs, crops)):
-                if crop is None:
-                    errors[chunk[j]] = rec.error or "no crop"
-                else:
-                    arr[s + j] = crop
-                    ok[s + j] = True
-        arr.flush()
-        del arr
-        tmp.replace(out_dir / "crops.npy")
+        try:
+            arr = _allocated_memmap(tmp, (len(keys), h, w, 3))
+            ok = np.zeros(len(keys), bool)
+            errors: dict[str, str] = {}
+            for s in range(0, len(keys), CHUNK):
+                chunk = keys[s : s + CHUNK]
+                recs, crops = engine.crops([images_dir / k for k in chunk], progress=progress, desc=f"aligning faces {s + 1}-{s + len(chunk)}/{len(keys)}")
+                for j, (rec, crop) in enumerate(zip(recs, crops)):
+                    if crop is None:
+                        errors[chunk[j]] = rec.error or "no crop"
+                    else:
+                        arr[s + j] = crop
+                        ok[s + j] = True
+            arr.flush()
+            del arr
+            tmp.replace(out_dir / "crops.npy")
+        except BaseException as e:
+            tmp.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise named(e, out_dir / "crops.npy") from None
+            raise
         np.save(out_dir / "ok.npy", ok)
         buf = io.StringIO()
         wr = csv.writer(buf, lineterminator="\n")
