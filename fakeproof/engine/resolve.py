@@ -80,7 +80,7 @@ def model_kind(model: str) -> str:
     return "registry"
 
 
-def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", weights: str | None = None, models_dir=None) -> ResolvedModel:
+def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", weights: str | None = None, models_dir=None, announce: bool = True) -> ResolvedModel:
     """Resolve ``--model`` (see the module docstring) on ``device``. Raises ``FileNotFoundError`` /
     ``ValueError`` / ``KeyError`` with a one-line reason for anything it cannot load."""
     if isinstance(model, Encoder):
@@ -93,7 +93,7 @@ def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", w
     p = Path(model).expanduser()
     if kind == "registry":
         concrete = resolve_encoder_name(model, models_dir)
-        if model == AUTO:  # every command says which encoder `auto` stood for
+        if model == AUTO and announce:  # every command says which encoder `auto` stood for (once)
             import sys
 
             print(f"model: auto -> {concrete}", file=sys.stderr)

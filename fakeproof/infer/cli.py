@@ -204,6 +204,7 @@ def evaluate_cmd(
     kind_column: Optional[str] = typer.Option("kind", "--kind-column", help="genuine / impostor rows (real pairs) set the genuine-pair EER threshold each group is also judged at (used when present)"),
     ci_column: Optional[str] = typer.Option(None, "--ci-column", help="95 percent intervals by resampling this column's values with replacement, e.g. identity (train pairs output): a person's pairs are not independent"),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="resamples behind the --ci-column intervals"),
+    unscorable: str = typer.Option("refuse", "--unscorable", help="rows whose 'error' column is set (score-pairs could not use a side; their similarity is 0.0): refuse (stop and say so) | drop (leave them out) | reject (count them as rejected pairs, as a submission would)"),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="where the JSON and ROC PNG go (default: beside SCORES.csv)"),
 ):
     """EER (Kryptonite baseline formula), ROC AUC, TAR@FAR, per-group acceptance (with 95% intervals
@@ -211,11 +212,13 @@ def evaluate_cmd(
     from ..data import check_writable
     from .evaluate import FARS, evaluate_csv, plot_roc, write_json
 
-    ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column, ci_column, bootstrap)
+    ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column, ci_column, bootstrap, unscorable)
+    if ev.unscorable["rows"]:
+        console.print(f"[yellow]{ev.unscorable['rows']} row(s) with an error: {'left out' if unscorable == 'drop' else 'counted as rejected pairs (similarity 0.0)'} (--unscorable {unscorable})", highlight=False)
     out_dir = out_dir or scores_csv.parent
     check_writable(out_dir, "output folder", is_dir=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    js = write_json(ev, out_dir / f"{scores_csv.stem}.eval.json", {"scores_csv": str(scores_csv)})
+    js = write_json(ev, out_dir / f"{scores_csv.stem}.eval.json", {"scores_csv": str(scores_csv), "unscorable": ev.unscorable})
     png = plot_roc(ev, out_dir / f"{scores_csv.stem}.roc.png", title=scores_csv.name)
 
     def ci(v) -> str:

@@ -29,7 +29,8 @@ def load_model(
     if runtime not in ("torch", "onnx"):
         raise UsageError(f"--runtime must be 'torch' or 'onnx', not {runtime!r}")
     device = resolve_device(device)
-    m = resolve_model(model, device="cpu" if runtime == "onnx" else device, weights=weights, models_dir=models_dir)
+    # the infer commands print the resolved model's whole description (with `auto -> ...`) themselves
+    m = resolve_model(model, device="cpu" if runtime == "onnx" else device, weights=weights, models_dir=models_dir, announce=False)
     m.encoder.eval()
     if runtime == "onnx" and m.runtime != "onnx":
         from ..engine.onnx import ExportedOnnx
