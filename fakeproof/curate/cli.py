@@ -58,7 +58,7 @@ def clean(
         ("flagged", s["flagged"]),
         *[(f"  {k}", v) for k, v in s["reasons"].items()],
         ("merge candidates", s["merge_candidates"]),
-        ("missing / unlisted files", f"{len(s['missing_files'])} / {len(s['unlisted_files'])}"),
+        ("missing / unlisted files", f"{len(s['missing_files'])} / {len(s['unlisted_files'])}" + _examples(s["missing_files"], s["unlisted_files"])),
         ("encoder", f"{s['encoder']} (threshold {threshold:g}, deepfake {s['fake_threshold']:.3g}, duplicate {s['dup_threshold']:.3g})"),
         ("time", f"embed {s['timings']['embed_s']:.1f}s, graphs {s['timings']['graphs_s']:.2f}s, total {s['timings']['total_s']:.1f}s"),
         ("output", str(res.out)),
@@ -89,9 +89,11 @@ def review(
     view: str = typer.Option("suspects", "--view", help="Saved view to open: suspects, by_identity, merge_candidates."),
 ):
     """Build or update the persistent FiftyOne dataset and open the App on the suspects."""
-    from .review import build_review_dataset, launch
+    from .review import build_review_dataset, check_port_free, launch
 
     check_range("--port", port, 1, 65535)
+    if not no_launch:
+        check_port_free(port, address)
     settle_dataset(dataset)
     ds = build_review_dataset(dataset, curation, name)
     n_flag = len(ds.match_tags("needs_review"))
@@ -107,6 +109,33 @@ def review(
     if not no_launch:
         console.print(f"App on port {port} (Ctrl-C to stop)")
         launch(ds, view=view, port=port, remote=remote, address=address, wait=True)
+
+
+def _examples(missing: list, unlisted: list) -> str:
+    """Which files (a few of each): keys of meta.json without a file, files without a key."""
+    parts = [f"{what} e.g. {', '.join(map(str, xs[:3]))}{' ...' if len(xs) > 3 else ''}" for what, xs in (("missing", missing), ("unlisted", unlisted)) if xs]
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+SHOW_SKIPPED = 10  # skipped decisions listed one per line; the rest are counted
+
+
+def _say_skipped(what: str, lines: list[str]) -> None:
+    for e in lines[:SHOW_SKIPPED]:
+        console.print(f"[yellow]{what}:[/yellow] {e}", highlight=False)
+    if len(lines) > SHOW_SKIPPED:
+        console.print(f"[yellow]{what}:[/yellow] ... and {len(lines) - SHOW_SKIPPED} more", highlight=False)
+
+
+def _check_apply_writable(dataset: Path) -> None:
+    """meta.json, its history folder, the identity folders and quarantine/ must take new files."""
+    from ..data import check_writable
+
+    check_writable(dataset / "meta.json", "meta.json")
+    check_writable(dataset / ".history", "history folder", is_dir=True)
+    check_writable(dataset / "curation", "curation folder", is_dir=True)
+    check_writable(dataset / "quarantine", "quarantine folder", is_dir=True)
+    check_writable(dataset / "images", "images folder", is_dir=True)
 
 
 @app.command("apply")
@@ -125,6 +154,8 @@ def apply(
     if not (Path(dataset) / "meta.json").exists():
         fail(f"{Path(dataset) / 'meta.json'}: file not found")
     settle_dataset(dataset)
+    if not dry_run:  # before any plan is printed: every place apply writes must take new files
+        _check_apply_writable(Path(dataset))
     if undo_:
         r = ap.undo(dataset)
         if r is None:
@@ -140,10 +171,8 @@ def apply(
     if stale and not only_unchanged:
         fail(f"{len(stale)} decision(s) are about photos that changed since `curate clean` (e.g. {stale[0]}); "
              f"re-run `fakeproof curate clean {dataset}` and review again, or apply the rest with --only-unchanged", EXIT_STALE)
-    for e in errors + skipped:
-        console.print(f"[yellow]skipped:[/yellow] {e}", highlight=False)
-    for e in stale:
-        console.print(f"[yellow]skipped (changed since clean):[/yellow] {e}", highlight=False)
+    _say_skipped("skipped", errors + skipped)
+    _say_skipped("skipped (changed since clean)", stale)
     keeps = sum(d.action == "keep" for d in decisions)
     console.print(
         summary_table(

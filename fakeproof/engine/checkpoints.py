@@ -29,8 +29,19 @@ def last_checkpoint(run_dir: Path) -> Path | None:
     p = Path(run_dir) / "checkpoints" / "last.json"
     if not p.exists():
         return None
-    folder = p.parent / json.loads(p.read_text())["dir"]
+    folder = p.parent / str(_read_json(p).get("dir", ""))
     return folder if (folder / STATE).exists() else None
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from a checkpoint file; a damaged one is one line naming the file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: damaged checkpoint file, not JSON ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: damaged checkpoint file (expected a JSON object)")
+    return data
 
 
 def load_train_state(folder: Path) -> dict:
@@ -58,7 +69,7 @@ def resolve_checkpoint(path) -> Path:
 
 
 def read_config(folder: Path) -> dict:
-    cfg = json.loads((Path(folder) / CONFIG).read_text())
+    cfg = _read_json(Path(folder) / CONFIG)
     if cfg.get("format") != FORMAT:
         raise InputError(f"{Path(folder) / CONFIG}: not a fakeproof training checkpoint (format {cfg.get('format')!r})")
     return cfg
@@ -104,7 +115,10 @@ def load_trained_encoder(path_or_run_dir, device: str = "cpu", models_dir=None) 
             f"{folder / CONFIG}: trained on input normalised as {config['normalisation']!r}, but "
             f"{config['encoder']} now takes {enc.spec.normalisation!r}; re-run `train run` from this version"
         )
-    state = load_file(str(folder / WEIGHTS))
+    try:
+        state = load_file(str(folder / WEIGHTS))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own types for a truncated/damaged file
+        raise InputError(f"{folder / WEIGHTS}: damaged or truncated weights file ({(str(e).splitlines() or [type(e).__name__])[0][:160]})") from None
     missing, unexpected = enc.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise InputError(f"{folder / WEIGHTS}: does not fit encoder {config['encoder']!r} (missing {len(missing)} keys, e.g. {missing[:2]}; unexpected {len(unexpected)}, e.g. {unexpected[:2]})")

@@ -87,7 +87,10 @@ def _dims(value_info) -> list:
 def _load_graph(path: Path):
     import onnx
 
-    return onnx.load(str(path), load_external_data=False)
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends: a damaged file
+        raise InputError(f"{path}: not a loadable ONNX model ({(str(e).splitlines() or [type(e).__name__])[0][:200]})") from None
 
 
 def _graph_signature(model, path: Path) -> tuple[str, list, list]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..engine.encoders.base import WeightFile
 from ..engine.paths import models_dir as default_models_dir
 from ..registry import Registry
@@ -101,7 +101,7 @@ def resolve_backends(spec: str, models_dir=None) -> list[str]:
         raise UsageError("--backends is empty: use all, available or NAME[:WEIGHT][,NAME[:WEIGHT]]")
     unknown = [n for n in mix if n not in BACKENDS]
     if unknown:
-        raise UsageError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+        raise InputError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
     miss = missing_weights(list(mix), md)
     if miss:
         raise MissingWeightsError(miss)

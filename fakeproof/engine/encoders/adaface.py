@@ -106,7 +106,10 @@ def load_adaface_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        sd = load_file(str(path))
+        try:
+            sd = load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - a truncated or damaged file
+            raise InputError(f"{path}: damaged or truncated safetensors file ({(str(e).splitlines() or [type(e).__name__])[0][:160]})") from None
     else:
         try:
             # Lightning may store hyper-parameters as an argparse.Namespace: allow that plain class only
@@ -188,7 +191,7 @@ def _build(depth: int, weights=None, models_dir=None) -> AdaFaceEncoder:
     if not path.exists():
         raise WeightsNotInstalledError(
             f"AdaFace IR-{depth} weights not found at {path}: {WHERE} and save it there "
-            f"(or pass weights=PATH / --models-dir DIR with adaface/{DEFAULT_FILES[depth]} inside)"
+            f"(or pass --weights PATH / --models-dir DIR with adaface/{DEFAULT_FILES[depth]} inside)"
         )
     return AdaFaceEncoder(depth, load_adaface_state_dict(path), adaface_spec(depth, models_dir, weights), path)
 
