@@ -159,6 +159,9 @@ def score_pairs_cmd(
     _common_ranges(batch_size, workers, margin)
     if not root.is_dir():
         fail(f"{root}: --root is not a folder")
+    from ..cli_options import settle_dataset
+
+    settle_dataset(root)  # --root may be a dataset with an interrupted curate batch
     try:
         df = pd.read_csv(pairs_csv, dtype=str, keep_default_na=False)
     except (OSError, ValueError) as e:

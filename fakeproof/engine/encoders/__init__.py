@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ...errors import UsageError
-from ...registry import Registry
+from ...registry import Registry, UnknownNameError
 from .base import Encoder, EncoderSpec, WeightFile
 
 AUTO = "auto"
@@ -56,8 +56,8 @@ def encoder_names() -> list[str]:
     return sorted(ENCODERS.names())
 
 
-def _unknown(name: str) -> KeyError:
-    return KeyError(f"unknown encoder {name!r}; known: {', '.join(encoder_names())}, auto, onnx:PATH, fusion:W*A+W*B")
+def _unknown(name: str) -> UnknownNameError:
+    return UnknownNameError(f"unknown encoder {name!r}; known: {', '.join(encoder_names())}, auto, onnx:PATH, fusion:W*A+W*B")
 
 
 def resolve_encoder_name(name: str, models_dir=None) -> str:
