@@ -31,7 +31,10 @@ def _allocated_memmap(path: Path, shape: tuple) -> np.ndarray:
     """A writable ``.npy`` memmap whose blocks are reserved on disk first: a sparse file on a full
     disk dies of SIGBUS (exit 135, nothing printed) at the first page written; a reservation fails
     here with ENOSPC naming the file."""
-    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    try:
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    except OSError as e:
+        raise named(e, path) from None
     fd = os.open(path, os.O_RDWR)
     try:
         os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
