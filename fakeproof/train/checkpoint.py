@@ -71,7 +71,7 @@ def _write_folder(final: Path, encoder: torch.nn.Module, config: dict, state: di
         text = str(e)  # safetensors and torch.save report a failed write as their own error types
         if any(w in text.lower() for w in ("no space", "os error", "oserror", "failed writing", "ioerror", "file write failed")):
             first = (text.splitlines() or [type(e).__name__])[0][:200]
-            raise FakeproofError(f"{final}: cannot write the checkpoint ({first})") from None
+            raise FakeproofError(f"{final / WEIGHTS}: cannot write the checkpoint ({first})") from None
         raise
 
 
