@@ -109,7 +109,10 @@ class Journal:
             raise named(e, self.path) from None
 
     def close(self) -> None:
-        self.f.close()
+        try:
+            self.f.close()  # flushes the header of a new journal: a full disk may refuse it here
+        except OSError as e:
+            raise named(e, self.path) from None
 
 
 # -- weight hashes (cached by path, size and mtime: SDXL folders are large) ----------------------
