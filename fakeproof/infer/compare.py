@@ -15,7 +15,7 @@ from ..engine import FaceEngine, FaceRecord
 from .scoring import embed_records, face_state
 
 MIN_PHOTOS, MAX_PHOTOS = 2, 10
-FACE_STATES = ("detected", "pre_aligned")  # what counts as a face for a verdict
+FACE_STATES = ("detected",)  # what counts as a face for a verdict (a fallback crop of a grey square is "pre_aligned" too)
 
 
 @dataclass
@@ -32,8 +32,9 @@ class Comparison:
         return [f"{Path(p).parent.name}/{Path(p).name}" if Path(p).parent.name else Path(p).name for p in self.paths]
 
     def has_face(self, k: int) -> bool:
-        """Whether photo ``k`` has a face: detected, or an aligned crop used as it is. A photo the
-        detector found no face in (embedded whole) never takes part in a match."""
+        """Whether a face was detected in photo ``k``. A photo embedded through a fallback (used as a
+        pre-aligned crop or whole) never takes part in a match: a 24 px icon, a grey and a blue
+        square are "pre_aligned" too and score 0.98 with each other."""
         return face_state(self.records[k]) in FACE_STATES
 
     def verdict(self, i: int, j: int) -> str:
