@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from ...errors import WeightsNotInstalledError
+from ...errors import InputError, WeightsNotInstalledError
 from ...hashing import digest_file
 from ..paths import cache_home
 
@@ -81,7 +81,10 @@ def load_safetensors_weights(path, what: str) -> dict[str, torch.Tensor]:
     path = Path(path).expanduser()
     if not path.exists():
         raise WeightsNotInstalledError(f"{what} weights not found: {path}")
-    sd = load_file(str(path))
+    try:
+        sd = load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own types for a truncated/damaged file
+        raise InputError(f"{path}: damaged or truncated {what} weights file ({(str(e).splitlines() or [type(e).__name__])[0][:160]})") from None
     return {k[4:] if k.startswith("net.") else k: v for k, v in sd.items()}
 
 
