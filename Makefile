@@ -26,7 +26,10 @@ $(VENV)/.installed: pyproject.toml Makefile scripts/fetch_libssl11.sh
 	$(BIN)/fakeproof models prepare
 	touch $@
 
-test: install
+lint: install
+	$(BIN)/ruff check .
+
+test: install lint
 	$(BIN)/python -m pytest -q
 
 demo: install

@@ -11,7 +11,6 @@ import os
 
 from _common import shared_or_skip
 
-import numpy as np
 import torch
 
 from fakeproof.engine import FaceEngine, align_face, get_detector, load_rgb, pick_main_face

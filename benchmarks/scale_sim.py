@@ -1,7 +1,7 @@
 """Past one machine, simulated here: generate and embed at CelebA / Kryptonite scale over gloo ranks.
 
 1. ``generate deepfakes`` for a plan of N identities x 4 fakes, split over R torchrun ranks
-   (:func:`fakeproof.distributed.generate.generate_across_ranks`, the code the CLI runs). The dataset
+   (:func:`fakeproof.generate.distributed.generate_across_ranks`, the code the CLI runs). The dataset
    has 2 tiny real photos per identity and the backend is a stand-in that returns an 8x8 image, so
    what is measured is fakeproof's own cost: planning (reading meta.json and the journals, the
    plan, the split), the per-fake journal (one fsync per fake), and rank 0's merge of the rank
@@ -105,10 +105,10 @@ def worker(args) -> None:
 
     torch.set_num_threads(1)
     from fakeproof.distributed.embed import embed_paths_across_ranks
-    from fakeproof.distributed.generate import generate_across_ranks
+    from fakeproof.generate.distributed import generate_across_ranks
     from fakeproof.distributed.ranks import torchrun_ranks
     from fakeproof.generate import registry
-    from fakeproof.train.distributed import barrier, gather_objects
+    from fakeproof.distributed.process_group import barrier, gather_objects
 
     registry.BACKENDS.register("standin", standin_backend())
     out: dict = {}

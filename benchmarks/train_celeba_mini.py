@@ -86,7 +86,7 @@ def main() -> None:
         )
 
     from fakeproof.engine import FaceEngine
-    from fakeproof.train.checkpoint import load_trained_encoder
+    from fakeproof.engine.checkpoint_reader import load_trained_encoder
     from fakeproof.train.pairs import read_pairs_csv
     from fakeproof.ui import console, summary_table
 

@@ -277,7 +277,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fast", action="store_true", help="package-shipped faces, 2 steps per run, no deepfakes-dev: a smoke test")
     ap.add_argument("--runs", default=None, help="only these runs (comma list of held-out families and/or 'all')")
-    ap.add_argument("--false-alarms", default="", help="runs with an artefact head: also re-calibrate it at these shares of flagged validation real photos (e.g. 0.005,0.02,0.05) and add a row each: the trade-off curve")
+    ap.add_argument("--false-alarms", default="", help=(
+        "runs with an artefact head: also re-calibrate it at these shares of flagged validation real photos "
+        "(e.g. 0.005,0.02,0.05) and add a row each: the trade-off curve"
+    ))
     ap.add_argument("--tag", default="default", help="runs go to WORK/runs/TAG/ (compare recipes on the same data and split)")
     ap.add_argument("--compare", default=None, help="TAG[,TAG...]: no training; the recipe table over WORK/benchmark_TAG.json files and the protocol's choice")
     args = ap.parse_args(argv)
@@ -314,7 +317,7 @@ def main(argv=None) -> dict:
                               "--seed", str(args.seed), "--device", "cpu", "--no-progress")
 
     from fakeproof.engine import FaceEngine
-    from fakeproof.train.checkpoint import load_trained_encoder
+    from fakeproof.engine.checkpoint_reader import load_trained_encoder
     from fakeproof.train.pairs import read_pairs_csv
     from fakeproof.ui import console, summary_table
 

@@ -171,10 +171,10 @@ def review_as_a_reviewer(ds: Path) -> dict:
 
 def held_apart_pairs(ds: Path, pairs_csv: Path, out: Path) -> dict:
     """The validation rows of pairs.csv as an `infer score-pairs` input, grouped by kind and generator."""
-    from .generate.runner import read_journal
+    from .data.records import read_fakes_csv
     from .train.pairs import read_pairs_csv
 
-    backend = {r["key"]: r["backend"] for r in read_journal(ds)}
+    backend = {r["key"]: r["backend"] for r in read_fakes_csv(ds)}
     rows = []
     for p in read_pairs_csv(pairs_csv):
         if p.split != "val":

@@ -74,6 +74,7 @@ def acceptance_rate(scores, threshold: float) -> float:
 
 # -- metrics of genuine / impostor / deepfake pairs ----------------------------------------------
 KINDS = ("genuine", "impostor", "deepfake")  # the kinds of pair `train pairs` builds (label 1, 0, 0)
+KIND_CODE = {k: i for i, k in enumerate(KINDS)}  # a kind as the int8 code the training arrays hold
 # Metrics of a set of scored pairs (train run's validation, the demo, the train benchmark):
 #
 # - ``eer`` / ``threshold``: :func:`fakeproof.metrics.compute_eer` on all pairs (label 1 = genuine);

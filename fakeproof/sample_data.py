@@ -12,7 +12,6 @@ real datasets.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -39,6 +39,8 @@ def _hide_flag_metavars() -> None:
         from typer.core import TyperOption
     except ImportError:  # pragma: no cover
         return
+    if not hasattr(TyperOption, "display_type_rich"):  # another typer version: keep its own help
+        return
     if getattr(TyperOption.display_type_rich, "_fakeproof", False):
         return
     original = TyperOption.display_type_rich

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from fakeproof.cli import app
 from fakeproof.engine.encoders import get_encoder
 from fakeproof.engine.encoders.guard import GUARD_DIMS, GuardedEncoder, guard
-from fakeproof.train.loop import TrainConfig, TrainError, train
+from fakeproof.train.config import TrainConfig, TrainError
+from fakeproof.train.loop import train
 
 
 @pytest.fixture(scope="module")

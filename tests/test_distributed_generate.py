@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from _torchrun import Launched, torchrun
 from fakeproof.cli import app
-from fakeproof.distributed.generate import RANKS_DIR, fold_rank_journals, rank_journal_path, split_by_identity
+from fakeproof.generate.distributed import RANKS_DIR, fold_rank_journals, rank_journal_path, split_by_identity
 from fakeproof.engine.paths import cache_home
-from fakeproof.generate.runner import FAKES_CSV, plan_jobs, read_journal
+from fakeproof.data.records import FAKES_CSV, read_fakes_csv
+from fakeproof.generate.runner import plan_jobs
 
 ARGS = ["--backends", "classic", "--per-identity", "2", "--seed", "3", "--device", "cpu"]
 TIMED = ("seconds", "created")  # the only columns that may differ between runs
@@ -29,7 +30,7 @@ def sample(tmp_path_factory) -> Path:
 
 
 def _rows(root: Path) -> dict[str, dict]:
-    rows = read_journal(root)
+    rows = read_fakes_csv(root)
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)), "duplicate keys in fakes.csv"
     return {r["key"]: {k: v for k, v in r.items() if k not in TIMED} for r in rows}
@@ -69,7 +70,7 @@ def test_fold_is_idempotent_and_keeps_the_first_row_of_a_key(sample, tmp_path):
     assert json.loads((root / "meta.json").read_text())["person_01/7.jpg"] == 1
     again = fold_rank_journals(root)
     assert (again.journals, again.rows, again.meta_added) == (0, 0, 0)
-    assert [r["key"] for r in read_journal(root)] == ["person_01/7.jpg"]
+    assert [r["key"] for r in read_fakes_csv(root)] == ["person_01/7.jpg"]
 
 
 def test_torchrun_generate_equals_one_process_and_resumes_a_killed_rank(sample, tmp_path):

@@ -11,12 +11,13 @@ from typer.testing import CliRunner
 
 from fakeproof.cli import app
 from fakeproof.distributed.embed import merge_parts
-from fakeproof.distributed.generate import RANKS_DIR, RankShard, rank_journal_path
+from fakeproof.generate.distributed import RANKS_DIR, RankShard, rank_journal_path
 from fakeproof.distributed.ranks import engine_cache_dir, shard_bounds
 from fakeproof.engine import FaceRecord
 from fakeproof.engine.paths import cache_home
-from fakeproof.generate.runner import generate_deepfakes, read_journal
-from fakeproof.train.distributed import DistInfo
+from fakeproof.data.records import read_fakes_csv
+from fakeproof.generate.runner import generate_deepfakes
+from fakeproof.distributed.process_group import DistInfo
 
 
 @pytest.mark.parametrize("n,world", [(0, 2), (1, 3), (7, 2), (100, 8), (5, 8)])
@@ -66,5 +67,5 @@ def test_one_process_finishes_what_a_lost_rank_left(tmp_path):
     assert f"{rep.made} fakes journalled by the ranks of an earlier (killed) run were merged" in " ".join(res.output.split())
     assert not (two / RANKS_DIR).exists()
     strip = lambda rows: sorted(tuple(v for k, v in r.items() if k not in ("seconds", "created")) for r in rows)  # noqa: E731
-    assert strip(read_journal(two)) == strip(read_journal(one))
+    assert strip(read_fakes_csv(two)) == strip(read_fakes_csv(one))
     assert json.loads((two / "meta.json").read_text()) == json.loads((one / "meta.json").read_text())

@@ -229,7 +229,7 @@ def test_short_training_run_and_reload(tmp_path):
 
     from safetensors.torch import load_file
 
-    from fakeproof.train.checkpoint import load_trained_encoder
+    from fakeproof.engine.checkpoint_reader import load_trained_encoder
     from fakeproof.train.config import TrainConfig
     from fakeproof.train.loop import train
 

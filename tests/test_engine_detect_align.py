@@ -74,7 +74,7 @@ def test_engine_records_faces_and_fallbacks(tmp_path, group_photo, portrait_phot
 
     eng = FaceEngine.__new__(FaceEngine)  # detection/alignment only: no encoder needed here
     eng.detector_name, eng._detector, eng.margin, eng.crop_size, eng.template = "mtcnn", None, 0.0, (112, 112), "arcface"
-    eng.detect_max_side, eng.fallback = 1024, "auto"
+    eng.detect_max_side, eng.fallback, eng.device = 1024, "auto", "cpu"
     rec, crop = eng.detect_and_align(group_photo.read_bytes(), group_photo)
     assert rec.ok and rec.fallback is None and rec.n_faces >= 6 and crop.shape == (112, 112, 3)
     # an aligned 112x112 crop (Kryptonite style) works: detected, or taken as already aligned

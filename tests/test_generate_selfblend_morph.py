@@ -16,7 +16,8 @@ from fakeproof.cli import app
 from fakeproof.data import read_meta
 from fakeproof.engine import load_rgb
 from fakeproof.generate.backends.morph import MorphBackend
-from fakeproof.generate.backends.selfblend import SelfBlendBackend, choose_selfblend
+from fakeproof.forgery.selfblend import choose_selfblend
+from fakeproof.generate.backends.selfblend import SelfBlendBackend
 from fakeproof.generate.registry import OFFLINE_MIX, mix_cycle, parse_mix, resolve_backends
 
 
@@ -54,7 +55,10 @@ def test_selfblend_alters_only_the_face_and_records_its_draws(sample_root):
     far = np.ones_like(ch)
     far[max(0, int(y1 - fw)) : int(y2 + fw), max(0, int(x1 - fw)) : int(x2 + fw)] = False
     assert not ch[far].any()  # nothing far from the face is touched
-    assert set(info) == {"altered", "colour", "shift", "brightness", "contrast", "freq", "freq_amount", "scale", "shift_xy", "mask", "hull_jitter", "hull_seed", "morph", "mask_blur", "blend_ratio", "jpeg_quality"}
+    assert set(info) == {
+        "altered", "colour", "shift", "brightness", "contrast", "freq", "freq_amount", "scale", "shift_xy",
+        "mask", "hull_jitter", "hull_seed", "morph", "mask_blur", "blend_ratio", "jpeg_quality",
+    }
     assert len({json.dumps(choose_selfblend(np.random.default_rng(s)), sort_keys=True) for s in range(20)}) == 20
 
 

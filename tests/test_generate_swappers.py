@@ -153,7 +153,7 @@ def test_roop_uses_emap_and_normalised_latent(models, photos):
     src, _ = photos
     face = shared_finder().main_face(src)
     lat = b.source_condition(src, face.landmarks)
-    e = b.recogniser.embed(src, face.landmarks)
+    e = b.recogniser.embed_face(src, face.landmarks)
     expect = (e / np.linalg.norm(e)) @ emap
     assert lat.shape == (1, 512)
     assert np.allclose(lat[0], expect / np.linalg.norm(expect), atol=1e-5)

@@ -120,7 +120,7 @@ def test_score_pairs_keeps_every_input_column(sample, tmp_path):
     assert got.face_b[2] == "unreadable" and "file not found" in got.error[2]
     assert got.face_b[3] == "missing" and sim[2] == 0.0 and sim[3] == 0.0
     # and it evaluates straight away
-    r = runner.invoke(app, ["evaluate", str(out)], terminal_width=200)
+    r = runner.invoke(app, ["evaluate", str(out), "--unscorable", "reject"], terminal_width=200)  # 2 rows could not be scored
     assert r.exit_code == 0, r.output and "EER" in r.output
 
 
@@ -142,7 +142,7 @@ def test_model_from_a_training_checkpoint_carries_its_threshold(tmp_path):
     from fakeproof.engine import get_encoder
     from fakeproof.engine.encoders.operating_points import operating_points
     from fakeproof.infer.model import load_model
-    from fakeproof.train.checkpoint import encoder_config, save_best
+    from fakeproof.train.checkpoint_writer import encoder_config, save_best
 
     enc = get_encoder("facenet")
     save_best(tmp_path / "run", enc, {**encoder_config(enc, "facenet", None, "mtcnn", enc.spec.align_margin), "threshold": 0.4242})

@@ -91,7 +91,7 @@ def _apply_then_undo(ds: Path, flags: Path):
 
 def test_kill_curate_apply_and_undo_at_random_points(tmp_path):
     src = make_photo_dataset(tmp_path / "src")
-    flags = write_decisions(src, DECISIONS)
+    write_decisions(src, DECISIONS)
     s0 = state(src)
     ref = tmp_path / "ref"
     shutil.copytree(src, ref)

@@ -22,7 +22,8 @@ from safetensors.torch import load_file
 from _fault_harness import file_digests, run_forked
 from test_integrity_kills import KILLS, _cli, write_decisions
 from fakeproof.data import read_meta
-from fakeproof.generate.runner import generate_deepfakes, read_journal
+from fakeproof.data.records import read_fakes_csv
+from fakeproof.generate.runner import generate_deepfakes
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def _generate_invariants(ds: Path, reals: dict[str, str], retired: set[str], quo
     meta = read_meta(ds / "meta.json")
     files = {p.relative_to(ds / "images").as_posix() for p in (ds / "images").rglob("*") if p.is_file()}
     assert files == set(meta), f"meta.json and images/ disagree: {sorted(files ^ set(meta))[:4]}"
-    rows = read_journal(ds)
+    rows = read_fakes_csv(ds)
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)), "a key twice in fakes.csv"
     assert all(meta.get(k) == 1 and (ds / "images" / k).is_file() for k in keys)

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakeproof.curate.apply import plan, retired_keys
+from fakeproof.curate.apply import plan
+from fakeproof.data.records import retired_keys
 from fakeproof.curate.decisions import from_flags_csv, resolve
 from fakeproof.data import MetaError, OutputError, PathEscapeError, TrainingDataset, atomic_write_text, check_writable, json_text, read_meta, resolve_inside, write_meta
-from fakeproof.data.journal import Batch, JournalError, recover, run_batch
+from fakeproof.data.move_journal import Batch, JournalError, recover, run_batch
 from fakeproof.engine import load_rgb
 from fakeproof.generate.runner import next_free_key
 from test_integrity_kills import make_photo_dataset, write_decisions

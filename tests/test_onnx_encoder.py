@@ -84,3 +84,78 @@ def test_rejects_wrong_size_and_missing_file(tmp_path, crops):
         enc.embed(np.zeros((1, 160, 160, 3), np.uint8))
     with pytest.raises(FileNotFoundError):
         get_encoder(f"onnx:{tmp_path / 'nope.onnx'}")
+
+
+# -- one wrapper for scoring (engine) and for generation (a generator's identity condition) -----------
+def _standin(path, baked: bool, seed=3):
+    """The same tiny recogniser twice: ``baked`` subtracts 127.5 and scales by 1/127.5 inside the
+    graph (nodes named like neither insightface's ``Sub``/``_minus`` nor ``Mul``/``_mul``, so only
+    their op types give them away), otherwise it expects ``(x - 127.5) / 127.5`` input."""
+    rng = np.random.default_rng(seed)
+    fc = rng.normal(0, 0.2, (512, 3 * 8 * 8)).astype(np.float32)
+    nodes, first = [], "input.1"
+    inits = [numpy_helper.from_array(fc, "fc"), numpy_helper.from_array(np.array([1, 192], np.int64), "shape")]
+    if baked:
+        inits += [numpy_helper.from_array(np.array(127.5, np.float32), "mean"), numpy_helper.from_array(np.array(1 / 127.5, np.float32), "scale")]
+        nodes += [
+            helper.make_node("Sub", ["input.1", "mean"], ["centred"], name="preprocess/centre"),
+            helper.make_node("Mul", ["centred", "scale"], ["scaled"], name="preprocess/scale"),
+        ]
+        first = "scaled"
+    nodes += [
+        helper.make_node("AveragePool", [first], ["pooled"], kernel_shape=[14, 14], strides=[14, 14]),
+        helper.make_node("Reshape", ["pooled", "shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "fc"], ["embedding"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "standin",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, 112, 112])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 512])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return fc
+
+
+def test_generation_and_scoring_feed_a_recogniser_alike(tmp_path):
+    """A graph with its normalisation baked in and the same graph without it must give the same
+    embedding on both paths: a wrong "baked in?" decision on either path normalises twice or never."""
+    from fakeproof.engine.align import align_face
+    from fakeproof.engine.template import template_for
+    from fakeproof.generate.backends.base import arcface_recogniser
+
+    rng = np.random.default_rng(5)
+    photo = rng.integers(0, 256, (200, 180, 3), dtype=np.uint8)
+    landmarks = template_for(112) * 1.2 + np.array([30.0, 25.0])  # a face 1.2x the template, off-centre
+    crop = align_face(photo, landmarks, (112, 112), 0.0, "arcface")
+    results = {}
+    for baked in (False, True):
+        path = tmp_path / f"standin_{baked}.onnx"
+        fc = _standin(path, baked)
+        scorer = get_encoder(f"onnx:{path}")  # what `infer`/`curate` embed with
+        maker = arcface_recogniser(path)  # what roop/ghost/arc2face/instantid condition on
+        assert (scorer.mean, scorer.std) == (maker.mean, maker.std) == ((0.0, 1.0) if baked else (127.5, 127.5))
+        assert ("inside the graph" in scorer.spec.normalisation) is baked
+        assert scorer.fingerprint == maker.fingerprint == ArcFaceOnnx(path).fingerprint
+        raw = maker.embed_face(photo, landmarks)
+        pooled = ((crop.astype(np.float64) - 127.5) / 127.5).reshape(8, 14, 8, 14, 3).mean((1, 3)).transpose(2, 0, 1).reshape(-1)
+        np.testing.assert_allclose(raw, fc.astype(np.float64) @ pooled, rtol=1e-4, atol=1e-4)  # raw: not L2-normalised
+        scored = scorer.embed(crop[None])[0]
+        np.testing.assert_allclose(scored, raw / np.linalg.norm(raw), atol=1e-5)
+        results[baked] = raw
+    np.testing.assert_allclose(results[True], results[False], rtol=1e-4, atol=1e-4)
+
+
+def test_one_digest_for_every_onnx_encoder(tmp_path):
+    from fakeproof.engine.onnx import onnx_fingerprint
+    from fakeproof.hashing import digest_file
+
+    path = tmp_path / "a.onnx"
+    _standin(path, baked=False)
+    assert onnx_fingerprint(path) == "onnx-" + digest_file(path, "blake2b", 16)
+    other = tmp_path / "b.onnx"
+    _standin(other, baked=False, seed=4)
+    assert onnx_fingerprint(other) != onnx_fingerprint(path)

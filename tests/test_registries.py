@@ -136,8 +136,8 @@ def test_registry_refuses_duplicates_and_names_the_known_forms():
 # -- encoders ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(ENCODER_STANDINS))
 def test_encoder_embeds_and_round_trips_through_the_resolver(name, tmp_path, aligned_face, one_thread):
-    from fakeproof.engine.checkpoints import load_trained_encoder
-    from fakeproof.train.checkpoint import encoder_config, save_step
+    from fakeproof.engine.checkpoint_reader import load_trained_encoder
+    from fakeproof.train.checkpoint_writer import encoder_config, save_step
 
     weights = ENCODER_STANDINS[name](tmp_path)
     m = resolve_model(name, device="cpu", weights=weights)

@@ -2,7 +2,6 @@
 the issue reproduced through the CLI, as a user meets it."""
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import socket

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from fakeproof.cli import app
 from fakeproof.data import TrainingDataset
 from fakeproof.train.families import fake_families
-from fakeproof.train.loop import TrainConfig, TrainError, train
+from fakeproof.train.config import TrainConfig, TrainError
+from fakeproof.train.loop import train
 from fakeproof.train.pairs import build_pairs, read_pairs_csv
 from fakeproof.metrics import pair_metrics
 

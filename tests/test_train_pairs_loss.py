@@ -192,7 +192,7 @@ def test_run_config_file_and_command_line_override(generated, tmp_path):
 def test_hard_fakes_repeats_the_deepfake_pairs_the_encoder_finds_most_similar():
     from fakeproof.train.data import CropStore, PairTable
     from fakeproof.train.hard_fakes import oversample_hard_fakes
-    from fakeproof.train.pairs import KINDS
+    from fakeproof.metrics import KINDS
 
     # crop r is a 1x1 "photo" whose pixel is the embedding direction the fake encoder returns
     vecs = np.array([[1, 0, 0], [1, 0, 0], [0.9, 0.4, 0], [0.2, 1, 0], [0.99, 0.1, 0], [0, 1, 0]], np.float32)

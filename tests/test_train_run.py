@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fakeproof.train.checkpoint import load_trained_encoder
+from fakeproof.engine.checkpoint_reader import load_trained_encoder
 from fakeproof.train.config import TrainConfig, TrainError
 from fakeproof.train.loop import train
 

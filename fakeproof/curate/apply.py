@@ -11,7 +11,7 @@
   latest batch not yet undone: files move back and meta.json gets the backup's exact bytes when
   nobody changed it since (else the changes are reversed key by key), then an ``undo`` line.
 
-Crash safety: a batch (apply or undo) goes through :mod:`fakeproof.data.journal`, so a kill at
+Crash safety: a batch (apply or undo) goes through :mod:`fakeproof.data.move_journal`, so a kill at
 any point leaves a journal that the next ``apply``, ``--undo``, ``clean`` or ``review`` rolls
 forward or back (:func:`recover_pending`). Decisions carry the digest of the photo they were made
 on; :func:`plan` sets aside those whose photo changed since ``curate clean`` (``stale``).
@@ -30,9 +30,10 @@ from pathlib import Path, PurePosixPath
 from ..errors import InputError
 from ..data import read_meta
 from ..data.digests import path_digest
-from ..data.journal import Batch, recover, run_batch
+from ..data.move_journal import Batch, recover, run_batch
 from ..data.meta import backup_path, check_meta, meta_text
 from ..data.pending import PENDING_BATCH as JOURNAL  # relative to the dataset root
+from ..data.records import history_path, read_history
 from .decisions import Decision
 
 
@@ -49,27 +50,9 @@ class Change:
     decision: str
 
 
-def history_path(root: Path) -> Path:
-    return Path(root) / "curation" / "history.jsonl"
-
-
 def recover_pending(root) -> str | None:
     """Roll an interrupted apply/undo forward or back; returns what was done (None: nothing pending)."""
     return recover(root, JOURNAL)
-
-
-def retired_keys(root) -> set[str]:
-    """Every key a photo ever had in this dataset besides the current ones: keys moved away by
-    apply (history) and the names of quarantined photos. New files must never take one."""
-    root = Path(root)
-    out: set[str] = set()
-    for h in read_history(root):
-        if h.get("event") == "change":
-            out.update(k for k in (h.get("key"), h.get("to_key")) if k)
-    q = root / "quarantine"
-    if q.is_dir():
-        out |= {p.relative_to(q).as_posix() for p in q.rglob("*") if p.is_file()}
-    return out
 
 
 def _free_name(taken: set[str], rel_dir: str, name: str, old_identity: str) -> str:
@@ -185,21 +168,6 @@ def execute(root, changes: list[Change], source: str, user: str | None = None) -
     lines.append({"event": "apply", "batch": batch, "time": when, "user": who, "source": source, "changes": len(changes)})
     _run(root, f"apply batch {batch}", [(c.path_from, c.path_to) for c in changes], new, lines, set())
     return batch
-
-
-def read_history(root) -> list[dict]:
-    p = history_path(root)
-    if not p.exists():
-        return []
-    out = []
-    lines = [x for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
-    for n, line in enumerate(lines, 1):
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            if n < len(lines):  # only the tail of an append a kill interrupted may be partial
-                raise InputError(f"{p}: line {n} is not valid JSON") from None
-    return out
 
 
 def last_batch(root) -> tuple[dict, list[Change]] | None:

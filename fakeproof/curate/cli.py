@@ -20,7 +20,10 @@ def clean(
     model: str = model_option(help="the encoder that embeds the photos: " + MODEL_HELP),
     encoder: Optional[str] = encoder_alias_option(),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default DATASET/curation)."),
-    fake_threshold: Optional[float] = typer.Option(None, "--fake-threshold", help="Deepfake rows below this mean cosine to their identity are flagged (default: midway between the encoder's mean impostor cosine and --threshold)."),
+    fake_threshold: Optional[float] = typer.Option(None, "--fake-threshold", help=(
+        "Deepfake rows below this mean cosine to their identity are flagged (default: midway between "
+        "the encoder's mean impostor cosine and --threshold)."
+    )),
     max_heatmaps: int = typer.Option(100, "--max-heatmaps"),
     models_dir: Optional[Path] = typer.Option(None, "--models-dir"),
     weights: Optional[Path] = typer.Option(None, "--weights"),

@@ -25,10 +25,7 @@ from ..errors import InputError, NotFoundError
 from .binding import check_current
 from .report import read_embeddings
 
-REVIEW_TAGS = ("keep", "mislabeled", "not_a_face", "accept_suggestion")
-IDENTITY_TAG_PREFIX = "identity:"
 NEEDS_REVIEW = "needs_review"
-SAVED_VIEWS = ("suspects", "by_identity", "merge_candidates")
 FIELD_TYPES = {
     "key": "StringField",
     "identity": "StringField",
@@ -58,7 +55,9 @@ def read_flags(curation: Path) -> pd.DataFrame:
     path = Path(curation) / "flags.csv"
     if not path.exists():
         raise NotFoundError(f"{path}: not found; run `fakeproof curate clean {Path(curation).parent}` first")
-    return pd.read_csv(path, dtype={"key": str, "identity": str, "suggested_identity": str, "reason": str, "notes": str, "decision": str, "digest": str}, keep_default_na=False, na_values={"score": [""], "suggested_cosine": [""], "component": [""], "n_faces": [""]})
+    text = {c: str for c in ("key", "identity", "suggested_identity", "reason", "notes", "decision", "digest")}
+    numbers = {c: [""] for c in ("score", "suggested_cosine", "component", "n_faces")}
+    return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=numbers)
 
 
 def _num(v):

@@ -3,7 +3,7 @@ from .atomic import OutputError, atomic_write_bytes, atomic_write_text, check_wr
 from .celeba import CelebA
 from .meta import MetaError, backup_meta, read_meta, validate_key, write_meta
 from .safe_paths import PathEscapeError, resolve_inside
-from .pairs import PairFolder, read_pair_folders
+from .pair_folders import PairFolder, read_pair_folders
 from .training import IMAGE_EXTS, Item, TrainingDataset
 
 __all__ = [

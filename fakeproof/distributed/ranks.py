@@ -15,7 +15,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from ..engine.paths import cache_home
-from ..train.distributed import DistInfo, barrier, init_distributed
+from .process_group import DistInfo, barrier, init_distributed
 
 WAIT = timedelta(hours=int(os.environ.get("FAKEPROOF_RANK_WAIT_HOURS", "48")))
 

@@ -15,8 +15,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.digests import file_digest  # noqa: F401  (one digest for caches and curation)
-
 
 class _Store:
     def __init__(self, path: Path, table: str):

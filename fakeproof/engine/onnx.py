@@ -5,7 +5,10 @@
   insightface's own loader it looks at the first nodes of the graph: when the graph subtracts and
   multiplies its input itself (MXNet-converted recognisers), crops go in as plain 0..255 floats;
   otherwise they are normalised ``(x - 127.5) / 127.5`` first. Input and embedding sizes come from
-  the graph; graphs with a fixed batch of 1 are run one crop at a time.
+  the graph; graphs with a fixed batch of 1 are run one crop at a time. The generate stage runs the
+  recogniser a swapper or diffusion model was trained with through this same class
+  (:meth:`ArcFaceOnnx.embed_face`, the raw embedding its identity condition expects), so a recogniser
+  is fed the same way when fakes are made as when pairs are scored.
 - :class:`ExportedOnnx`: a model written by ``fakeproof infer export-onnx`` (uint8 RGB crops in,
   L2-normalised embeddings out, :data:`FORMAT` and the crop geometry / threshold in its metadata).
 
@@ -23,6 +26,7 @@ import torch
 
 from ..errors import InputError, NotFoundError
 from ..hashing import digest_file
+from .align import align_face
 from .encoders.base import Encoder, EncoderSpec, WeightFile, embed_in_batches, stack_crops
 
 FORMAT = "fakeproof-onnx/1"  # metadata "fakeproof.format" of an exported model
@@ -69,6 +73,12 @@ def metadata(path) -> dict:
 
     m = onnx.load(str(path), load_external_data=False)
     return {p.key: p.value for p in m.metadata_props}
+
+
+def onnx_fingerprint(path) -> str:
+    """The engine's cache key of an ONNX encoder: its file's content, not its path (one digest for
+    every ONNX encoder)."""
+    return "onnx-" + digest_file(path, "blake2b", 16)
 
 
 def is_fakeproof_onnx(path) -> bool:
@@ -152,8 +162,7 @@ class ArcFaceOnnx(Encoder):
         self.fixed_batch = ins[0] if isinstance(ins[0], int) and ins[0] > 0 else None
         self.session = session(self.path, device)
         self.output_name = self.session.get_outputs()[0].name
-        # the engine's embedding cache keys on this: the file's content, not its path
-        self.fingerprint = f"onnx-{digest_file(self.path, 'blake2b', 12)}"
+        self.fingerprint = onnx_fingerprint(self.path)
 
     def to(self, *args, **kwargs):  # the session already sits on its device
         return self
@@ -180,6 +189,17 @@ class ArcFaceOnnx(Encoder):
     def embed(self, crops: Sequence[np.ndarray] | np.ndarray, batch_size: int = 32) -> np.ndarray:
         """L2-normalised float32 embeddings of aligned uint8 RGB crops, shape (N, D)."""
         return embed_in_batches(crops, batch_size, lambda b: self._run(self.to_input(b).numpy()), self.spec.embedding_dim)
+
+    def raw_embed(self, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Embeddings as the graph outputs them (not L2-normalised), float32 (N, D)."""
+        out = self._run(self.to_input(crops).numpy())
+        return np.asarray(out, np.float32).reshape(len(out), -1)
+
+    def embed_face(self, rgb: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
+        """The raw (D,) embedding of the face at ``landmarks5`` in a whole RGB photo, aligned as the
+        engine aligns this encoder's crops: the identity condition of a swapper or diffusion model."""
+        crop = align_face(rgb, landmarks5, self.spec.input_size, self.spec.align_margin, self.spec.template)
+        return self.raw_embed(crop)[0]
 
 
 # -- models written by `infer export-onnx` -----------------------------------------------------
@@ -211,8 +231,7 @@ class ExportedOnnx(Encoder):
         self.mirrors_itself = meta.get("fakeproof.mirrors_itself") == "1"  # the graph averages the mirror image in itself
         self.threshold_known = "fakeproof.threshold" in meta
         self.threshold = float(meta["fakeproof.threshold"]) if self.threshold_known else None
-        # same weights file = same embeddings: the engine's cache key
-        self.fingerprint = "onnx-" + digest_file(self.path, "blake2b", 16)
+        self.fingerprint = onnx_fingerprint(self.path)
 
     def to(self, *args, **kwargs):  # the session already sits on its device
         return self

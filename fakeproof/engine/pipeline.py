@@ -21,7 +21,8 @@ from ..errors import DeviceError, UsageError
 from ..hashing import digest_weights
 from ..ui import progress_task
 from .align import align_face
-from .cache import CropCache, EmbeddingCache, file_digest
+from ..data.digests import file_digest
+from .cache import CropCache, EmbeddingCache
 from .detect import Detector, Face, detect_downscaled, get_detector, pick_main_face
 from .encoders import DEFAULT_ENCODER, Encoder
 from .images import ImageLoadError, decode_rgb
@@ -31,7 +32,7 @@ from .template import template_for
 PRE_ALIGNED_MAX_SIDE = 256  # images this small and square are candidates for "already aligned"
 # Test-time flip: embed each crop and its mirror image and average (benchmarks/verify_peers.py
 # measures what it buys). The one default for every command; library callers pass ``FaceEngine(flip=False)``.
-FLIP_DEFAULT = True  # dlib_resnet: EER 3.28% -> 2.93% on ../shared/data real pairs; facenet 5.99% -> 6.03%
+FLIP_DEFAULT = True
 
 
 @dataclass
@@ -174,7 +175,7 @@ class FaceEngine:
     @property
     def detector(self):
         if self._detector is None:
-            self._detector = get_detector(self.detector_name)
+            self._detector = get_detector(self.detector_name, device=self.device)
         return self._detector
 
     # -- one photo ---------------------------------------------------------------------------------

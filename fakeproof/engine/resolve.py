@@ -5,7 +5,7 @@ and its decision threshold. ``--model`` is one of:
   an ArcFace-style ONNX recogniser, and whatever else :func:`~fakeproof.engine.get_encoder`
   accepts): anything that is not a path on disk is handed to the registry;
 - a ``train run`` folder, a checkpoint folder, or its ``model.safetensors`` / ``config.json``: a
-  fine-tuned encoder (:mod:`fakeproof.engine.checkpoints`);
+  fine-tuned encoder (:mod:`fakeproof.engine.checkpoint_reader`);
 - a ``.onnx`` file written by ``infer export-onnx`` (run on ONNX Runtime; its metadata carries the
   crop geometry, normalisation and threshold).
 
@@ -114,7 +114,7 @@ def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", w
         raise NotFoundError(f"{p}: no such run folder, checkpoint or ONNX file")
     if not (p.is_dir() or p.suffix in CHECKPOINT_SUFFIXES):
         raise InputError(f"{p}: not a model (expected a registry name, a train run folder, a checkpoint folder/model.safetensors/config.json, or an exported .onnx)")
-    from .checkpoints import load_trained_encoder
+    from .checkpoint_reader import load_trained_encoder
 
     enc, config = load_trained_encoder(p, device=device, models_dir=models_dir)
     if config.get("threshold") is not None:

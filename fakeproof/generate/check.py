@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import InputError
 from ..data import TrainingDataset, atomic_write_text
 from ..metrics import compute_eer
-from .runner import read_journal
+from ..data.records import read_fakes_csv
 from ..engine.encoders import DEFAULT_ENCODER
 
 CHECK_CSV = "fakes_check.csv"
@@ -108,7 +108,7 @@ def check_fakes(dataset, encoder: str = DEFAULT_ENCODER, device: str = "auto", p
     is_ = (emb[imp[:, 0]] * emb[imp[:, 1]]).sum(1)
     eer = compute_eer(np.r_[np.ones(len(gs)), np.zeros(len(is_))], np.r_[gs, is_])
     thr = float(eer.threshold)
-    prov = {r["key"]: r for r in read_journal(root)}
+    prov = {r["key"]: r for r in read_fakes_csv(root)}
     out: dict[str, BackendCheck] = {}
     rows = []
     unembeddable = []

@@ -52,7 +52,10 @@ def celeba(
 @app.command("deepfakes")
 def deepfakes(
     dataset: Path = typer.Argument(..., help="Training-layout dataset (images/ + meta.json)."),
-    backends: str = typer.Option("available", "--backends", help="all | available | NAME[:WEIGHT][,NAME[:WEIGHT]] (roop, ghost, arc2face, instantid, classic, selfblend, morph), e.g. classic:2,selfblend:1,morph:1"),
+    backends: str = typer.Option("available", "--backends", help=(
+        "all | available | NAME[:WEIGHT][,NAME[:WEIGHT]] (roop, ghost, arc2face, instantid, classic, "
+        "selfblend, morph), e.g. classic:2,selfblend:1,morph:1"
+    )),
     per_identity: int = typer.Option(4, "--per-identity", help="Fakes per identity (spread over the backends)."),
     models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Folder with generator weights (default $FAKEPROOF_MODELS)."),
     seed: int = typer.Option(0, "--seed"),
@@ -60,11 +63,12 @@ def deepfakes(
     max_fakes: Optional[int] = typer.Option(None, "--max-fakes", help="Stop after this many fakes (a trial run; rerun to continue)."),
 ):
     """Make deepfakes that impersonate each identity (resumable; provenance in fakes.csv)."""
-    from ..distributed.generate import generate_across_ranks
+    from .distributed import generate_across_ranks
     from ..distributed.ranks import torchrun_ranks
     from .backends.base import MissingWeightsError
     from .registry import resolve_backends
-    from .runner import ERRORS_LOG, FAKES_CSV
+    from ..data.records import FAKES_CSV
+    from .runner import ERRORS_LOG
 
     try:
         names = resolve_backends(backends, models_dir)
@@ -138,10 +142,19 @@ def check(
     rows = []
     for name, bc in sorted(rep.backends.items()):
         m = lambda v: f"{np.mean(v):.3f}" if v else "-"  # noqa: E731
-        rows.append([name, bc.n, bc.embedded, f"{bc.impersonation_rate:.1%}", f"{bc.pair_accept_rate:.1%}", m(bc.cos_identity), m(bc.cos_source), m(bc.cos_target), f"{bc.target_pass_rate:.1%}" if bc.with_target else "-", f"{bc.both_pass_rate:.1%}" if bc.with_target else "-"])
+        rows.append([
+            name, bc.n, bc.embedded, f"{bc.impersonation_rate:.1%}", f"{bc.pair_accept_rate:.1%}",
+            m(bc.cos_identity), m(bc.cos_source), m(bc.cos_target),
+            f"{bc.target_pass_rate:.1%}" if bc.with_target else "-", f"{bc.both_pass_rate:.1%}" if bc.with_target else "-",
+        ])
     cols = ["backend", "fakes", "embedded", "imperson.", "pair acc.", "cos id", "cos src", "cos tgt", "as target", "as both"]
     console.print(summary_table(f"fake quality ({rep.encoder}; genuine threshold {rep.threshold:.3f} = EER threshold on real photos, EER {rep.real_eer:.1%})", rows, cols))
-    console.print("imperson. = mean cosine to the identity's other real photos >= threshold; pair acc. = share of (fake, real) pairs accepted; as target = still accepted as the target person; as both = accepted as the identity AND the target person (a morph's goal)", soft_wrap=True)
+    console.print(
+        "imperson. = mean cosine to the identity's other real photos >= threshold; pair acc. = share of (fake, real) pairs "
+        "accepted; as target = still accepted as the target person; as both = accepted as the identity AND the target "
+        "person (a morph's goal)",
+        soft_wrap=True,
+    )
     if rep.unembeddable:
         console.print(f"[yellow]{len(rep.unembeddable)} fake(s) without a detectable face[/] (listed in {CHECK_CSV})")
     console.print(f"per fake: {Path(dataset) / CHECK_CSV}; plot: {Path(dataset) / CHECK_PNG}")

@@ -1,7 +1,6 @@
 """The deepfake backend registry: names -> backend classes, their weight files, and ``--backends``."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from ..errors import InputError, UsageError
 from ..engine.encoders.base import WeightFile
@@ -19,7 +18,7 @@ from .backends.selfblend import SelfBlendBackend
 BACKENDS: Registry[type[Backend]] = Registry("backend")
 for _cls in (RoopBackend, GhostBackend, Arc2FaceBackend, InstantIDBackend, ClassicBackend, SelfBlendBackend, MorphBackend):
     BACKENDS.register(_cls.name, _cls)
-SEED_BACKENDS = ("roop", "ghost", "arc2face", "instantid")  # the four the issue's dataset was made with
+SEED_BACKENDS = ("roop", "ghost", "arc2face", "instantid")  # the seed recipe's four generators: what `--backends all` means
 
 
 def backend_class(name: str) -> type[Backend]:

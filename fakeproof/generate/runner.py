@@ -32,6 +32,7 @@ import numpy as np
 
 from ..data import TrainingDataset, read_meta, write_meta
 from ..data.atomic import named
+from ..data.records import FAKES_CSV, read_fakes_csv, retired_keys
 from ..faults import kill_point
 from ..engine import ImageLoadError, load_rgb
 from ..engine.encoders.base import WeightFile
@@ -43,7 +44,6 @@ from .backends.base import Backend, BackendError
 from .fake_files import publish, recover_temps, save_jpeg, temp_path
 from .registry import create_backend
 
-FAKES_CSV = "fakes.csv"
 ERRORS_LOG = "generate_errors.log"
 COLUMNS = ["key", "identity", "backend", "source_key", "target_key", "seed", "weights", "seconds", "params", "created"]
 ATTEMPTS = 3
@@ -75,19 +75,10 @@ def stable_int(*parts) -> int:
 
 
 # -- the journal ------------------------------------------------------------------------------------
-def read_journal(root: Path) -> list[dict]:
-    p = Path(root) / FAKES_CSV
-    if not p.exists():
-        return []
-    with p.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return [r for r in rows if r.get("key")]
-
-
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}  # the disk, not the image
 
 
-class Journal:
+class FakesJournal:
     """Append-only ``fakes.csv`` (or a rank's journal, ``path``); every row is flushed and fsynced
     before the next fake starts."""
 
@@ -204,14 +195,14 @@ def generate_deepfakes(
 ) -> RunReport:
     """Make the missing fakes of ``dataset`` (a training-layout folder) with ``backends``.
 
-    ``shard`` (a :class:`fakeproof.distributed.generate.RankShard`, under torchrun): make only this
+    ``shard`` (a :class:`fakeproof.generate.distributed.RankShard`, under torchrun): make only this
     rank's share of the plan, journal it to the rank's own file and leave ``meta.json`` to rank 0."""
     root = Path(dataset)
     md = default_models_dir(models_dir)
     rep = RunReport()
     meta_path = root / "meta.json"
     meta = read_meta(meta_path)
-    journal_rows = read_journal(root)
+    journal_rows = read_fakes_csv(root)
     # resync: publish fakes a kill left between journal row and rename; rows whose image exists are
     # done; add them to meta if a killed run never wrote it
     if shard is None:  # under torchrun rank 0 does it before the ranks start (they would race)
@@ -253,12 +244,11 @@ def generate_deepfakes(
             b.load(md, device)
         loaded[name] = b
         hashes[name] = weight_hashes(b.weight_files(md))
-    from ..curate.apply import retired_keys
 
     taken = set(meta) | {r["key"] for r in journal_rows} | retired_keys(root)
     others = identities
     log_path = root / ERRORS_LOG
-    journal = Journal(root, shard.journal_path if shard is not None else None)
+    journal = FakesJournal(root, shard.journal_path if shard is not None else None)
     counts = Counter(done)
     try:
         with progress_task("making deepfakes", len(jobs), progress) as advance:

@@ -205,9 +205,15 @@ def evaluate_cmd(
     score_column: str = typer.Option("similarity", "--score-column"),
     group_column: Optional[str] = typer.Option("group", "--group-column", help="per-group acceptance at the EER threshold (used when present); e.g. backend = per generator family"),
     kind_column: Optional[str] = typer.Option("kind", "--kind-column", help="genuine / impostor rows (real pairs) set the genuine-pair EER threshold each group is also judged at (used when present)"),
-    ci_column: Optional[str] = typer.Option(None, "--ci-column", help="95 percent intervals by resampling this column's values with replacement, e.g. identity (train pairs output): a person's pairs are not independent"),
+    ci_column: Optional[str] = typer.Option(None, "--ci-column", help=(
+        "95 percent intervals by resampling this column's values with replacement, e.g. identity "
+        "(train pairs output): a person's pairs are not independent"
+    )),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="resamples behind the --ci-column intervals"),
-    unscorable: str = typer.Option("refuse", "--unscorable", help="rows whose 'error' column is set (score-pairs could not use a side; their similarity is 0.0): refuse (stop and say so) | drop (leave them out) | reject (count them as rejected pairs, as a submission would)"),
+    unscorable: str = typer.Option("refuse", "--unscorable", help=(
+        "rows whose 'error' column is set (score-pairs could not use a side; their similarity is 0.0): "
+        "refuse (stop and say so) | drop (leave them out) | reject (count them as rejected pairs, as a submission would)"
+    )),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="where the JSON and ROC PNG go (default: beside SCORES.csv)"),
 ):
     """EER (Kryptonite baseline formula), ROC AUC, TAR@FAR, per-group acceptance (with 95% intervals
@@ -217,7 +223,8 @@ def evaluate_cmd(
 
     ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column, ci_column, bootstrap, unscorable)
     if ev.unscorable["rows"]:
-        console.print(f"[yellow]{ev.unscorable['rows']} row(s) with an error: {'left out' if unscorable == 'drop' else 'counted as rejected pairs (similarity 0.0)'} (--unscorable {unscorable})", highlight=False)
+        how = "left out" if unscorable == "drop" else "counted as rejected pairs (similarity 0.0)"
+        console.print(f"[yellow]{ev.unscorable['rows']} row(s) with an error: {how} (--unscorable {unscorable})", highlight=False)
     out_dir = out_dir or scores_csv.parent
     check_writable(out_dir, "output folder", is_dir=True)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,15 +15,13 @@ person are not independent, so the honest error bar resamples people, not pairs.
 """
 from __future__ import annotations
 
-from ..errors import FakeproofError
-
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import FakeproofError
 from ..metrics import acceptance_rate, compute_eer, group_bootstrap, roc_auc, tar_at_far
 
 FARS = (1e-2, 1e-3, 1e-4)

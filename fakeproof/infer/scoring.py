@@ -27,7 +27,6 @@ from ..distributed.embed import embed_paths_across_ranks
 from ..engine import FaceEngine, FaceRecord
 
 UNSCORABLE_SIMILARITY = 0.0
-FACE_STATES = ("detected", "pre_aligned", "whole_image", "unreadable", "missing")
 
 
 def face_state(rec: FaceRecord | None) -> str:

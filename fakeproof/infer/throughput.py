@@ -82,7 +82,10 @@ def run_benchmark(paths: Sequence, model: str = DEFAULT_ENCODER, device: str = "
     naive = FaceEngine(enc, device=device, use_cache=False, workers=1)
     rep = BenchmarkReport(m.name, eng.device, len(paths), 0, eng.workers)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    rep.notes.append(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}; {os.cpu_count()} CPUs, load average {load:.1f} at start")
+    rep.notes.append((
+        f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}; {os.cpu_count()} CPUs, load average {load:.1f} at start"
+    ))
 
     # warm up the detector sessions and the encoder once
     eng.embed_paths(paths[:2], progress=False)

@@ -25,7 +25,8 @@ from ..errors import InputError
 from ..engine.encoders.guard import GuardedEncoder
 from ..engine.images import jpeg_roundtrip
 from ..engine.template import encoder_template
-from .data import KIND_CODE, CropStore, PairTable, embed_rows
+from ..metrics import KIND_CODE
+from .data import CropStore, PairTable, embed_rows
 
 DEEPFAKE = KIND_CODE["deepfake"]
 JPEG_RANGE = (60, 100)
@@ -54,7 +55,7 @@ def face_box(spec) -> tuple[float, float, float, float]:
 
 def _alter_whole(img: np.ndarray, g: np.random.Generator) -> np.ndarray:
     """The selfblend generator's alterations, on the whole crop instead of inside a face mask."""
-    from ..generate.backends.selfblend import alter_colour, alter_frequency, choose_selfblend
+    from ..forgery.selfblend import alter_colour, alter_frequency, choose_selfblend
 
     p = choose_selfblend(g)
     out = alter_frequency(alter_colour(img.astype(np.float32), p), p, img.shape[1] / 2.0)
@@ -75,18 +76,17 @@ class HeadBatches:
         self._points: dict[int, np.ndarray | None] = {}
         self._landmarks = None
         if self.share > 0:  # the predictor, before any training step
-            from ..generate.backends.base import BackendError
-            from ..generate.backends.classic import load_landmarks68
+            from ..forgery.landmarks68 import load_landmarks68
 
             try:
                 self._landmarks = load_landmarks68()
-            except BackendError as e:
+            except FileNotFoundError as e:
                 raise InputError(str(e)) from None
 
     def _hull_points(self, row: int) -> np.ndarray | None:
         """78 points (68 + lifted brows) of a real crop, fitted once; None if the fit fails."""
         if row not in self._points:
-            from ..generate.backends.classic import with_forehead
+            from ..forgery.landmarks68 import with_forehead
 
             crop = np.asarray(self.store.crops[row])
             try:
@@ -97,7 +97,7 @@ class HeadBatches:
         return self._points[row]
 
     def _selfblend(self, row: int, g: np.random.Generator) -> np.ndarray | None:
-        from ..generate.backends.selfblend import choose_selfblend, self_blend
+        from ..forgery.selfblend import choose_selfblend, self_blend
 
         pts = self._hull_points(int(row))
         if pts is None:

@@ -52,7 +52,11 @@ def pairs_cmd(
     write_pairs_csv(pairs, out)
     console.print(summary_table(f"pairs -> {out}", summary.rows(), ["split", "identities", "genuine", "impostor", "deepfake", "total"]))
     if summary.without_fakes:
-        console.print(f"[yellow]{len(summary.without_fakes)} identities have no deepfakes (genuine + impostor pairs only): {', '.join(summary.without_fakes[:8])}{' ...' if len(summary.without_fakes) > 8 else ''}")
+        more = " ..." if len(summary.without_fakes) > 8 else ""
+        console.print(
+            f"[yellow]{len(summary.without_fakes)} identities have no deepfakes (genuine + impostor pairs only): "
+            f"{', '.join(summary.without_fakes[:8])}{more}"
+        )
     if summary.too_few_reals:
         console.print(f"[yellow]{len(summary.too_few_reals)} identities have fewer than 2 real photos and give no pairs")
 
@@ -84,7 +88,10 @@ RUN_HELP = {  # help of the options generated from TrainConfig (defaults: the da
     "freeze_blocks": "freeze the first N blocks of the encoder",
     "tune": "all (every unfrozen parameter) | norm (only normalisation layers' scale and shift: keeps the pretrained features, GenD-like) | head (only the artefact head; the encoder stays as it is)",
     "hard_fakes": "hard-negative mining: the share of training deepfake pairs that the starting encoder finds most similar, shown twice per epoch",
-    "artefact_head": "add an artefact head: a small classifier of blending/generation artefacts whose verdict scales the embedding, so any pair with a flagged photo scores low (inside the checkpoint and the exported ONNX)",
+    "artefact_head": (
+        "add an artefact head: a small classifier of blending/generation artefacts whose verdict scales the embedding, so any "
+        "pair with a flagged photo scores low (inside the checkpoint and the exported ONNX)"
+    ),
     "head_blocks": "dlib ResNet blocks the artefact head copies (1 to the network's residual blocks)",
     "head_lr": "AdamW learning rate of the artefact head",
     "head_batch": "single crops per step for the artefact head (half real, half fake)",
@@ -105,11 +112,17 @@ def run(
     ctx: typer.Context,
     dataset: Path = typer.Argument(..., help="training-layout folder (images/<id>/<file> + meta.json)"),
     out: Path = typer.Option(..., "--out", help="run folder: checkpoints/, metrics.csv, metrics.png, pairs.csv, run.json (the resolved config)"),
-    model: str = model_option(field_default(TrainConfig, "model"), help="the encoder to fine-tune: a registry name (facenet, adaface_ir18/50/101) or a `train run` folder / checkpoint to go on from (ONNX models cannot be fine-tuned)"),
+    model: str = model_option(field_default(TrainConfig, "model"), help=(
+        "the encoder to fine-tune: a registry name (facenet, adaface_ir18/50/101) or a `train run` folder / "
+        "checkpoint to go on from (ONNX models cannot be fine-tuned)"
+    )),
     encoder: Optional[str] = encoder_alias_option(),
     pairs_csv: Optional[Path] = typer.Option(None, "--pairs", help="pairs.csv from `train pairs` (default: built here)"),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON of TrainConfig fields (or a run.json); options given here override it"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --out exactly from its last checkpoint; every option, limits included, comes from RUN_DIR/run.json; --max-steps/--max-minutes/--epochs/--device given here replace the saved ones"),
+    resume: bool = typer.Option(False, "--resume", help=(
+        "continue the run in --out exactly from its last checkpoint; every option, limits included, comes from RUN_DIR/run.json; "
+        "--max-steps/--max-minutes/--epochs/--device given here replace the saved ones"
+    )),
     config_values: dict = None,
 ):
     """Fine-tune the encoder with the adaptive-margin loss (CPU, GPU, or DDP under torchrun)."""

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..data import atomic_write_text, json_text
-from . import checkpoint as ckpt
+from ..engine.checkpoint_reader import last_checkpoint
 from .loss import DEFAULT_MARGIN_ALPHA, DEFAULT_MARGIN_BASE, DEFAULT_SCALE
 
 
@@ -75,10 +75,10 @@ def resolve_config(cfg: TrainConfig, resume: bool, run_dir: Path) -> TrainConfig
     that it sets to something other than their default."""
     run_json = run_dir / "run.json"
     if not resume:
-        if ckpt.last_checkpoint(run_dir) is not None:
+        if last_checkpoint(run_dir) is not None:
             raise TrainError(f"{run_dir}: already holds a run; add --resume to continue it or choose another --out")
         return cfg
-    if ckpt.last_checkpoint(run_dir) is None or not run_json.exists():
+    if last_checkpoint(run_dir) is None or not run_json.exists():
         raise TrainError(f"{run_dir}: nothing to resume (no checkpoints/last.json with a training state)")
     saved = json.loads(run_json.read_text())["config"]
     if "encoder" in saved and "model" not in saved:  # run.json of runs made before --model

@@ -21,10 +21,10 @@ from ..errors import UsageError
 from ..data import atomic_write_text
 from ..data.atomic import named
 from ..engine import FaceEngine
-from .pairs import KINDS, Pair
+from ..metrics import KIND_CODE
+from .pairs import Pair
 
 CHUNK = 512  # photos per engine call: bounds memory while building the array
-KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 
 
 def _allocated_memmap(path: Path, shape: tuple) -> np.ndarray:
@@ -124,7 +124,7 @@ class PairTable:
     a: np.ndarray  # (P,) int64
     b: np.ndarray
     label: np.ndarray  # (P,) float32
-    kind: np.ndarray  # (P,) int8 code into pairs.KINDS
+    kind: np.ndarray  # (P,) int8 code into metrics.KINDS (metrics.KIND_CODE)
     dropped: int = 0
 
     def __len__(self) -> int:

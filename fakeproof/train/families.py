@@ -12,17 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.records import read_fakes_csv
 from ..errors import InputError
-from ..metrics import FAMILY_PREFIX, acceptance_rate  # noqa: F401 - FAMILY_PREFIX re-exported
+from ..metrics import FAMILY_PREFIX, KIND_CODE, acceptance_rate
 
 UNKNOWN = "unknown"
 
 
 def fake_families(dataset_root) -> dict[str, str]:
     """``{fake key: backend}`` from the dataset's ``fakes.csv`` (empty when there is none)."""
-    from ..generate.runner import read_journal
-
-    return {r["key"]: (r.get("backend") or UNKNOWN) for r in read_journal(Path(dataset_root))}
+    return {r["key"]: (r.get("backend") or UNKNOWN) for r in read_fakes_csv(Path(dataset_root))}
 
 
 def parse_holdout(spec: str | None) -> tuple[str, ...]:
@@ -67,8 +66,6 @@ def select_pairs(pairs: list, families: dict[str, str], holdout: tuple[str, ...]
 
 def family_columns(table, store, families: dict[str, str]) -> np.ndarray:
     """The family of each pair of a :class:`data.PairTable` ("" for genuine / impostor pairs)."""
-    from .data import KIND_CODE
-
     by_row = np.full(len(store.index), UNKNOWN, dtype=object)
     for key, row in store.index.items():
         if key in families:

@@ -12,7 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from .data import KIND_CODE, CropStore, PairTable, embed_rows
+from ..metrics import KIND_CODE
+from .data import CropStore, PairTable, embed_rows
 
 DEEPFAKE = KIND_CODE["deepfake"]
 

@@ -9,8 +9,9 @@ from typing import Callable
 
 import torch
 
-from . import checkpoint as ckpt
-from .distributed import DistInfo, gather_objects
+from ..engine.checkpoint_reader import WEIGHTS, last_checkpoint, load_train_state
+from . import checkpoint_writer as ckpt
+from ..distributed.process_group import DistInfo, gather_objects
 from .task import Optimisation, PairTask
 from ..metrics import FAMILY_PREFIX, METRIC_FIELDS
 
@@ -30,9 +31,9 @@ class CheckpointKeeper:
         from safetensors.torch import load_file
 
         info = self.info
-        folder = ckpt.last_checkpoint(self.run_dir)
-        task.encoder.load_state_dict(load_file(str(folder / ckpt.WEIGHTS)))
-        st = ckpt.load_train_state(folder)
+        folder = last_checkpoint(self.run_dir)
+        task.encoder.load_state_dict(load_file(str(folder / WEIGHTS)))
+        st = load_train_state(folder)
         opt.load_state_dict(st)
         step = int(st["step"])
         self.best = dict(st["best"])

@@ -27,13 +27,14 @@ import torch
 
 from ..data import atomic_write_text, json_text
 from ..engine import FaceEngine, resolve_model
+from ..engine.checkpoint_reader import last_checkpoint
 from ..faults import kill_point
 from ..hashing import digest_weights
 from ..ui import console, progress_task
-from . import checkpoint as ckpt
-from .config import RESUME_OVERRIDES, TrainConfig, TrainError, resolve_config, stop_limit  # noqa: F401 - re-exported
+from . import checkpoint_writer as ckpt
+from .config import TrainConfig, TrainError, resolve_config, stop_limit
 from .data import batch_order, embed_rows, flip_mask, gather_crops
-from .distributed import any_flag, cleanup, gather_objects, init_distributed, mean_across
+from ..distributed.process_group import any_flag, cleanup, gather_objects, init_distributed, mean_across
 from .keeper import CheckpointKeeper
 from .records import MetricsLog, print_summary, validation_line
 from .run_data import build_run_data, load_run_pairs
@@ -123,7 +124,8 @@ class Trainer:
             describe["started_from"] = start.name
         if guarded:
             describe["artefact_head"] = encoder.head_config()
-        describe.update(frozen_blocks=self.task.frozen, train={k: getattr(cfg, k) for k in ("loss", "scale", "margin_base", "margin_alpha", "lr", "weight_decay", "l2sp", "batch_size", "seed", "bn", "tune")}, holdout_backend=cfg.holdout_backend)
+        trained_with = ("loss", "scale", "margin_base", "margin_alpha", "lr", "weight_decay", "l2sp", "batch_size", "seed", "bn", "tune")
+        describe.update(frozen_blocks=self.task.frozen, train={k: getattr(cfg, k) for k in trained_with}, holdout_backend=cfg.holdout_backend)
         self.keeper = CheckpointKeeper(self.run_dir, info, describe, self.data.steps_per_epoch)
         self.metrics = MetricsLog(self.run_dir, self.main, self.log)
         self.step = 0
@@ -250,7 +252,7 @@ class Trainer:
                 if self.step % cfg.val_every == 0:
                     last_row = self.validate_and_save(scheduled=True, n_train=n_train)
             if last_row is None or last_row["step"] != self.step:
-                if self.step > start_step or ckpt.last_checkpoint(self.run_dir) is None:
+                if self.step > start_step or last_checkpoint(self.run_dir) is None:
                     last_row = self.validate_and_save(scheduled=False, n_train=n_train)
         best = self.keeper.best
         summary = {

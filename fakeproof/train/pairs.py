@@ -29,7 +29,7 @@ import numpy as np
 from ..data.safe_paths import PathEscapeError, why_unsafe
 from ..errors import InputError
 from ..data import TrainingDataset, atomic_write_text
-from ..metrics import KINDS  # noqa: F401 - re-exported for the train stage
+from ..metrics import KINDS
 from .families import UNKNOWN
 
 CSV_FIELDS = ("split", "kind", "label", "identity", "a", "b", "backend")

@@ -22,7 +22,11 @@ def plot_metrics(csv_path: Path, png_path: Path) -> Path | None:
     panels = [
         (ax[0, 0], "loss", [("train_loss", "train"), ("val_loss", "validation")]),
         (ax[0, 1], "EER (validation)", [("eer", "all pairs"), ("genuine_eer", "genuine vs impostor")]),
-        (ax[1, 0], "errors at the EER threshold", [("error_real_deepfake", "deepfake accepted"), ("error_real_another_real", "impostor accepted"), ("attack_acceptance", "deepfake accepted at genuine thr")]),
+        (ax[1, 0], "errors at the EER threshold", [
+            ("error_real_deepfake", "deepfake accepted"),
+            ("error_real_another_real", "impostor accepted"),
+            ("attack_acceptance", "deepfake accepted at genuine thr"),
+        ]),
         (ax[1, 1], "learning rate", [("lr", "lr")]),
     ]
     for a, title, cols in panels:

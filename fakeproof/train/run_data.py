@@ -12,7 +12,7 @@ from ..engine import FaceEngine
 from .checks import too_few_identities, untrainable
 from .config import TrainConfig, TrainError, save_run_config
 from .data import CropStore, PairTable
-from .distributed import DistInfo, barrier
+from ..distributed.process_group import DistInfo, barrier
 from .families import check_holdout, family_columns, fake_families, parse_holdout, select_pairs
 from .pairs import Pair, build_pairs, read_pairs_csv, write_pairs_csv
 

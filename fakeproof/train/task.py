@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..engine import Encoder
 from .blocks import freeze_early_blocks, set_train_mode, trainable_parameters, tune_only_norm
 from .config import TrainConfig
-from .distributed import DistInfo
+from ..distributed.process_group import DistInfo
 from .loss import make_loss
 
 

@@ -19,9 +19,8 @@ from .base import Encoder, EncoderSpec, WeightFile
 
 AUTO = "auto"
 DEFAULT_ENCODER = AUTO
-# The most accurate offline encoder on real pairs at >= 8 img/s on 2 CPU cores (benchmarks/verify_peers.py,
-# ../shared/data, 4,508 real pairs, test-time flip on: dlib_resnet 2.93% EER, fusion:0.03*facenet+0.97*dlib_resnet
-# 2.93%, facenet 6.03%, face_recognition 1.3 5.77%); the fusion buys nothing here at twice the cost.
+# The most accurate offline encoder on real pairs at >= 8 img/s on 2 CPU cores: benchmarks/verify_peers.py
+# measures it against the other encoders and a peer library (README, Results: the peer table).
 BEST_OFFLINE = "dlib_resnet"
 PREFERRED_WITH_WEIGHTS = "adaface_ir101"
 

@@ -165,7 +165,7 @@ def _layer_details(r: _Reader) -> DlibLayer:
     if name == "fc_2":
         num_outputs, num_inputs = r.int("fc_ num_outputs"), r.int("fc_ num_inputs")
         params = r.tensor("fc_ params")
-        weights, biases = r.alias("fc_ weights"), r.alias("fc_ biases")
+        weights, _biases = r.alias("fc_ weights"), r.alias("fc_ biases")
         has_bias = r.int("fc_ bias mode") == 0  # dlib: FC_HAS_BIAS = 0, FC_NO_BIAS = 1
         for _ in range(4):
             r.float("fc_ learning-rate multipliers")

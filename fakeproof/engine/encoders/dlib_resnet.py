@@ -126,7 +126,7 @@ class DlibResNet(nn.Module):
 
     def dlib_layers(self):
         """``(kind, config, module)`` in the order dlib serialises the layers (input side first)."""
-        conv, aff, mp = self.stem[0], self.stem[1], self.stem[3]
+        conv, aff = self.stem[0], self.stem[1]
         yield "con", _con_cfg(conv), conv
         yield "affine", {"channels": 32, "mode": 0}, aff
         yield "relu", {}, None

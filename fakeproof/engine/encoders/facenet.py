@@ -41,9 +41,8 @@ BN_EPS = 1e-3  # FusedBatchNorm epsilon in the graph (TF-slim default 0.001)
 BN_MOMENTUM = 0.005  # PyTorch momentum = 1 - slim's batch_norm_decay (0.995 in facenet's training)
 EMBEDDING_DIM = 512
 INPUT_SIZE = 160
-# Context around the ArcFace template, as a fraction of the crop side. Swept on ../shared/data real
-# pairs (benchmarks/verify_peers.py --encoders facenet --margins 0,0.05,0.1, fixed standardisation):
-# EER 6.0% at 0, 6.7% at 0.05, 6.8% at 0.1 (issue 10's independent pairs: 3.6% at 0, 4.3% at 0.1).
+# Context around the ArcFace template, as a fraction of the crop side: none was best of the margins
+# swept on real pairs (benchmarks/verify_peers.py --encoders facenet --margins 0,0.05,0.1).
 ALIGN_MARGIN = 0.0
 CACHE_NAME = "facenet_casia_inception_resnet_v1.safetensors"
 CONVERTER_VERSION = "2"  # 2: BN calibration on (x-127.5)/128 input (1 used prewhiten)
@@ -265,7 +264,7 @@ class InceptionResnetV1(nn.Module):
 
 # The input normalisation FaceNet's 2018 models (20180408-102900 among them) were trained with:
 # "fixed image standardisation", (x - 127.5) / 128 on RGB pixels in 0..255. Per-image prewhitening
-# belongs to the 2017 models; feeding it to this graph costs ~10 EER points on real pairs (issue 10).
+# belongs to the 2017 models and costs this graph much accuracy on real pairs (README, the encoders table).
 # This is the one place that states it: the encoder, the BN calibration and the ONNX export use it.
 NORMALISATION = "(x-127.5)/128 (fixed image standardisation, as the 2018 FaceNet models were trained)"
 PIXEL_MEAN = 127.5

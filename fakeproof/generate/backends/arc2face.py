@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ...engine.encoders.base import WeightFile
-from .arcface import ArcFaceRecogniser
-from .base import Backend, BackendError
+from .base import Backend, BackendError, arcface_recogniser
 from .diffusion import generator, identity_embedding, to_uint8, torch_dtype
 
 PROMPT = "photo of a id person"
@@ -84,7 +83,7 @@ class Arc2FaceBackend(Backend):
             raise BackendError(f"{base_w.path.parent}/tokenizer: '{ID_TOKEN}' is not a single token ({ids})")
         self.id_token = ids[0]
         width = text_encoder.config.hidden_size
-        self.recogniser = ArcFaceRecogniser(arcface_w.path, device)
+        self.recogniser = arcface_recogniser(arcface_w.path, device)
         if width < 512:
             raise BackendError(f"{enc_w.path.parent}: text width {width} < 512, cannot hold an ArcFace embedding")
         self.loaded = True

@@ -80,3 +80,16 @@ def ort_session(path: Path, device: str = "cpu"):
         return session(path, device)
     except ValueError as e:
         raise BackendError(str(e)) from None
+
+
+def arcface_recogniser(path: Path, device: str = "cpu"):
+    """The ArcFace recogniser a swapper or diffusion model was trained with (buffalo_l ``w600k_r50.onnx``,
+    antelopev2 ``glintr100.onnx``, Arc2Face's ``arcface.onnx``): the engine's ``onnx:PATH`` encoder
+    (:class:`fakeproof.engine.onnx.ArcFaceOnnx`), whose ``embed_face(rgb, landmarks5)`` gives the RAW
+    embedding a generator's identity condition expects (Ghost's converter takes it unnormalised)."""
+    from ...engine.onnx import ArcFaceOnnx
+
+    try:
+        return ArcFaceOnnx(path, device)
+    except (ValueError, FileNotFoundError) as e:
+        raise BackendError(str(e)) from None

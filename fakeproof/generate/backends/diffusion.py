@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..faces import shared_finder
-from .arcface import ArcFaceRecogniser
 
 
 def torch_dtype(device: str):
@@ -19,10 +18,10 @@ def generator(seed: int):
     return torch.Generator(device="cpu").manual_seed(int(seed) & 0x7FFFFFFF)
 
 
-def identity_embedding(recogniser: ArcFaceRecogniser, source_rgb: np.ndarray, normalise: bool) -> tuple[np.ndarray, object]:
+def identity_embedding(recogniser, source_rgb: np.ndarray, normalise: bool) -> tuple[np.ndarray, object]:
     """ArcFace embedding of the main face of ``source_rgb`` (and the face found)."""
     face = shared_finder().main_face(source_rgb, "source photo")
-    e = recogniser.embed(source_rgb, face.landmarks)
+    e = recogniser.embed_face(source_rgb, face.landmarks)
     if normalise:
         e = e / max(float(np.linalg.norm(e)), 1e-12)
     return e.astype(np.float32), face

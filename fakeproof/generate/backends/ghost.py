@@ -15,8 +15,7 @@ import numpy as np
 
 from ...engine.encoders.base import WeightFile
 from ...engine.template import template_v1_for
-from .arcface import ArcFaceRecogniser
-from .base import BackendError, ort_session
+from .base import BackendError, arcface_recogniser, ort_session
 from .roop import buffalo_recogniser
 from .swapper import OnnxSwapper
 
@@ -57,7 +56,7 @@ class GhostBackend(OnnxSwapper):
         names = [i.name for i in self.converter.get_inputs()]
         if names != ["input"]:
             raise BackendError(f"{conv.path}: converter inputs are {names}, expected ['input']")
-        self.recogniser = ArcFaceRecogniser(rec.path, device)
+        self.recogniser = arcface_recogniser(rec.path, device)
         self.variant = gen.path.name
         self._bind_io()
         self.loaded = True
@@ -66,7 +65,7 @@ class GhostBackend(OnnxSwapper):
         return template_v1_for(self.crop_size)
 
     def source_condition(self, source_rgb: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
-        raw = self.recogniser.embed(source_rgb, landmarks5).reshape(1, -1).astype(np.float32)
+        raw = self.recogniser.embed_face(source_rgb, landmarks5).reshape(1, -1).astype(np.float32)
         return self.converter.run(None, {"input": raw})[0].reshape(1, -1)
 
     def to_input(self, crop_rgb: np.ndarray) -> np.ndarray:

@@ -24,8 +24,7 @@ import numpy as np
 
 from ...engine.encoders.base import WeightFile
 from ..faces import shared_finder
-from .arcface import ArcFaceRecogniser
-from .base import Backend, BackendError
+from .base import Backend, BackendError, arcface_recogniser
 from .diffusion import generator, identity_embedding, to_uint8, torch_dtype
 
 HF = "https://huggingface.co"
@@ -110,7 +109,7 @@ class InstantIDBackend(Backend):
         self.pipe = pipe.to(device)
         self.device = device
         self.dtype = dtype
-        self.recogniser = ArcFaceRecogniser(rec_w.path, device)
+        self.recogniser = arcface_recogniser(rec_w.path, device)
         self._torch = torch
         self.loaded = True
 

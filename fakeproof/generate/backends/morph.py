@@ -25,7 +25,8 @@ import numpy as np
 
 from ...engine import similarity_transform
 from .base import BackendError
-from .classic import Landmark68Backend, delaunay, face_mask, reinhard_colour, warp_triangles, with_forehead
+from ...forgery.landmarks68 import with_forehead
+from .classic import Landmark68Backend, delaunay, face_mask, reinhard_colour, warp_triangles
 
 
 def choose_morph(rng: np.random.Generator) -> dict:

@@ -13,8 +13,7 @@ import numpy as np
 
 from ...engine import template_for
 from ...engine.encoders.base import WeightFile
-from .arcface import ArcFaceRecogniser
-from .base import BackendError, ort_session
+from .base import BackendError, arcface_recogniser, ort_session
 from .swapper import OnnxSwapper
 
 INSWAPPER_SHA256 = "e4a3f08c753cb72d04e10aa0f7dbe3deebbf39567d4ead6dce08e98aa49e16af"
@@ -70,7 +69,7 @@ class RoopBackend(OnnxSwapper):
         swapper, rec = self._require(models_dir)
         self.session = ort_session(swapper.path, device)
         self.emap = read_emap(swapper.path)
-        self.recogniser = ArcFaceRecogniser(rec.path, device)
+        self.recogniser = arcface_recogniser(rec.path, device)
         self._bind_io()
         self.loaded = True
 
@@ -78,7 +77,7 @@ class RoopBackend(OnnxSwapper):
         return template_for(self.crop_size, 0.0)
 
     def source_condition(self, source_rgb: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
-        e = self.recogniser.embed(source_rgb, landmarks5)
+        e = self.recogniser.embed_face(source_rgb, landmarks5)
         e = e / max(float(np.linalg.norm(e)), 1e-12)
         latent = e.reshape(1, -1) @ self.emap
         return latent / max(float(np.linalg.norm(latent)), 1e-12)

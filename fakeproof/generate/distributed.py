@@ -23,10 +23,11 @@ from pathlib import Path
 
 from ..data.atomic import replacing
 from ..data import read_meta, write_meta
-from ..generate.fake_files import recover_temps
-from ..generate.runner import COLUMNS, FAKES_CSV, FakeJob, RunReport, generate_deepfakes, read_journal
-from ..train.distributed import DistInfo, barrier, gather_objects
-from .ranks import join_ranks
+from .fake_files import recover_temps
+from ..data.records import FAKES_CSV, read_fakes_csv
+from .runner import COLUMNS, FakeJob, RunReport, generate_deepfakes
+from ..distributed.process_group import DistInfo, barrier, gather_objects
+from ..distributed.ranks import join_ranks
 
 RANKS_DIR = "fakes.ranks"
 
@@ -112,7 +113,7 @@ def fold_rank_journals(root) -> FoldReport:
     files = rank_journals(root)
     meta_path = root / "meta.json"
     meta = read_meta(meta_path)
-    rows = read_journal(root)
+    rows = read_fakes_csv(root)
     seen = {r["key"] for r in rows}
     fields = list(COLUMNS)
     new: list[dict] = []
@@ -186,7 +187,7 @@ def generate_across_ranks(dataset, backends, per_identity=4, models_dir=None, se
     root = Path(dataset)
     before = fold_rank_journals(root) if info.is_main else FoldReport()
     if info.is_main and info.enabled:  # fakes a kill left unpublished: before any rank makes new ones
-        recover_temps(root, read_journal(root))
+        recover_temps(root, read_fakes_csv(root))
     barrier(info)
     shard = RankShard(info.rank, info.world_size, rank_journal_path(root, info.rank)) if info.enabled else None
     t0 = time.perf_counter()

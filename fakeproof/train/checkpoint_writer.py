@@ -1,10 +1,10 @@
 """Writing ``train run`` checkpoints: encoder weights as safetensors + a JSON config, and the
-training state for ``--resume`` (the run-folder layout: :mod:`fakeproof.engine.checkpoints`).
+training state for ``--resume`` (the run-folder layout: :mod:`fakeproof.engine.checkpoint_reader`).
 
 Every checkpoint folder is written under a temporary name and renamed into place, and
 ``last.json`` is replaced atomically after it, so a kill at any moment leaves the previous
 complete checkpoint in charge. Reading them back (``--model RUN_DIR``, ``--resume``) is
-:mod:`fakeproof.engine.checkpoints`."""
+:mod:`fakeproof.engine.checkpoint_reader`."""
 from __future__ import annotations
 
 import json
@@ -20,16 +20,7 @@ from ..data import atomic_write_text, json_text
 from ..data.atomic import named
 from ..errors import FakeproofError
 from ..engine import Encoder
-from ..engine.checkpoints import (  # noqa: F401 - the read side, re-exported for the trainer
-    CONFIG,
-    FORMAT,
-    STATE,
-    WEIGHTS,
-    last_checkpoint,
-    load_train_state,
-    load_trained_encoder,
-    resolve_checkpoint,
-)
+from ..engine.checkpoint_reader import CONFIG, FORMAT, STATE, WEIGHTS
 from ..faults import kill_point
 
 KEEP_LAST = 2

@@ -1,5 +1,5 @@
 """Reading ``train run`` checkpoints (what ``--model RUN_DIR`` loads); writing them is
-:mod:`fakeproof.train.checkpoint`. Layout of a run folder::
+:mod:`fakeproof.train.checkpoint_writer`. Layout of a run folder::
 
     RUN_DIR/checkpoints/step-000400/model.safetensors   encoder state dict
                                     config.json         encoder, input size, normalisation, threshold
