@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 
-from ..errors import InputError, UsageError
+from ..errors import UsageError
 from ..engine.encoders.base import WeightFile
 from ..engine.paths import models_dir as default_models_dir
-from ..registry import Registry
+from ..registry import Registry, UnknownNameError
 from .backends.arc2face import Arc2FaceBackend
 from .backends.base import Backend, MissingWeightsError
 from .backends.classic import ClassicBackend
@@ -100,7 +100,7 @@ def resolve_backends(spec: str, models_dir=None) -> list[str]:
         raise UsageError("--backends is empty: use all, available or NAME[:WEIGHT][,NAME[:WEIGHT]]")
     unknown = [n for n in mix if n not in BACKENDS]
     if unknown:
-        raise InputError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+        raise UnknownNameError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
     miss = missing_weights(list(mix), md)
     if miss:
         raise MissingWeightsError(miss)
