@@ -38,7 +38,7 @@ def _error(out: str) -> str:
 def test_every_error_class_is_a_fakeproof_error_with_an_exit_code():
     from fakeproof.curate.binding import StaleCurationError
     from fakeproof.data.atomic import OutputError
-    from fakeproof.data.journal import JournalError
+    from fakeproof.data.move_journal import JournalError
     from fakeproof.data.meta import MetaError
     from fakeproof.data.safe_paths import PathEscapeError
     from fakeproof.engine.encoders.dlib_format import DlibFormatError
@@ -162,7 +162,7 @@ def test_damaged_model_files_are_one_line_naming_the_file(tmp_path):
     (ck / "model.safetensors").write_bytes(b"\0" * 100)
     code, out = _cli("infer", "export-onnx", "--model", ck, "--out", tmp_path / "o.onnx")
     assert code == 1 and "config.json" in _error(out), out
-    from fakeproof.engine.checkpoints import FORMAT
+    from fakeproof.engine.checkpoint_reader import FORMAT
 
     (ck / "config.json").write_text(json.dumps({"format": FORMAT, "encoder": "facenet"}))
     code, out = _cli("infer", "export-onnx", "--model", ck, "--out", tmp_path / "o.onnx")
