@@ -280,3 +280,17 @@ def test_heatmap_scale_follows_the_identity_and_centres_on_the_threshold():
     sim = np.array([[1.0, 0.97, 0.86], [0.97, 1.0, 0.85], [0.86, 0.85, 1.0]])  # a compressed encoder
     norm = _scale(sim, 0.93)
     assert norm(0.93) == pytest.approx(0.5) and norm(0.85) == pytest.approx(0.0) and norm(0.97) == pytest.approx(1.0)
+
+
+def test_training_bar_counts_to_what_the_time_budget_allows():
+    """`--max-minutes 3` at 20 s a step: the bar ends near 9 steps, not at the 21000 of the epochs."""
+    from types import SimpleNamespace
+
+    from fakeproof.train.loop import Trainer
+
+    now = time.time()
+    me = SimpleNamespace(cfg=SimpleNamespace(max_minutes=3.0), step=3, t_start=now - 60)
+    total = Trainer._bar_total(me, limit=21000, start_step=0, t_loop=now - 60)
+    assert 8 <= total <= 10
+    me.cfg.max_minutes = None
+    assert Trainer._bar_total(me, limit=21000, start_step=0, t_loop=now - 60) is None
