@@ -48,9 +48,11 @@ def providers(device: str = "cpu") -> list:
     return ["CPUExecutionProvider"]
 
 
-def session(path, device: str = "cpu", threads: int | None = None, inter_threads: int | None = None, optimise: bool = False):
+def session(path, device: str = "cpu", threads: int | None = None, inter_threads: int | None = None, optimise: bool = False, spin: bool = True):
     """An ``InferenceSession`` of ``path`` (quiet logging); ``threads``: intra-op threads (default
-    ONNX Runtime's). A file ONNX Runtime cannot load raises ``ValueError`` naming it."""
+    ONNX Runtime's); ``spin=False``: idle intra-op threads sleep instead of spinning (what a shared
+    CPU, or one running a detection pool beside the encoder, needs). A file ONNX Runtime cannot load
+    raises ``ValueError`` naming it."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -61,6 +63,8 @@ def session(path, device: str = "cpu", threads: int | None = None, inter_threads
         so.inter_op_num_threads = inter_threads
     if optimise:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), so, providers=providers(device))
     except Exception as e:  # onnxruntime raises its own exception types
@@ -211,7 +215,9 @@ class ExportedOnnx(Encoder):
     def __init__(self, path, device: str = "cpu", threads: int | None = None):
         super().__init__()
         self.path = Path(path)
-        self.session = session(self.path, device, threads=threads or (os.cpu_count() or 1), inter_threads=1, optimise=True)
+        self.threads = threads or (os.cpu_count() or 1)
+        # no spinning: the engine's detection pool runs beside the encoder (infer/threads.py, same reason)
+        self.session = session(self.path, device, threads=self.threads, inter_threads=1, optimise=True, spin=False)
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         if meta.get("fakeproof.format") != FORMAT:
             raise InputError(f"{self.path}: not exported by `fakeproof infer export-onnx` (metadata format {meta.get('fakeproof.format')!r})")

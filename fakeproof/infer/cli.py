@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from ..cli_errors import HandledGroup, check_range, fail
 from ..cli_options import model_option
+from ..engine.runtime import DEFAULT_RUNTIME
 from ..ui import say_operating_point, console, summary_table
 
 app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
@@ -59,7 +60,7 @@ def _engine(m, detector: str, device: str, workers: Optional[int], cache: bool, 
 
 # options shared by the commands that embed photos
 _model = model_option()
-_runtime = typer.Option("torch", "--runtime", help="torch | onnx (ONNX Runtime; torch models are exported once and cached)")
+_runtime = typer.Option(DEFAULT_RUNTIME, "--runtime", help="auto (ONNX Runtime on CPU, torch on CUDA) | torch | onnx (ONNX Runtime; torch models are exported once and cached)")
 _device = typer.Option("auto", "--device", help="auto | cpu | cuda")
 _weights = typer.Option(None, "--weights", help="weights file for a registry encoder")
 _models_dir = typer.Option(None, "--models-dir", help="folder with user-supplied weights")
@@ -320,9 +321,14 @@ def benchmark_cmd(
     limit: int = typer.Option(64, "--limit", help="photos to use"),
     device: str = _device,
     workers: Optional[int] = _workers,
+    runtime: str = _runtime,
+    sizes: str = typer.Option("", "--sizes", help="also resize the photos: longer side in pixels, e.g. 250,600,1600 (default: as given)"),
+    repeats: int = typer.Option(3, "--repeats", help="interleaved rounds (median and min-max reported)"),
+    peer: bool = typer.Option(True, "--peer/--no-peer", help="time face_recognition (HOG + dlib ResNet) on the same photos, when installed"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON (no tables, no progress bar)"),
 ):
-    """Throughput on your photos: aligned-crop embedding (torch and ONNX Runtime, batch 1 / 32),
-    the full pipeline with batching and a worker pool, and the naive one-at-a-time loop."""
+    """Throughput on your photos, against face_recognition in the same run: the full pipeline (both
+    runtimes), aligned-crop embedding (batch 1 / 32) and where the time goes, over interleaved rounds."""
     from .threads import configure_cpu_threads
 
     check_range("--limit", limit, 2)
@@ -330,13 +336,26 @@ def benchmark_cmd(
     from ..cli_options import check_device
 
     check_device(device)
+    check_range("--repeats", repeats, 1)
+    try:
+        size_list = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        fail(f"--sizes: expected pixel sizes like 250,600,1600, not {sizes!r}")
+    if any(not 16 <= x <= 8192 for x in size_list):
+        fail(f"--sizes: each size must be 16..8192 pixels, got {sizes!r}")
     if not images.is_dir():
         fail(f"{images}: not a folder")
     configure_cpu_threads()
-    from .throughput import IMAGE_GLOB_EXTS, print_report, run_benchmark
+    from .throughput import IMAGE_GLOB_EXTS, check_photos, print_report, run_benchmark
 
     paths = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_GLOB_EXTS)[:limit]
     if len(paths) < 2:
         fail(f"{images}: fewer than 2 photos found")
-    rep = run_benchmark(paths, model=model, device=device, workers=workers)
-    print_report(rep)
+    check_photos(paths)  # before any model is loaded
+    rep = run_benchmark(paths, model=model, device=device, workers=workers, runtime=runtime, sizes=size_list, repeats=repeats, peer=peer, progress=not as_json)
+    if as_json:
+        from ..data.atomic import json_text
+
+        print(json_text(rep.to_json(), default=str).rstrip("\n"))
+    else:
+        print_report(rep)

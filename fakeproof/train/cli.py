@@ -88,6 +88,10 @@ RUN_HELP = {  # help of the options generated from TrainConfig (defaults: the da
     "freeze_blocks": "freeze the first N blocks of the encoder",
     "tune": "all (every unfrozen parameter) | norm (only normalisation layers' scale and shift: keeps the pretrained features, GenD-like) | head (only the artefact head; the encoder stays as it is)",
     "hard_fakes": "hard-negative mining: the share of training deepfake pairs that the starting encoder finds most similar, shown twice per epoch",
+    "artefact_corpus": (
+        "a deepfake corpus for the artefact detector, in deepfakes-train's layout (DIR/images.csv with path,label,family at least; "
+        "images under DIR); checked before any work"
+    ),
     "artefact_head": (
         "add an artefact head: a small classifier of blending/generation artefacts whose verdict scales the embedding, so any "
         "pair with a flagged photo scores low (inside the checkpoint and the exported ONNX)"
@@ -139,6 +143,10 @@ def run(
     cfg = TrainConfig(**{**values, "dataset": str(dataset), "out": str(out)})
     for name, (lo, hi, lo_open) in RANGES.items():  # the option (or config-file field) out of range: before any work
         check_range("--" + name.replace("_", "-"), getattr(cfg, name), lo, hi, lo_open=lo_open)
+    if cfg.artefact_corpus:
+        from ..detect_fakes.corpus import read_images_csv
+
+        read_images_csv(cfg.artefact_corpus)  # CorpusError: one line, before any work
     check_device(cfg.device)
     check_writable(out, "run folder", is_dir=True)
     settle_dataset(dataset)

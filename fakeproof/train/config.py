@@ -19,7 +19,7 @@ from .loss import DEFAULT_MARGIN_ALPHA, DEFAULT_MARGIN_BASE, DEFAULT_SCALE
 class TrainConfig:
     dataset: str
     out: str
-    model: str = "facenet"  # anything fakeproof.engine.resolve_model reads that has torch weights
+    model: str = "auto"  # anything fakeproof.engine.resolve_model reads that has torch weights; auto = the stock default encoder (dlib_resnet without AdaFace weights)
     weights: str | None = None
     models_dir: str | None = None
     detector: str = "mtcnn"
@@ -47,6 +47,7 @@ class TrainConfig:
     freeze_blocks: int = 0
     tune: str = "all"  # all | norm (only the normalisation layers' affine parameters learn, GenD-like) | head (only the artefact head)
     hard_fakes: float = 0.0  # share of training deepfake pairs (the most similar for the starting encoder) seen twice per epoch
+    artefact_corpus: str | None = None  # a folder in deepfakes-train's layout (images.csv: path,label,family), checked before any work
     artefact_head: bool = False  # add an artefact head (fakeproof.engine.encoders.guard) and train it
     head_blocks: int = 7
     head_lr: float = 1e-4

@@ -40,7 +40,7 @@ from .records import MetricsLog, print_summary, validation_line
 from .run_data import build_run_data, load_run_pairs
 from .task import Optimisation, PairTask
 from ..metrics import METRIC_FIELDS, pair_metrics
-from .families import family_summary, parse_holdout
+from .families import family_summary, parse_holdout, stock_comparison
 from .artefact import HeadBatches, calibrate
 from ..engine.encoders.guard import GuardedEncoder, guard
 
@@ -235,6 +235,9 @@ class Trainer:
             f"; {info.world_size} process(es) on {info.device}" + (f"; frozen: {len(self.task.frozen)} blocks" if self.task.frozen else "")
         )
         stopped_by = "step limit"
+        # the stock encoder on the same validation pairs, before any step: the summary says plainly
+        # when training made the model accept more deepfakes than the encoder it started from
+        stock_row = self.validate() if start_step == 0 and len(data.val) else None
         with _StopSignal() as sig, progress_task("training", limit - start_step if limit < 10**12 else None, cfg.progress and self.main) as advance:
             while self.step < limit:
                 over_time = cfg.max_minutes is not None and (time.time() - self.t_start) > cfg.max_minutes * 60
@@ -277,6 +280,7 @@ class Trainer:
             "holdout_backend": cfg.holdout_backend,
         }
         summary.update(family_summary(self.run_dir, last_row))
+        summary.update(stock_comparison(stock_row, summary))
         if self.main:
             atomic_write_text(self.run_dir / "summary.json", json_text(summary))
             print_summary(summary, self.run_dir)
