@@ -166,6 +166,7 @@ def pipeline(enc, device: str, paths: list[Path], workers: int, batch: int, runn
     import torch
 
     align, detect, _ = engine_modules()
+    torch.backends.cudnn.benchmark = False  # MTCNN's pyramid gives every photo new shapes: autotuning each would dominate
     det = detect.MTCNNDetector(device=device, runner=runner)
     size = tuple(enc.spec.input_size)
 
