@@ -364,9 +364,8 @@ def main(argv=None):
     ap.add_argument("--detectors", default=",".join(DETECTORS))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--full", action="store_true", help=(
-        "GPU settings: 144 px crops (the GPU pack's size), CNN 1000 steps of 128 at 128 px (width 32, "
-        "12 augmentation threads), 1000 resamples; about 4 minutes on one H200"
-    ))
+        "GPU settings: 144 px crops (the GPU pack's size), CNN 1000 steps of 128 at 128 px (width 32, 12 augmentation threads), "
+        "1000 resamples; about 9 minutes on one H200 (the CNN took 42-53 s a fold there)"))
     ap.add_argument("--fast", action="store_true", help="test settings: a few CNN steps, 50 resamples")
     ap.add_argument("--crop-size", type=int, default=128)
     ap.add_argument("--cnn-size", type=int, default=112)

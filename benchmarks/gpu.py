@@ -158,14 +158,15 @@ def fp16_agreement(enc, device: str, crops: list[np.ndarray]) -> float | None:
     return float((1 - (a * b).sum(1)).max())
 
 
-def pipeline(enc, device: str, paths: list[Path], workers: int, batch: int, runner: str = "auto") -> tuple[dict, list[np.ndarray]]:
+def pipeline(enc, device: str, paths: list[Path], workers: int, batch: int, runner: str = "onnxruntime") -> tuple[dict, list[np.ndarray]]:
     """decode + detect + align on ``workers`` threads, embedding (crop and mirror) on ``device`` in
     batches of ``batch``, overlapped: the engine's default path, without its caches. ``runner``: where
-    MTCNN runs (``auto``: torch on CUDA, as the engine does; ``onnxruntime``: on the CPU)."""
+    MTCNN runs (``onnxruntime``: on the CPU pool, the engine's default; ``torch``: on ``device``)."""
     import cv2
     import torch
 
     align, detect, _ = engine_modules()
+    torch.backends.cudnn.benchmark = False  # MTCNN's pyramid gives every photo new shapes: autotuning each would dominate
     det = detect.MTCNNDetector(device=device, runner=runner)
     size = tuple(enc.spec.input_size)
 
@@ -372,8 +373,8 @@ def main() -> None:
         paths = sorted(p for p in args.photos.rglob("*") if p.suffix.lower() in IMAGE_EXTS)[: args.max_photos]
         if len(paths) < 2:
             fail(f"{args.photos}: fewer than 2 photos")
-        runners = ("auto", "onnxruntime") if args.device.startswith("cuda") else ("auto",)
-        for runner in runners:  # the engine's default (MTCNN on the GPU), then MTCNN on CPU threads
+        runners = ("onnxruntime", "torch") if args.device.startswith("cuda") else ("onnxruntime",)
+        for runner in runners:  # the engine's default (MTCNN on the CPU pool), then MTCNN on the GPU
             row, crops = pipeline(enc, args.device, paths, args.workers or os.cpu_count() or 2, 8 if args.fast else 256, runner)
             rows.append(row)
             print(f"{row['what']}, {row['mtcnn']}: {row['img_s']:.1f} img/s ({row['faces']} faces in {row['photos']} photos)", flush=True)

@@ -120,7 +120,7 @@ def test_score_pairs_keeps_every_input_column(sample, tmp_path):
     assert got.face_b[2] == "unreadable" and "file not found" in got.error[2]
     assert got.face_b[3] == "missing" and sim[2] == 0.0 and sim[3] == 0.0
     # and it evaluates straight away
-    r = runner.invoke(app, ["evaluate", str(out)], terminal_width=200)
+    r = runner.invoke(app, ["evaluate", str(out), "--unscorable", "reject"], terminal_width=200)  # 2 rows could not be scored
     assert r.exit_code == 0, r.output and "EER" in r.output
 
 

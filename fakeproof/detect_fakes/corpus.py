@@ -12,11 +12,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import FakeproofError
+
 REQUIRED_COLUMNS = ("path", "label", "family")
 LABELS = {"real": 0, "0": 0, "fake": 1, "1": 1}
 
 
-class CorpusError(ValueError):
+class CorpusError(FakeproofError, ValueError):
     """One line naming the file and the reason."""
 
 

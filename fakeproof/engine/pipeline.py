@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..errors import DeviceError, UsageError
 from ..hashing import digest_weights
 from ..ui import progress_task
 from .align import align_face
@@ -74,8 +75,19 @@ class EmbedResult:
 
 
 def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> cuda when available, else cpu; ``cpu``, ``cuda`` and ``cuda:N`` are checked here, so
+    a machine without the requested GPU gets one line (exit 5) before any work, never a traceback."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    kind, _, index = str(device).partition(":")
+    if kind == "cpu" and not index:
+        return device
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"--device {device}: no CUDA device is available here (torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'}); use --device cpu or auto")
+    if index and int(index) >= torch.cuda.device_count():
+        raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0..cuda:{torch.cuda.device_count() - 1})")
     return device
 
 
@@ -135,7 +147,7 @@ class FaceEngine:
         else:
             self.detector_name, self._detector = detector.name, detector
         if margin is not None and getattr(self.encoder, "fixed_geometry", False) and abs(float(margin) - self.spec.align_margin) > 1e-9:
-            raise ValueError(f"{self.spec.name}: the alignment margin is fixed by the encoder ({self.spec.align_margin}); drop --margin")
+            raise UsageError(f"{self.spec.name}: the alignment margin is fixed by the encoder ({self.spec.align_margin}); drop --margin")
         self.margin = self.spec.align_margin if margin is None else float(margin)
         self.flip = FLIP_DEFAULT if flip is None else bool(flip)
         self.template = self.spec.template

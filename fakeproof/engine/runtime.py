@@ -7,6 +7,8 @@ max |diff| ~1e-7; ``benchmarks/infer_throughput.py`` measures both in one run), 
 """
 from __future__ import annotations
 
+from ..errors import UsageError
+
 RUNTIMES = ("auto", "torch", "onnx")
 DEFAULT_RUNTIME = "auto"
 
@@ -14,7 +16,7 @@ DEFAULT_RUNTIME = "auto"
 def pick_runtime(runtime: str, device: str) -> str:
     """``torch`` or ``onnx`` for ``runtime`` (one of :data:`RUNTIMES`) on ``device``."""
     if runtime not in RUNTIMES:
-        raise ValueError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+        raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     if runtime == "auto":
         return "torch" if str(device).startswith("cuda") else "onnx"
     return runtime

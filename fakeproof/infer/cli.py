@@ -15,24 +15,21 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from ..cli_errors import check_range, fail
+from ..cli_errors import HandledGroup, check_range, fail
 from ..cli_options import model_option
 from ..engine.runtime import DEFAULT_RUNTIME
 from ..ui import say_operating_point, console, summary_table
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
 
 
 
 def _writable(*outputs) -> None:
     """Fail before any model work when an output file cannot be written."""
-    from ..data import OutputError, check_writable
+    from ..data import check_writable
 
-    try:
-        for o in outputs:
-            check_writable(o, "output file")
-    except OutputError as e:
-        fail(str(e))
+    for o in outputs:
+        check_writable(o, "output file")
 
 
 def _common_ranges(batch_size=None, workers=None, margin=None, threshold=None) -> None:
@@ -46,12 +43,11 @@ def _load(model: str, runtime: str, device: str, weights, models_dir, threshold)
     from .threads import configure_cpu_threads
 
     configure_cpu_threads()  # before torch is imported
+    from ..cli_options import check_device
     from .model import load_model
 
-    try:
-        m = load_model(model, device=device, runtime=runtime, weights=weights, models_dir=models_dir, threshold=threshold)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError, OSError) as e:
-        fail(str(e))
+    check_device(device)
+    m = load_model(model, device=device, runtime=runtime, weights=weights, models_dir=models_dir, threshold=threshold)
     console.print(f"model: {escape(m.describe())}", highlight=False)
     return m
 
@@ -59,10 +55,7 @@ def _load(model: str, runtime: str, device: str, weights, models_dir, threshold)
 def _engine(m, detector: str, device: str, workers: Optional[int], cache: bool, margin: Optional[float], cache_dir=None):
     from ..engine import FaceEngine
 
-    try:
-        return FaceEngine(m.encoder, detector=detector, device=device, workers=workers, use_cache=cache, margin=margin, cache_dir=cache_dir)
-    except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
-        fail(str(e))
+    return FaceEngine(m.encoder, detector=detector, device=device, workers=workers, use_cache=cache, margin=margin, cache_dir=cache_dir)
 
 
 # options shared by the commands that embed photos
@@ -115,10 +108,7 @@ def pairs_cmd(
     from .scoring import score_pairs
 
     _common_ranges(batch_size, workers, margin)
-    try:
-        folders = read_pair_folders(test_dir)
-    except (FileNotFoundError, ValueError, OSError) as e:
-        fail(str(e))
+    folders = read_pair_folders(test_dir)
     if not folders:
         fail(f"{test_dir}: no pair folders inside")
     report = report or out.with_name(out.stem + ".faces.csv")
@@ -133,11 +123,8 @@ def pairs_cmd(
     errors = [("; ".join(x for x in (f.problem, e) if x)) for f, e in zip(folders, scores.error)]
     sub = pd.DataFrame({"pair_id": [f.pair_id for f in folders], "similarity": scores.similarity})
     side = pd.DataFrame({"pair_id": sub.pair_id, "similarity": scores.similarity, "face_a": scores.face_a, "face_b": scores.face_b, "error": errors})
-    try:
-        atomic_write_text(out, sub.to_csv(index=False, float_format="%.6f"))
-        atomic_write_text(report, side.to_csv(index=False, float_format="%.6f"))
-    except OSError as e:
-        fail(f"{out}: cannot write ({e.strerror or e})")
+    atomic_write_text(out, sub.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(report, side.to_csv(index=False, float_format="%.6f"))
     _face_summary(scores)
     console.print(f"[green]{len(sub)} pairs[/] -> {out} (side report: {report})", highlight=False)
 
@@ -173,6 +160,9 @@ def score_pairs_cmd(
     _common_ranges(batch_size, workers, margin)
     if not root.is_dir():
         fail(f"{root}: --root is not a folder")
+    from ..cli_options import settle_dataset
+
+    settle_dataset(root)  # --root may be a dataset with an interrupted curate batch
     try:
         df = pd.read_csv(pairs_csv, dtype=str, keep_default_na=False)
     except (OSError, ValueError) as e:
@@ -204,10 +194,7 @@ def score_pairs_cmd(
         return
     df["similarity"] = scores.similarity
     df["face_a"], df["face_b"], df["error"] = scores.face_a, scores.face_b, scores.error
-    try:
-        atomic_write_text(out, df.to_csv(index=False, float_format="%.6f"))
-    except OSError as e:
-        fail(f"{out}: cannot write ({e.strerror or e})")
+    atomic_write_text(out, df.to_csv(index=False, float_format="%.6f"))
     _face_summary(scores)
     console.print(f"[green]{len(df)} pairs[/] -> {out}", highlight=False)
 
@@ -224,25 +211,25 @@ def evaluate_cmd(
         "(train pairs output): a person's pairs are not independent"
     )),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="resamples behind the --ci-column intervals"),
+    unscorable: str = typer.Option("refuse", "--unscorable", help=(
+        "rows whose 'error' column is set (score-pairs could not use a side; their similarity is 0.0): "
+        "refuse (stop and say so) | drop (leave them out) | reject (count them as rejected pairs, as a submission would)"
+    )),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="where the JSON and ROC PNG go (default: beside SCORES.csv)"),
 ):
     """EER (Kryptonite baseline formula), ROC AUC, TAR@FAR, per-group acceptance (with 95% intervals
     by --ci-column); JSON + ROC PNG."""
-    from .evaluate import FARS, EvaluationError, evaluate_csv, plot_roc, write_json
+    from ..data import check_writable
+    from .evaluate import FARS, evaluate_csv, plot_roc, write_json
 
-    from ..data import OutputError, check_writable
-
-    try:
-        ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column, ci_column, bootstrap)
-    except (EvaluationError, OSError) as e:
-        fail(str(e))
+    ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column, ci_column, bootstrap, unscorable)
+    if ev.unscorable["rows"]:
+        how = "left out" if unscorable == "drop" else "counted as rejected pairs (similarity 0.0)"
+        console.print(f"[yellow]{ev.unscorable['rows']} row(s) with an error: {how} (--unscorable {unscorable})", highlight=False)
     out_dir = out_dir or scores_csv.parent
-    try:
-        check_writable(out_dir, "output folder", is_dir=True)
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except (OutputError, OSError) as e:
-        fail(str(e))
-    js = write_json(ev, out_dir / f"{scores_csv.stem}.eval.json", {"scores_csv": str(scores_csv)})
+    check_writable(out_dir, "output folder", is_dir=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js = write_json(ev, out_dir / f"{scores_csv.stem}.eval.json", {"scores_csv": str(scores_csv), "unscorable": ev.unscorable})
     png = plot_roc(ev, out_dir / f"{scores_csv.stem}.roc.png", title=scores_csv.name)
 
     def ci(v) -> str:
@@ -321,10 +308,7 @@ def export_onnx_cmd(
     m = _load(model, "torch", "cpu", weights, models_dir, None)
     if m.runtime == "onnx":
         fail(f"{model} already runs on ONNX Runtime; nothing to export")
-    try:
-        rep = export_onnx(m.encoder, out, threshold=m.threshold, source=m.name, opset=opset)
-    except (RuntimeError, OSError) as e:
-        fail(str(e))
+    rep = export_onnx(m.encoder, out, threshold=m.threshold, source=m.name, opset=opset)
     rows = [[k.removeprefix("fakeproof."), v] for k, v in rep.metadata.items()]
     rows += [["file size", f"{rep.size_mb:.1f} MB"], ["ONNX Runtime vs torch, max |diff|", f"{rep.max_abs_diff:.2e} (limit {PARITY_TOLERANCE:g})"]]
     console.print(summary_table(f"exported -> {out}", rows, ["field", "value"]))
@@ -349,6 +333,9 @@ def benchmark_cmd(
 
     check_range("--limit", limit, 2)
     check_range("--workers", workers, 1)
+    from ..cli_options import check_device
+
+    check_device(device)
     check_range("--repeats", repeats, 1)
     try:
         size_list = [int(x) for x in sizes.split(",") if x.strip()]
@@ -364,11 +351,8 @@ def benchmark_cmd(
     paths = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_GLOB_EXTS)[:limit]
     if len(paths) < 2:
         fail(f"{images}: fewer than 2 photos found")
-    try:
-        check_photos(paths)  # before any model is loaded
-        rep = run_benchmark(paths, model=model, device=device, workers=workers, runtime=runtime, sizes=size_list, repeats=repeats, peer=peer, progress=not as_json)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError, OSError) as e:
-        fail(str(e))
+    check_photos(paths)  # before any model is loaded
+    rep = run_benchmark(paths, model=model, device=device, workers=workers, runtime=runtime, sizes=size_list, repeats=repeats, peer=peer, progress=not as_json)
     if as_json:
         from ..data.atomic import json_text
 

@@ -8,6 +8,7 @@ CUDA; under ``auto`` a model that cannot be exported stays on torch.
 """
 from __future__ import annotations
 
+from ..errors import InputError
 from ..engine import Encoder, resolve_device
 from ..engine.paths import cache_home
 from ..engine.resolve import GENERIC_THRESHOLD, ResolvedModel, resolve_model, stock_threshold  # noqa: F401 - re-exported
@@ -29,16 +30,17 @@ def load_model(
     (:func:`~fakeproof.engine.runtime.pick_runtime`), with ``threshold`` overriding the model's own.
     Errors: one-line ``FileNotFoundError`` / ``ValueError`` / ``KeyError``."""
     asked = runtime
+    # the infer commands print the resolved model's whole description (with `auto -> ...`) themselves
     device = resolve_device(device)
     runtime = pick_runtime(runtime, device)
-    m = resolve_model(model, device="cpu" if runtime == "onnx" else device, weights=weights, models_dir=models_dir)
+    m = resolve_model(model, device="cpu" if runtime == "onnx" else device, weights=weights, models_dir=models_dir, announce=False)
     m.encoder.eval()
     if runtime == "onnx" and m.runtime != "onnx":
         try:
             m.encoder = _exported(m, device)
         except Exception as e:  # noqa: BLE001 - under "auto" any export failure means: stay on torch
             if asked != "auto":
-                raise ValueError(f"{m.name}: cannot run on ONNX Runtime ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
+                raise InputError(f"{m.name}: cannot run on ONNX Runtime ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
             m.encoder.to(device)
     if threshold is not None:
         m.threshold, m.threshold_source = float(threshold), "--threshold"

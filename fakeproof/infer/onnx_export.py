@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import FakeproofError
 from ..engine import Encoder
 from ..engine.onnx import FORMAT, INPUT_NAME, OUTPUT_NAME, session
 OPSET = 17
@@ -110,7 +111,7 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
     onnx.save(m, str(tmp))
     tmp.replace(out)
     if check and not diff <= PARITY_TOLERANCE:
-        raise RuntimeError(f"{out}: ONNX Runtime differs from torch by {diff:.3g} (> {PARITY_TOLERANCE}); the export is not faithful")
+        raise FakeproofError(f"{out}: ONNX Runtime differs from torch by {diff:.3g} (> {PARITY_TOLERANCE}); the export is not faithful")
     return ExportReport(out, diff, out.stat().st_size / 2**20, meta)
 
 

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from ..engine.encoders import DEFAULT_ENCODER
 from ..engine.runtime import DEFAULT_RUNTIME
 
@@ -102,9 +103,9 @@ def check_photos(paths: Sequence) -> None:
         try:
             decode_rgb(Path(p).read_bytes(), p)
         except ImageLoadError as e:
-            raise ValueError(f"{p}: {e.reason}; the benchmark needs photos that decode") from None
+            raise InputError(f"{p}: {e.reason}; the benchmark needs photos that decode") from None
         except OSError as e:
-            raise ValueError(f"{p}: cannot read ({e.strerror or e})") from None
+            raise InputError(f"{p}: cannot read ({e.strerror or e})") from None
 
 
 def resized_sets(paths: Sequence, sizes: Sequence[int], workdir: Path) -> dict[str, list[str]]:

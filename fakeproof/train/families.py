@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.records import read_fakes_csv
+from ..errors import InputError
 from ..metrics import FAMILY_PREFIX, KIND_CODE, acceptance_rate
 
 UNKNOWN = "unknown"
@@ -33,7 +34,7 @@ def check_holdout(holdout: tuple[str, ...], families: dict[str, str], where: str
     present = sorted(set(families.values()))
     absent = [h for h in holdout if h not in present]
     if absent:
-        raise ValueError(f"{where}: no fakes of backend {', '.join(absent)} in fakes.csv (families present: {', '.join(present) or 'none'})")
+        raise InputError(f"{where}: no fakes of backend {', '.join(absent)} in fakes.csv (families present: {', '.join(present) or 'none'})")
 
 
 def acceptance_by_family(cos: np.ndarray, families: np.ndarray, threshold: float) -> dict[str, float]:

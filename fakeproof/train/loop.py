@@ -204,6 +204,20 @@ class Trainer:
         self.log(validation_line(row))
         return row
 
+    def _bar_total(self, limit: int, start_step: int, t_loop: float) -> int | None:
+        """Steps the bar counts to: the step limit, or - when --max-minutes ends the run first - the
+        steps the time left allows at the pace so far (so the bar never shows 9/21000, 102 h)."""
+        cfg = self.cfg
+        if cfg.max_minutes is None:
+            return None
+        done = self.step - start_step
+        elapsed = time.time() - t_loop
+        left = cfg.max_minutes * 60 - (time.time() - self.t_start)
+        if done <= 0 or elapsed <= 0:
+            return None
+        by_time = done + max(0, int(left / (elapsed / done)))
+        return min(limit - start_step, by_time) if limit < 10**12 else by_time
+
     def run(self) -> dict:
         cfg, info = self.cfg, self.info
         if cfg.max_steps is None and cfg.epochs is None and cfg.max_minutes is None:
@@ -237,7 +251,7 @@ class Trainer:
                 n_train += 1
                 s, n = self.train_loss_since_val
                 self.train_loss_since_val = (s + loss, n + 1)
-                advance(1, f"loss {loss:.4f}  {2 * cfg.batch_size * n_train / max(self.step_seconds, 1e-9):.1f} img/s")
+                advance(1, f"loss {loss:.4f}  {2 * cfg.batch_size * n_train / max(self.step_seconds, 1e-9):.1f} img/s", total=self._bar_total(limit, start_step, t_loop))
                 if self.step % cfg.val_every == 0:
                     last_row = self.validate_and_save(scheduled=True, n_train=n_train)
             if last_row is None or last_row["step"] != self.step:
