@@ -294,3 +294,10 @@ def test_training_bar_counts_to_what_the_time_budget_allows():
     assert 8 <= total <= 10
     me.cfg.max_minutes = None
     assert Trainer._bar_total(me, limit=21000, start_step=0, t_loop=now - 60) is None
+
+
+def test_compare_refuses_a_missing_photo_before_loading_a_model(tmp_path, portrait_photo):
+    out_png = tmp_path / "c.png"
+    code, out = _cli("infer", "compare", portrait_photo, tmp_path / "nope.jpg", "--out", out_png, "--device", "cpu")
+    assert code != 0 and "nope.jpg: no such photo" in out and "Traceback" not in out
+    assert not out_png.exists()

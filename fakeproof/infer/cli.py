@@ -273,6 +273,9 @@ def compare_cmd(
 
     if not MIN_PHOTOS <= len(photos) <= MAX_PHOTOS:
         fail(f"compare takes {MIN_PHOTOS} to {MAX_PHOTOS} photos, got {len(photos)}")
+    for p in photos:  # before any model loads: a missing photo is an error, not an "unreadable" cell
+        if not p.is_file():
+            fail(f"{p}: no such photo" if not p.exists() else f"{p}: not a file")
     _common_ranges(margin=margin, threshold=threshold)
     _writable(out)
     m = _load(model, runtime, device, weights, models_dir, threshold)
