@@ -1,9 +1,9 @@
-"""Kill ``curate apply`` on a large dataset, as issue 12 did, and check what the next command finds.
+"""Kill ``curate apply`` on a large dataset and check what the next command finds.
 
 A synthetic dataset (tiny distinct JPEG-named files: apply never decodes them) of ``--photos``
 photos over 100 identities and a flags.csv with ``--decisions`` decisions (2/3 relabels, 1/3
 quarantines) is made; ``fakeproof curate apply`` runs in its own process and gets SIGKILL (or
-SIGTERM) ``--delay`` seconds after ``quarantine/`` appears (the issue's 0.2 s) or after start. Then
+SIGTERM) ``--delay`` seconds after ``quarantine/`` appears or after start. Then
 ``curate apply --undo`` runs: it must recover the interrupted batch (rolled back or forward), and
 the dataset must be the old state or the new one - meta.json equal to the files, every photo's
 bytes present exactly once. Target: 0 violations at every delay; recovery well under the apply time.

@@ -226,7 +226,8 @@ def run_celeba_pairs(args) -> int:
         else:
             r["EER - ref. (pt) [95%]"] = "reference"
         rows.append(r)
-    print(f"\n{len(set(folds))}-fold protocol (LFW View 2 layout); accuracy at the threshold chosen on the other folds; intervals: paired bootstrap over identities ({args.bootstrap} resamples), reference = {ref}")
+    print(f"\n{len(set(folds))}-fold protocol (LFW View 2 layout); accuracy at the threshold chosen on the other folds; "
+          f"intervals: paired bootstrap over identities ({args.bootstrap} resamples), reference = {ref}")
     print_table([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
     if calib:
         print("\nSimilarity scale: calibration fitted on 9 folds, read on the 10th (pooled over the 10 rotations); knots fitted on all 10 (what the card stores)")

@@ -9,10 +9,13 @@ os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 
 import typer  # noqa: E402
 
+from .cli_errors import HandledGroup  # noqa: E402
+
 from .demo import demo_command  # noqa: E402
 from .stages import STAGES, stage_app  # noqa: E402
 
 app = typer.Typer(
+    cls=HandledGroup,
     help="fakeproof: build face encoders that deepfakes cannot fool.\n\n"
     "curate -> generate -> train -> infer. Every stage uses the same face engine "
     "(MTCNN detection, ArcFace-template alignment, registered encoders).",
@@ -55,15 +58,8 @@ app.command("demo", help="Run the whole pipeline end to end on data the project 
 
 
 def main() -> None:  # pragma: no cover
-    """The console script: an OS error no command anticipated still ends in one line, not a traceback."""
-    try:
-        app(standalone_mode=True)
-    except OSError as e:
-        from .cli_errors import EXIT_ERROR
-        from .ui import console
-
-        console.print(f"[red]error:[/red] {getattr(e, 'filename', None) or ''}{': ' if getattr(e, 'filename', None) else ''}{e.strerror or e}", highlight=False)
-        raise SystemExit(EXIT_ERROR) from None
+    """The console script (errors are reported by :class:`~fakeproof.cli_errors.HandledGroup`)."""
+    app(standalone_mode=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

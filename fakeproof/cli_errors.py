@@ -1,41 +1,75 @@
 """How every ``fakeproof`` command reports an error: one line naming the file and the reason, no traceback.
 
-Exit codes (the same for every stage):
-
-===  =====================  ===============================================================
-0    ok
-1    ``EXIT_ERROR``         an input that cannot be used: a missing or invalid file or folder, a
-                            meta.json or CSV that fails validation, a path that leaves its root,
-                            an output location that cannot be written, an interrupted batch that
-                            cannot be recovered
-2    ``EXIT_USAGE``         an option value out of its range (click/typer use 2 for their own
-                            usage errors too)
-3    ``EXIT_MISSING``       model weights a command needs are not installed
-4    ``EXIT_STALE``         curation results no longer match the dataset: re-run ``curate clean``
-===  =====================  ===============================================================
+Commands raise :class:`fakeproof.errors.FakeproofError` (exit codes are listed there); :func:`report`
+is the one handler, run by the top-level command group (:mod:`fakeproof.cli`) and by the demo around
+every command. An exception that is neither a ``FakeproofError`` nor an ``OSError`` from the system is
+a bug: its traceback is printed with a "please report it" line.
 """
 from __future__ import annotations
 
 import math
+import sys
+import traceback
 from typing import NoReturn
 
 import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_MISSING = 3
-EXIT_STALE = 4
+from .errors import EXIT_BUG, EXIT_DEVICE, EXIT_ERROR, EXIT_MISSING, EXIT_STALE, EXIT_USAGE, FakeproofError  # noqa: F401
+
+def one_line(message) -> str:
+    """``message`` on one line (whatever an exception said), markup-free."""
+    return " ".join(str(message).split())
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    """Print ``error: <message>`` (one line, markup-free) and exit with ``code``."""
+    """Stop the command with ``error: <message>`` (one line) and exit status ``code``."""
+    raise FakeproofError(one_line(message), exit_code=code)
+
+
+def os_error_text(e: OSError) -> str:
+    """``FILE: reason`` for an error from the system; the message alone for one raised with text."""
+    if e.errno is None:  # raised by fakeproof with a message (FileExistsError("X: already exists"))
+        return str(e)
+    names = [n for n in (e.filename, e.filename2) if n]
+    where = " -> ".join(str(n) for n in names) if names else "(file not named by the system)"
+    return f"{where}: {e.strerror or e}"
+
+
+def report(exc: BaseException) -> int:
+    """Print what ``exc`` means for the user and return the exit status (the one error handler)."""
     from rich.markup import escape
 
-    from .ui import console
+    from .ui import console, err_console
 
-    text = " ".join(str(message).strip().strip("'\"").split())  # one line, whatever the exception said
-    console.print(f"[red]error:[/red] {escape(text)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+    if isinstance(exc, FakeproofError):
+        console.print(f"[red]error:[/red] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    if isinstance(exc, OSError):
+        console.print(f"[red]error:[/red] {escape(one_line(os_error_text(exc)))}", highlight=False, soft_wrap=True)
+        return EXIT_ERROR
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    err_console.print(
+        f"[red]error:[/red] this is a bug in fakeproof ({escape(type(exc).__name__)}: {escape(one_line(exc))[:200]}); "
+        f"please report it, with the traceback above, as an issue of the fakeproof project",
+        highlight=False, soft_wrap=True,
+    )
+    return EXIT_BUG
+
+
+class HandledGroup(TyperGroup):
+    """A command group whose commands' errors go through :func:`report` (the top-level group and each
+    stage's group use it, so ``fakeproof ...``, ``python -m fakeproof.train.cli ...`` under torchrun
+    and the demo's in-process commands all end the same way)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, TyperException, KeyboardInterrupt):  # typer's own ends and usage errors
+            raise
+        except Exception as e:  # noqa: BLE001 - the one handler
+            raise typer.Exit(report(e)) from None
 
 
 def check_range(name: str, value, lo=None, hi=None, *, finite: bool = True, lo_open: bool = False) -> None:

@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from .errors import InputError
 from .engine.encoders import DEFAULT_ENCODER
 
 
@@ -87,17 +88,35 @@ def read_config_file(path: Path, cls) -> dict:
     try:
         data = json.loads(Path(path).read_text())
     except OSError as e:
-        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON ({e.msg} at line {e.lineno})") from None
+        raise InputError(f"{path}: not JSON ({e.msg} at line {e.lineno})") from None
     if isinstance(data, dict) and isinstance(data.get("config"), dict):
         data = data["config"]
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object of {cls.__name__} fields")
+        raise InputError(f"{path}: expected a JSON object of {cls.__name__} fields")
     known = {f.name for f in dataclasses.fields(cls)}
     if "encoder" in data and "model" in known and "model" not in data:  # files written before --model
         data["model"] = data.pop("encoder")
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise InputError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return data
+
+
+def settle_dataset(dataset) -> None:
+    """Finish or reverse an apply/undo a kill interrupted in ``dataset``, and say which; every command
+    that reads or writes a dataset calls this before anything else (README: Guarantees)."""
+    from .data.pending import settle_interrupted_batch
+    from .ui import console
+
+    msg = settle_interrupted_batch(dataset)
+    if msg:
+        console.print(f"[yellow]recovered:[/yellow] {msg}", highlight=False, soft_wrap=True)
+
+
+def check_device(device: str) -> str:
+    """``--device``: what it stands for here; a GPU that is not there is one line (exit 5) before any work."""
+    from .engine.pipeline import resolve_device
+
+    return resolve_device(device)

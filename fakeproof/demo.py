@@ -346,6 +346,10 @@ def demo_command(
     config_values: dict = None,
 ):
     """Run the pipeline end to end on data the project makes itself (no download, no ../shared)."""
+    if out.exists() and not out.is_dir():
+        from .cli_errors import fail
+
+        fail(f"{out}: --out must be a folder (it is a file)")
     if fresh and out.exists():
         import shutil
 

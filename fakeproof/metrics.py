@@ -7,6 +7,8 @@ the first threshold (sklearn's +inf sentinel) replaced by 1.0 (the largest cosin
 """
 from __future__ import annotations
 
+from .errors import InputError
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +28,7 @@ def compute_eer(labels, scores) -> EER:
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=np.float64)
     if labels.min(initial=1) == labels.max(initial=0):
-        raise ValueError("EER needs both positive (1) and negative (0) labels")
+        raise InputError("EER needs both positive (1) and negative (0) labels")
     fpr, tpr, thr = roc_curve(labels, scores, pos_label=1)
     thr = thr.copy()
     thr[0] = 1.0

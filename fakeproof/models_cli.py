@@ -6,11 +6,12 @@ from typing import Optional
 
 import typer
 
-from .engine.encoders import list_encoders
+from .cli_errors import HandledGroup
 from .cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
+from .engine.encoders import list_encoders
 from .ui import console, rows_as_json, summary_table
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
 
 
 def _extra_weight_rows(models_dir) -> list[list]:
@@ -57,13 +58,9 @@ def prepare_cmd(
     encoder: Optional[str] = encoder_alias_option(),
 ):
     """Convert and cache the shipped weights once (FaceNet graph or dlib .dat -> torch state dict), warm the detector."""
-    from .cli_errors import fail
     from .engine import FaceEngine
 
-    try:
-        eng = FaceEngine.from_names(chosen_model(model, encoder), device="cpu")
-    except (KeyError, ValueError, FileNotFoundError, RuntimeError, OSError) as e:
-        fail(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
+    eng = FaceEngine.from_names(chosen_model(model, encoder), device="cpu")
     spec = eng.spec
     import numpy as np
 

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
+from .errors import FakeproofError
+
 T = TypeVar("T")
 
 
-class DuplicateNameError(ValueError):
+class DuplicateNameError(FakeproofError, ValueError):
     """A name registered twice."""
 
 
-class UnknownNameError(KeyError, ValueError):
+class UnknownNameError(FakeproofError, KeyError, ValueError):
     """A name nothing is registered under (a ``KeyError`` and a ``ValueError``; prints plainly)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class Registry(Generic[T]):

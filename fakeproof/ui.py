@@ -75,13 +75,14 @@ def make_progress(transient: bool = False) -> Progress:
 def progress_task(description: str, total: int | None, enabled: bool = True):
     """Yields ``advance(n=1, rate=None)``; a no-op when disabled."""
     if not enabled:
-        yield lambda n=1, rate=None: None
+        yield lambda n=1, rate=None, total=None: None
         return
     with make_progress() as prog:
         task = prog.add_task(description, total=total, rate="")
 
-        def advance(n: int = 1, rate: str | None = None) -> None:
-            prog.update(task, advance=n, **({"rate": rate} if rate is not None else {}))
+        def advance(n: int = 1, rate: str | None = None, total: int | None = None) -> None:
+            """``total``: a new end (e.g. the step a time budget will stop at, as it becomes known)."""
+            prog.update(task, advance=n, **({"rate": rate} if rate is not None else {}), **({"total": total} if total is not None else {}))
 
         yield advance
 

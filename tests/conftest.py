@@ -35,6 +35,24 @@ def group_photo() -> Path:
 def portrait_photo() -> Path:
     return package_image("Tom_Hanks_54745.png")
 
+
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory) -> Path:
+    """The shared small dataset in the training layout (4 identities x 3 real photos, made from the
+    photos installed packages ship: :func:`fakeproof.sample_data.make_sample_dataset`). Read-only:
+    a test that writes into a dataset takes ``dataset_copy``."""
+    from fakeproof.sample_data import make_sample_dataset
+
+    return make_sample_dataset(tmp_path_factory.mktemp("sample"), photos_per_identity=3, identities=4)
+
+
+@pytest.fixture
+def dataset_copy(sample_dataset, tmp_path) -> Path:
+    """A private copy of :func:`sample_dataset` at ``tmp_path/ds`` that a test may change."""
+    import shutil
+
+    return Path(shutil.copytree(sample_dataset, tmp_path / "ds"))
+
 # A torchvision wheel that does not match the installed torch breaks every transformers/diffusers
 # model import ("operator torchvision::nms does not exist"). Neither library needs it: hide it.
 try:  # pragma: no cover - depends on the environment

@@ -16,6 +16,8 @@ from fakeproof.engine.encoders.guard import GUARD_DIMS, GuardedEncoder, guard
 from fakeproof.train.config import TrainConfig, TrainError
 from fakeproof.train.loop import train
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def two_family_ds(tmp_path_factory):

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 

@@ -15,6 +15,8 @@ from _curate_fixtures import TRUE_IDENTITY, WRONG_KEY, build_mislabelled, tree_d
 from fakeproof.cli import app
 from fakeproof.data import read_meta
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def cleaned_src(tmp_path_factory):

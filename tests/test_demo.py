@@ -7,10 +7,13 @@ import json
 import math
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from fakeproof.cli import app
 from fakeproof.demo import STATE, DemoConfig, run_demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 def test_demo_runs_end_to_end_and_resumes(tmp_path):

@@ -24,16 +24,16 @@ from fakeproof.cli import app
 from fakeproof.distributed.ranks import shard_bounds
 from fakeproof.engine.paths import cache_home
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 TOL = 1e-6
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", autouse=True)
+def facenet_converted():
     from fakeproof.engine import FaceEngine
-    from fakeproof.sample_data import make_sample_dataset
 
-    FaceEngine("facenet", device="cpu", use_cache=False)  # converted weights in the shared home
-    return make_sample_dataset(tmp_path_factory.mktemp("sample"), photos_per_identity=3, identities=4)
+    FaceEngine("facenet", device="cpu", use_cache=False)  # converted weights in the shared home, before ranks start
 
 
 def _cached(home: Path) -> int:
@@ -76,9 +76,9 @@ def _killed_then_resumed(tmp_path: Path, args: list, home: Path, hold: Path) -> 
     return before, out
 
 
-def test_torchrun_curate_clean(sample, tmp_path, monkeypatch):
+def test_torchrun_curate_clean(sample_dataset, tmp_path, monkeypatch):
     ds = tmp_path / "ds"
-    shutil.copytree(sample, ds)
+    shutil.copytree(sample_dataset, ds)
     keys = sorted(json.loads((ds / "meta.json").read_text()))
     args = ["curate", "clean", ds, "--device", "cpu", "--max-heatmaps", "1"]
     _one_process(monkeypatch, fresh_home(cache_home(), tmp_path / "home1"), [*args, "--out", tmp_path / "one"])
@@ -97,8 +97,8 @@ def test_torchrun_curate_clean(sample, tmp_path, monkeypatch):
     assert "curate clean" in out
 
 
-def _pairs_dir(sample: Path, root: Path) -> Path:
-    photos = sorted((sample / "images").rglob("*.jpg"))
+def _pairs_dir(sample_dataset: Path, root: Path) -> Path:
+    photos = sorted((sample_dataset / "images").rglob("*.jpg"))
     for n in range(6):  # 12 different photos: rank 0 embeds the first 6 (pairs 0-2), rank 1 the rest
         d = root / str(n)
         d.mkdir(parents=True)
@@ -107,8 +107,8 @@ def _pairs_dir(sample: Path, root: Path) -> Path:
     return root
 
 
-def test_torchrun_infer_pairs(sample, tmp_path, monkeypatch):
-    pairs = _pairs_dir(sample, tmp_path / "test")
+def test_torchrun_infer_pairs(sample_dataset, tmp_path, monkeypatch):
+    pairs = _pairs_dir(sample_dataset, tmp_path / "test")
     _one_process(monkeypatch, fresh_home(cache_home(), tmp_path / "home1"), ["infer", "pairs", pairs, "--out", tmp_path / "one.csv", "--device", "cpu", "--no-progress"])
     home = fresh_home(cache_home(), tmp_path / "home2")
     args = ["infer", "pairs", pairs, "--out", tmp_path / "two.csv", "--device", "cpu", "--no-progress"]
@@ -121,14 +121,14 @@ def test_torchrun_infer_pairs(sample, tmp_path, monkeypatch):
     assert "6 pairs" in out
 
 
-def test_torchrun_infer_score_pairs(sample, tmp_path, monkeypatch):
-    photos = sorted(p.relative_to(sample).as_posix() for p in (sample / "images").rglob("*.jpg"))
+def test_torchrun_infer_score_pairs(sample_dataset, tmp_path, monkeypatch):
+    photos = sorted(p.relative_to(sample_dataset).as_posix() for p in (sample_dataset / "images").rglob("*.jpg"))
     df = pd.DataFrame({"path_a": photos[:6], "path_b": photos[6:], "group": list("abcdef")})
     df.loc[2, "path_b"] = ""  # a side without a file still gets a row
     csv_in = tmp_path / "pairs.csv"
     df.to_csv(csv_in, index=False)
     root = tmp_path / "root"
-    shutil.copytree(sample, root)
+    shutil.copytree(sample_dataset, root)
     common = ["infer", "score-pairs", csv_in, "--root", root, "--device", "cpu", "--no-progress"]
     _one_process(monkeypatch, fresh_home(cache_home(), tmp_path / "home1"), [*common, "--out", tmp_path / "one.csv"])
     home = fresh_home(cache_home(), tmp_path / "home2")

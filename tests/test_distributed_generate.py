@@ -22,13 +22,6 @@ ARGS = ["--backends", "classic", "--per-identity", "2", "--seed", "3", "--device
 TIMED = ("seconds", "created")  # the only columns that may differ between runs
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    from fakeproof.sample_data import make_sample_dataset
-
-    return make_sample_dataset(tmp_path_factory.mktemp("sample"), photos_per_identity=3, identities=4)
-
-
 def _rows(root: Path) -> dict[str, dict]:
     rows = read_fakes_csv(root)
     keys = [r["key"] for r in rows]
@@ -53,9 +46,9 @@ def test_split_by_identity_keeps_identities_whole_and_balances():
     assert split_by_identity(jobs, 3) == parts  # deterministic
 
 
-def test_fold_is_idempotent_and_keeps_the_first_row_of_a_key(sample, tmp_path):
+def test_fold_is_idempotent_and_keeps_the_first_row_of_a_key(sample_dataset, tmp_path):
     root = tmp_path / "ds"
-    shutil.copytree(sample, root)
+    shutil.copytree(sample_dataset, root)
     img = root / "images" / "person_01" / "7.jpg"
     shutil.copy(root / "images" / "person_01" / "0.jpg", img)
     row = "person_01/7.jpg,person_01,classic,person_01/0.jpg,,1,,0.1,{},2026-01-01T00:00:00Z\n"
@@ -73,10 +66,12 @@ def test_fold_is_idempotent_and_keeps_the_first_row_of_a_key(sample, tmp_path):
     assert [r["key"] for r in read_fakes_csv(root)] == ["person_01/7.jpg"]
 
 
-def test_torchrun_generate_equals_one_process_and_resumes_a_killed_rank(sample, tmp_path):
+@pytest.mark.slow
+@pytest.mark.integration
+def test_torchrun_generate_equals_one_process_and_resumes_a_killed_rank(sample_dataset, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
-    shutil.copytree(sample, one)
-    shutil.copytree(sample, two)
+    shutil.copytree(sample_dataset, one)
+    shutil.copytree(sample_dataset, two)
     res = CliRunner().invoke(app, ["generate", "deepfakes", str(one), *ARGS])
     assert res.exit_code == 0, res.output
     expected = _rows(one)

@@ -49,6 +49,7 @@ def test_engine_cache_is_shared_on_one_machine_and_per_machine_on_several(monkey
     assert engine_cache_dir(DistInfo(rank=5, world_size=8)) == cache_home() / "engine" / "node-001"
 
 
+@pytest.mark.integration
 def test_one_process_finishes_what_a_lost_rank_left(tmp_path):
     from fakeproof.sample_data import make_sample_dataset
 

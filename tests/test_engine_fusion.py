@@ -48,6 +48,7 @@ def test_fusion_cosine_is_the_weighted_mean_of_its_parts(fusion, photos):
     np.testing.assert_allclose(parts[:, 0], (direct[[0, 0, 1]] * direct[[1, 2, 2]]).sum(1), atol=0.03)
 
 
+@pytest.mark.slow
 def test_fusion_trains_its_parts_and_exports_to_onnx(fusion, tmp_path):
     from fakeproof.infer.onnx_export import export_onnx
 

@@ -15,11 +15,9 @@ from fakeproof.generate.backends.base import MissingWeightsError
 
 
 @pytest.fixture(scope="module")
-def celeba_dir(tmp_path_factory) -> Path:
+def celeba_dir(tmp_path_factory, sample_dataset) -> Path:
     """A tiny folder in CelebA's layout made from the sample dataset's photos."""
-    from fakeproof.sample_data import make_sample_dataset
-
-    sample = make_sample_dataset(tmp_path_factory.mktemp("sample"), photos_per_identity=3, identities=4)
+    sample = sample_dataset
     root = tmp_path_factory.mktemp("celeba")
     (root / "img_celeba").mkdir()
     lines = []

@@ -15,17 +15,10 @@ from fakeproof.generate.backends.classic import ClassicBackend
 from fakeproof.generate.runner import ERRORS_LOG, generate_deepfakes, plan_jobs
 
 
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory) -> Path:
-    from fakeproof.sample_data import make_sample_dataset
-
-    return make_sample_dataset(tmp_path_factory.mktemp("sample"), photos_per_identity=3, identities=4)
-
-
 @pytest.fixture()
-def ds(sample_root, tmp_path) -> Path:
+def ds(sample_dataset, tmp_path) -> Path:
     root = tmp_path / "ds"
-    shutil.copytree(sample_root, root)
+    shutil.copytree(sample_dataset, root)
     return root
 
 
@@ -36,9 +29,9 @@ def classic() -> ClassicBackend:
     return b
 
 
-def test_classic_swaps_the_face_deterministically(classic, sample_root):
-    src = load_rgb(sample_root / "images" / "person_01" / "0.jpg").rgb
-    tgt = load_rgb(sample_root / "images" / "person_02" / "1.jpg").rgb
+def test_classic_swaps_the_face_deterministically(classic, sample_dataset):
+    src = load_rgb(sample_dataset / "images" / "person_01" / "0.jpg").rgb
+    tgt = load_rgb(sample_dataset / "images" / "person_02" / "1.jpg").rgb
     seed = next(s for s in range(50) if classic.choose(np.random.default_rng(s))["blend"] == "alpha")
     a = classic.make(src, tgt, seed=seed)
     info = dict(classic.last_info)

@@ -16,6 +16,8 @@ torch = pytest.importorskip("torch")
 
 from _diffusion_fixtures import tiny_text_encoder, tiny_tokenizer, tiny_vae  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def arc2face_models(tmp_path_factory) -> Path:

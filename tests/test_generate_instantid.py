@@ -25,6 +25,8 @@ nn = torch.nn
 
 from _diffusion_fixtures import tiny_text_encoder, tiny_tokenizer, tiny_vae  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 TEXT_WIDTH = 32  # each CLIP text encoder; the UNet's cross-attention width is the two concatenated
 
 

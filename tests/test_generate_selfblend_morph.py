@@ -21,13 +21,6 @@ from fakeproof.generate.backends.selfblend import SelfBlendBackend
 from fakeproof.generate.registry import OFFLINE_MIX, mix_cycle, parse_mix, resolve_backends
 
 
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory) -> Path:
-    from fakeproof.sample_data import make_sample_dataset
-
-    return make_sample_dataset(tmp_path_factory.mktemp("sample"), photos_per_identity=3, identities=4)
-
-
 def _photo(root: Path, ident: str, k: int) -> np.ndarray:
     return load_rgb(root / "images" / ident / f"{k}.jpg").rgb
 
@@ -36,10 +29,10 @@ def _changed(a: np.ndarray, b: np.ndarray, level: int = 12) -> np.ndarray:
     return np.abs(a.astype(int) - b.astype(int)).sum(2) > level
 
 
-def test_selfblend_alters_only_the_face_and_records_its_draws(sample_root):
+def test_selfblend_alters_only_the_face_and_records_its_draws(sample_dataset):
     b = SelfBlendBackend()
     b.load()
-    src = _photo(sample_root, "person_01", 0)
+    src = _photo(sample_dataset, "person_01", 0)
     # a draw with a strong, full blend so the change is visible
     seed = next(s for s in range(200) if (lambda p: p["blend_ratio"] == 1.0 and p["colour"] == "rgb_shift" and max(map(abs, p["shift"])) > 12)(choose_selfblend(np.random.default_rng(s))))
     a = b.make(src, None, seed)
@@ -62,11 +55,11 @@ def test_selfblend_alters_only_the_face_and_records_its_draws(sample_root):
     assert len({json.dumps(choose_selfblend(np.random.default_rng(s)), sort_keys=True) for s in range(20)}) == 20
 
 
-def test_morph_mixes_two_faces_into_one_background(sample_root):
+def test_morph_mixes_two_faces_into_one_background(sample_dataset):
     b = MorphBackend()
     b.load()
-    src = _photo(sample_root, "person_01", 0)
-    tgt = _photo(sample_root, "person_03", 1)
+    src = _photo(sample_dataset, "person_01", 0)
+    tgt = _photo(sample_dataset, "person_03", 1)
     seed = next(s for s in range(100) if b.choose(np.random.default_rng(s))["background"] == "target")
     m = b.make(src, tgt, seed)
     info = dict(b.last_info)
@@ -94,9 +87,9 @@ def test_mix_parsing_and_interleaving(tmp_path):
         resolve_backends("classic:2,nope:1", tmp_path)
 
 
-def test_weighted_mix_cli_and_check_reports_as_both(sample_root, tmp_path):
+def test_weighted_mix_cli_and_check_reports_as_both(sample_dataset, tmp_path):
     ds = tmp_path / "ds"
-    shutil.copytree(sample_root, ds)
+    shutil.copytree(sample_dataset, ds)
     r = CliRunner().invoke(app, ["generate", "deepfakes", str(ds), "--backends", "classic:2,selfblend:1,morph:1", "--per-identity", "4", "--device", "cpu"], terminal_width=200)
     assert r.exit_code == 0, r.output
     assert "classic:2, selfblend:1, morph:1" in r.output

@@ -125,9 +125,9 @@ def test_score_pairs_keeps_every_input_column(sample, tmp_path):
     cos = got.cosine.astype(float)
     assert np.allclose(sim[:2], STOCK_CALIBRATIONS["dlib_resnet"](cos[:2]), atol=2e-5) and (sim[:2] != cos[:2]).all()
     # and it evaluates straight away, on the scale or (--raw) on the cosine
-    r = runner.invoke(app, ["evaluate", str(out)], terminal_width=200)
+    r = runner.invoke(app, ["evaluate", str(out), "--unscorable", "reject"], terminal_width=200)  # 2 rows could not be scored
     assert r.exit_code == 0, r.output and "EER" in r.output
-    r = runner.invoke(app, ["evaluate", str(out), "--raw", "--out-dir", str(tmp_path / "raw")], terminal_width=200)
+    r = runner.invoke(app, ["evaluate", str(out), "--raw", "--unscorable", "reject", "--out-dir", str(tmp_path / "raw")], terminal_width=200)
     assert r.exit_code == 0 and "EER" in r.output, r.output
     raw_out = tmp_path / "raw_scores.csv"
     r = runner.invoke(app, ["score-pairs", str(pairs_csv), "--root", str(sample), "--out", str(raw_out), "--no-progress", "--raw"], terminal_width=200)

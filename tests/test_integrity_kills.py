@@ -17,12 +17,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from _fault_harness import count_points, file_digests, kill_points, run_forked, state
 from fakeproof.cli import app
 from fakeproof.data import read_meta, write_meta
 from fakeproof.data.digests import path_digest
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[1]
 KILLS = 24  # per command; the issue asks for at least 20

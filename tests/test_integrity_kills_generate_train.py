@@ -25,6 +25,8 @@ from fakeproof.data import read_meta
 from fakeproof.data.records import read_fakes_csv
 from fakeproof.generate.runner import generate_deepfakes
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> Path:

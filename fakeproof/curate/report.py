@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import atomic_write_text, json_text
+from ..data.atomic import replacing
 from .analyse import Analysis
 from .graph import ISOLATED, IdentityGraph
 
@@ -43,17 +44,15 @@ def write_similarity(a: Analysis, out: Path) -> Path:
         arrays[f"keys_{j}"] = np.array(g.keys, dtype=str)
         arrays[f"sim_{j}"] = g.sim.astype(np.float16 if len(g.keys) > 2000 else np.float32)
     path = out / "similarity.npz"
-    tmp = out / ".similarity.tmp.npz"
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with replacing(path, ".tmp.npz") as tmp:  # np.savez adds .npz to other names
+        np.savez(tmp, **arrays)
     return path
 
 
 def write_embeddings(keys: list[str], emb: np.ndarray, out: Path) -> Path:
     path = out / "embeddings.npz"
-    tmp = out / ".embeddings.tmp.npz"
-    np.savez(tmp, keys=np.array(keys, dtype=str), embeddings=emb.astype(np.float32))
-    tmp.replace(path)
+    with replacing(path, ".tmp.npz") as tmp:
+        np.savez(tmp, keys=np.array(keys, dtype=str), embeddings=emb.astype(np.float32))
     return path
 
 
@@ -73,6 +72,19 @@ def safe_name(identity: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", identity)[:120] or "_"
 
 
+def _scale(sim: np.ndarray, threshold: float):
+    """The colour scale of a heatmap: this identity's own off-diagonal range, centred (white) on the
+    edge threshold, so an encoder whose cosines all lie in 0.85..0.99 still shows its
+    genuine/impostor gap (a fixed -0.2..1 scale painted it one colour)."""
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+
+    off = sim[~np.eye(len(sim), dtype=bool)] if len(sim) > 1 else sim.ravel()
+    off = off[np.isfinite(off)]
+    lo, hi = (float(off.min()), float(off.max())) if off.size else (threshold - 0.1, threshold + 0.1)
+    lo, hi = min(lo, threshold - 1e-3), max(hi, threshold + 1e-3)
+    return TwoSlopeNorm(vcenter=threshold, vmin=lo, vmax=hi) if lo < threshold < hi else Normalize(lo, hi)
+
+
 def heatmap(g: IdentityGraph, path: Path, threshold: float) -> None:
     """Cosine heatmap of one identity, rows/columns ordered by component, boundaries drawn."""
     import matplotlib
@@ -86,8 +98,8 @@ def heatmap(g: IdentityGraph, path: Path, threshold: float) -> None:
     n = len(o)
     size = min(14.0, 3.0 + 0.32 * n)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    im = ax.imshow(sim, vmin=-0.2, vmax=1.0, cmap="viridis")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="cosine")
+    im = ax.imshow(sim, norm=_scale(sim, threshold), cmap="RdBu")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=f"cosine (white = edge threshold {threshold:g})")
     labels = [f"{Path(g.keys[i]).name} [{'iso' if c == ISOLATED else c}]" for i, c in zip(o, comp)]
     if n <= 60:
         ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
@@ -95,14 +107,17 @@ def heatmap(g: IdentityGraph, path: Path, threshold: float) -> None:
         if n <= 25:
             for r in range(n):
                 for c in range(n):
-                    ax.text(c, r, f"{sim[r, c]:.2f}", ha="center", va="center", fontsize=6, color="w" if sim[r, c] < threshold else "k")
+                    ax.text(c, r, f"{sim[r, c]:.2f}", ha="center", va="center", fontsize=6, color="k")
     for b in np.flatnonzero(np.diff(comp)) + 0.5:
         ax.axhline(b, color="r", lw=1)
         ax.axvline(b, color="r", lw=1)
     ax.set_title(f"{g.identity}: {g.n_components} component(s), main {g.main_size}/{n}, edge at cos >= {threshold:g}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        with replacing(path, ".tmp.png") as tmp:
+            fig.savefig(tmp, dpi=90)
+    finally:
+        plt.close(fig)
 
 
 def write_heatmaps(a: Analysis, out: Path, limit: int = 100) -> list[Path]:

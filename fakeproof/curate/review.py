@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError, NotFoundError
 from .binding import check_current
 from .report import read_embeddings
 
@@ -53,7 +54,7 @@ def dataset_name(root) -> str:
 def read_flags(curation: Path) -> pd.DataFrame:
     path = Path(curation) / "flags.csv"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: not found; run `fakeproof curate clean {Path(curation).parent}` first")
+        raise NotFoundError(f"{path}: not found; run `fakeproof curate clean {Path(curation).parent}` first")
     text = {c: str for c in ("key", "identity", "suggested_identity", "reason", "notes", "decision", "digest")}
     numbers = {c: [""] for c in ("score", "suggested_cosine", "component", "n_faces")}
     return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=numbers)
@@ -130,9 +131,41 @@ def build_review_dataset(root, curation=None, name: str | None = None):
     ds.save_view("suspects", ds.match_tags(NEEDS_REVIEW).sort_by("score"), description="flagged photos, least like their identity first", overwrite=True)
     ds.save_view("by_identity", ds.match_tags(NEEDS_REVIEW).sort_by([("identity", 1), ("score", 1)]), description="flagged photos grouped by identity", overwrite=True)
     ds.save_view("merge_candidates", ds.match(F("merge_candidate") != None).sort_by("identity"), description="identities that look like another identity", overwrite=True)  # noqa: E711
+    show_review_fields(ds, fo)
     ds.info["fakeproof"] = {"dataset": str(root), "curation": str(curation.resolve()), "meta_sha256": meta_sha, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     ds.save()
     return ds
+
+
+REVIEW_FIELDS = ("tags", "reason", "suggested_identity", "score", "identity")  # on every tile, in this order
+
+
+def show_review_fields(ds, fo) -> None:
+    """What a reviewer needs on the tiles without touching the sidebar: the App's active fields
+    (the sidebar checkboxes that put a field's value on each tile) are the review fields, shown
+    first in an expanded "review" group, and tiles are coloured by value (each reason its colour).
+    Stored in the dataset (``dataset.app_config``), so every App session opens this way."""
+    cfg = ds.app_config
+    cfg.active_fields = fo.ActiveFields(paths=list(REVIEW_FIELDS))
+    groups = [g for g in fo.DatasetAppConfig.default_sidebar_groups(ds) if g.name != "review"]
+    for g in groups:
+        g.paths = [p for p in (g.paths or []) if p not in REVIEW_FIELDS]
+    cfg.sidebar_groups = [fo.SidebarGroupDocument(name="review", paths=list(REVIEW_FIELDS), expanded=True), *groups]
+    cfg.color_scheme = fo.ColorScheme(color_by="value")
+    ds.save()
+
+
+def check_port_free(port: int, address: str | None = None) -> None:
+    """Refuse a port something else listens on, before any work (FiftyOne itself would wait ~75 s
+    for its server and then print tracebacks)."""
+    import socket
+
+    host = address or "127.0.0.1"
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise InputError(f"--port {port}: cannot serve the App on {host}:{port} ({e.strerror or e}); choose another --port") from None
 
 
 def launch(ds, view: str = "suspects", port: int = 5151, remote: bool = False, address: str | None = None, wait: bool = True):

@@ -12,10 +12,13 @@ import json
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import FakeproofError
 
-class OutputError(ValueError):
+
+class OutputError(FakeproofError, ValueError):
     """An output location that cannot be written; the message names it and says why."""
 
 
@@ -48,6 +51,32 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def named(e: OSError, path) -> OSError:
+    """``e`` naming ``path`` when the system did not say which file (a full disk on ``write()``)."""
+    if e.errno is None or e.filename:
+        return e
+    return type(e)(e.errno, e.strerror or os.strerror(e.errno), str(path))
+
+
+@contextmanager
+def replacing(path, suffix: str = ".tmp"):
+    """``with replacing(PATH) as tmp:`` write ``tmp`` (a sibling of PATH) any way you like (np.savez,
+    safetensors, savefig); on success it replaces PATH, on any error it is removed and an OSError
+    names PATH. Nothing half-written is left, neither at PATH nor beside it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise named(e, path) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +84,10 @@ def atomic_write_bytes(path, data: bytes) -> None:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = new_file_mode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise named(e, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -63,9 +95,11 @@ def atomic_write_bytes(path, data: bytes) -> None:
             os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise named(e, path) from None
         raise
     fsync_dir(path.parent)
 

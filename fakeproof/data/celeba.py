@@ -1,6 +1,8 @@
 """CelebA's own layout: ``img_celeba/`` or ``img_align_celeba/`` + ``identity_CelebA.txt``."""
 from __future__ import annotations
 
+from ..errors import InputError, NotFoundError
+
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +25,10 @@ class CelebA:
         root = Path(root)
         ident_file = next((p for p in (root / "identity_CelebA.txt", root / "Anno" / "identity_CelebA.txt") if p.exists()), None)
         if ident_file is None:
-            raise FileNotFoundError(f"{root}: identity_CelebA.txt not found (expected CelebA's layout)")
+            raise NotFoundError(f"{root}: identity_CelebA.txt not found (expected CelebA's layout)")
         image_dir = next((root / d for d in ("img_celeba", "img_align_celeba", "Img/img_celeba", "Img/img_align_celeba") if (root / d).is_dir()), None)
         if image_dir is None:
-            raise FileNotFoundError(f"{root}: neither img_celeba/ nor img_align_celeba/ found")
+            raise NotFoundError(f"{root}: neither img_celeba/ nor img_align_celeba/ found")
         ids: dict[str, list[str]] = defaultdict(list)
         missing = []
         for n, line in enumerate(ident_file.read_text().splitlines(), 1):
@@ -34,7 +36,7 @@ class CelebA:
             if not parts:
                 continue
             if len(parts) != 2:
-                raise ValueError(f"{ident_file}:{n}: expected '<file> <identity>', got {line!r}")
+                raise InputError(f"{ident_file}:{n}: expected '<file> <identity>', got {line!r}")
             fname, ident = parts
             if (image_dir / fname).exists():
                 ids[ident].append(fname)

@@ -6,15 +6,17 @@ the old one, after copying the old one to ``.history/meta.json.<UTC timestamp>``
 """
 from __future__ import annotations
 
+from ..errors import FakeproofError
+
 import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, replacing
 
 
-class MetaError(ValueError):
+class MetaError(FakeproofError, ValueError):
     """A meta.json that cannot be used; the message names the file and the reason."""
 
 
@@ -87,8 +89,8 @@ def backup_meta(meta_path: Path) -> Path | None:
     if not meta_path.exists():
         return None
     dst = backup_path(meta_path)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(meta_path, dst)
+    with replacing(dst) as tmp:  # a full disk leaves no empty backup behind
+        shutil.copy2(meta_path, tmp)
     return dst
 
 

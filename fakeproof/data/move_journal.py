@@ -18,6 +18,8 @@ error names the journal, which lists every move.
 """
 from __future__ import annotations
 
+from ..errors import FakeproofError
+
 import hashlib
 import json
 import os
@@ -30,7 +32,7 @@ from .atomic import atomic_write_bytes, atomic_write_text, fsync_dir
 FORMAT = "fakeproof-batch-journal/1"
 
 
-class JournalError(ValueError):
+class JournalError(FakeproofError, ValueError):
     """An interrupted batch that cannot be recovered automatically (one-line message)."""
 
 

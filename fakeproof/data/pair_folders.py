@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import NotFoundError
 from .safe_paths import check_link
 from .training import IMAGE_EXTS
 
@@ -32,7 +33,7 @@ def read_pair_folders(test_dir) -> list[PairFolder]:
     :class:`~fakeproof.data.safe_paths.PathEscapeError`."""
     test_dir = Path(test_dir)
     if not test_dir.is_dir():
-        raise FileNotFoundError(f"{test_dir}: not a folder")
+        raise NotFoundError(f"{test_dir}: not a folder")
     dirs = [d for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith(".")]
     dirs.sort(key=lambda d: (0, int(d.name), "") if d.name.isdigit() else (1, 0, d.name))
     out = []

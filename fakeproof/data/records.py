@@ -13,6 +13,8 @@ import csv
 import json
 from pathlib import Path
 
+from ..errors import InputError
+
 FAKES_CSV = "fakes.csv"
 
 
@@ -43,7 +45,7 @@ def read_history(root) -> list[dict]:
             out.append(json.loads(line))
         except ValueError:
             if n < len(lines):  # only the tail of an append a kill interrupted may be partial
-                raise ValueError(f"{p}: line {n} is not valid JSON") from None
+                raise InputError(f"{p}: line {n} is not valid JSON") from None
     return out
 
 

@@ -8,6 +8,8 @@ in data stay refused.
 """
 from __future__ import annotations
 
+from ..errors import FakeproofError
+
 import os
 from pathlib import Path, PurePosixPath
 
@@ -15,7 +17,7 @@ ENV_ALLOW = "FAKEPROOF_ALLOW_OUTSIDE_LINKS"
 HOW_TO_ALLOW = "pass `fakeproof --allow-outside-links` to follow it"
 
 
-class PathEscapeError(ValueError):
+class PathEscapeError(FakeproofError, ValueError):
     """A path that leaves its root; the message names the file and says why."""
 
 

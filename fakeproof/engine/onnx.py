@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..errors import InputError, NotFoundError
 from ..hashing import digest_file
 from .align import align_face
 from .encoders.base import Encoder, EncoderSpec, WeightFile, embed_in_batches, stack_crops
@@ -47,9 +48,11 @@ def providers(device: str = "cpu") -> list:
     return ["CPUExecutionProvider"]
 
 
-def session(path, device: str = "cpu", threads: int | None = None, inter_threads: int | None = None, optimise: bool = False):
+def session(path, device: str = "cpu", threads: int | None = None, inter_threads: int | None = None, optimise: bool = False, spin: bool = True):
     """An ``InferenceSession`` of ``path`` (quiet logging); ``threads``: intra-op threads (default
-    ONNX Runtime's). A file ONNX Runtime cannot load raises ``ValueError`` naming it."""
+    ONNX Runtime's); ``spin=False``: idle intra-op threads sleep instead of spinning (what a shared
+    CPU, or one running a detection pool beside the encoder, needs). A file ONNX Runtime cannot load
+    raises ``ValueError`` naming it."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -60,10 +63,12 @@ def session(path, device: str = "cpu", threads: int | None = None, inter_threads
         so.inter_op_num_threads = inter_threads
     if optimise:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), so, providers=providers(device))
     except Exception as e:  # onnxruntime raises its own exception types
-        raise ValueError(f"{path}: not a loadable ONNX model ({(str(e).splitlines() or [type(e).__name__])[0][:200]})") from None
+        raise InputError(f"{path}: not a loadable ONNX model ({(str(e).splitlines() or [type(e).__name__])[0][:200]})") from None
 
 
 def metadata(path) -> dict:
@@ -96,7 +101,10 @@ def _dims(value_info) -> list:
 def _load_graph(path: Path):
     import onnx
 
-    return onnx.load(str(path), load_external_data=False)
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends: a damaged file
+        raise InputError(f"{path}: not a loadable ONNX model ({(str(e).splitlines() or [type(e).__name__])[0][:200]})") from None
 
 
 def _graph_signature(model, path: Path) -> tuple[str, list, list]:
@@ -104,7 +112,7 @@ def _graph_signature(model, path: Path) -> tuple[str, list, list]:
     inits = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1 or not model.graph.output:
-        raise ValueError(f"{path}: expected one image input and an embedding output, got {len(inputs)} inputs")
+        raise InputError(f"{path}: expected one image input and an embedding output, got {len(inputs)} inputs")
     return inputs[0].name, _dims(inputs[0]), _dims(model.graph.output[0])
 
 
@@ -123,13 +131,13 @@ def onnx_spec(path, models_dir=None, weights=None) -> EncoderSpec:
     """The spec of an ArcFace-style recogniser, read from its graph."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise FileNotFoundError(f"ONNX encoder not found: {p}")
+        raise NotFoundError(f"ONNX encoder not found: {p}")
     model = _load_graph(p)
     _, ins, outs = _graph_signature(model, p)
     if len(ins) != 4 or ins[1] != 3 or not all(isinstance(d, int) and d > 0 for d in ins[2:]):
-        raise ValueError(f"{p}: expected an NCHW image input [N, 3, H, W] with fixed H, W, got {ins}")
+        raise InputError(f"{p}: expected an NCHW image input [N, 3, H, W] with fixed H, W, got {ins}")
     if len(outs) != 2 or not (isinstance(outs[1], int) and outs[1] > 0):
-        raise ValueError(f"{p}: expected an embedding output [N, D] with fixed D, got {outs}")
+        raise InputError(f"{p}: expected an embedding output [N, D] with fixed D, got {outs}")
     return EncoderSpec(
         name=f"onnx:{p}",
         input_size=(int(ins[2]), int(ins[3])),
@@ -174,7 +182,7 @@ class ArcFaceOnnx(Encoder):
         if self.fixed_batch is None or self.fixed_batch == len(x):
             return self.session.run([self.output_name], {self.input_name: x})[0]
         if self.fixed_batch != 1:
-            raise ValueError(f"{self.path}: graph has a fixed batch of {self.fixed_batch}")
+            raise InputError(f"{self.path}: graph has a fixed batch of {self.fixed_batch}")
         return np.concatenate([self.session.run([self.output_name], {self.input_name: x[i : i + 1]})[0] for i in range(len(x))])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -207,10 +215,12 @@ class ExportedOnnx(Encoder):
     def __init__(self, path, device: str = "cpu", threads: int | None = None):
         super().__init__()
         self.path = Path(path)
-        self.session = session(self.path, device, threads=threads or (os.cpu_count() or 1), inter_threads=1, optimise=True)
+        self.threads = threads or (os.cpu_count() or 1)
+        # no spinning: the engine's detection pool runs beside the encoder (infer/threads.py, same reason)
+        self.session = session(self.path, device, threads=self.threads, inter_threads=1, optimise=True, spin=False)
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         if meta.get("fakeproof.format") != FORMAT:
-            raise ValueError(f"{self.path}: not exported by `fakeproof infer export-onnx` (metadata format {meta.get('fakeproof.format')!r})")
+            raise InputError(f"{self.path}: not exported by `fakeproof infer export-onnx` (metadata format {meta.get('fakeproof.format')!r})")
         self.metadata = meta
         h, w = json.loads(meta["fakeproof.input_size"])
         self.spec = EncoderSpec(

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
+
 
 def _attrs(node) -> dict:
     import onnx
@@ -90,7 +92,7 @@ class TorchOnnxGraph:
         try:
             model = onnx.load(str(self.path))
         except Exception as e:  # noqa: BLE001 - any parse failure is "not a readable ONNX file"
-            raise ValueError(f"{self.path}: not a readable ONNX file ({e})") from None
+            raise InputError(f"{self.path}: not a readable ONNX file ({e})") from None
         g = model.graph
         self.device = torch.device(device)
         self.consts = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()).to(self.device) for i in g.initializer}

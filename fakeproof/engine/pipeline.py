@@ -17,12 +17,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..errors import DeviceError, UsageError
 from ..hashing import digest_weights
 from ..ui import progress_task
 from .align import align_face
 from ..data.digests import file_digest
 from .cache import CropCache, EmbeddingCache
-from .detect import Detector, Face, detect_downscaled, get_detector, pick_main_face
+from .detect import MAIN_FACE_FRACTION, Detector, Face, detect_downscaled, get_detector, pick_main_face
 from .encoders import DEFAULT_ENCODER, Encoder
 from .images import ImageLoadError, decode_rgb
 from .paths import cache_home
@@ -74,8 +75,19 @@ class EmbedResult:
 
 
 def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> cuda when available, else cpu; ``cpu``, ``cuda`` and ``cuda:N`` are checked here, so
+    a machine without the requested GPU gets one line (exit 5) before any work, never a traceback."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    kind, _, index = str(device).partition(":")
+    if kind == "cpu" and not index:
+        return device
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"--device {device}: no CUDA device is available here (torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'}); use --device cpu or auto")
+    if index and int(index) >= torch.cuda.device_count():
+        raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0..cuda:{torch.cuda.device_count() - 1})")
     return device
 
 
@@ -105,6 +117,8 @@ class FaceEngine:
     (``spec.template``).
     """
 
+    large_first = MAIN_FACE_FRACTION  # look for the photo's main face first (engine/detect.py); 0 = every face in one pass
+
     def __init__(
         self,
         encoder: Encoder | str = DEFAULT_ENCODER,
@@ -133,7 +147,7 @@ class FaceEngine:
         else:
             self.detector_name, self._detector = detector.name, detector
         if margin is not None and getattr(self.encoder, "fixed_geometry", False) and abs(float(margin) - self.spec.align_margin) > 1e-9:
-            raise ValueError(f"{self.spec.name}: the alignment margin is fixed by the encoder ({self.spec.align_margin}); drop --margin")
+            raise UsageError(f"{self.spec.name}: the alignment margin is fixed by the encoder ({self.spec.align_margin}); drop --margin")
         self.margin = self.spec.align_margin if margin is None else float(margin)
         self.flip = FLIP_DEFAULT if flip is None else bool(flip)
         self.template = self.spec.template
@@ -168,7 +182,8 @@ class FaceEngine:
     # -- settings that make a cached crop / embedding valid ---------------------------------------
     @property
     def crop_key_suffix(self) -> str:
-        return f"{self.detector_name}|{self.crop_size[0]}x{self.crop_size[1]}|{self.template}|m{self.margin:.3f}|fb:{self.fallback}"
+        det = f"{self.detector_name}:{self.detector.settings}" if getattr(self.detector, "settings", None) else self.detector_name
+        return f"{det}|max{self.detect_max_side}|lf{self.large_first:g}|{self.crop_size[0]}x{self.crop_size[1]}|{self.template}|m{self.margin:.3f}|fb:{self.fallback}"
 
     @property
     def detector(self):
@@ -178,9 +193,10 @@ class FaceEngine:
 
     # -- one photo ---------------------------------------------------------------------------------
     def detect(self, rgb: np.ndarray) -> list[Face]:
-        """All faces, in ``rgb`` pixel coordinates; detection runs on a copy of at most detect_max_side."""
+        """The faces, in ``rgb`` pixel coordinates: those of at least ``large_first`` of the shorter
+        side, or every face when there is none; detection runs on a copy of at most detect_max_side."""
         h, w = rgb.shape[:2]
-        faces = detect_downscaled(self.detector, rgb, self.detect_max_side)
+        faces = detect_downscaled(self.detector, rgb, self.detect_max_side, self.large_first)
         if not faces and max(h, w) <= PRE_ALIGNED_MAX_SIDE:
             # tight crops (e.g. 112x112 aligned faces) leave MTCNN no context: retry with a border
             pad = max(h, w) // 3
@@ -228,13 +244,22 @@ class FaceEngine:
         paths = [str(p) for p in paths]
         records: list[FaceRecord | None] = [None] * len(paths)
         crops: list[np.ndarray | None] = [None] * len(paths)
+        for i, rec, crop in self.iter_crops(paths, progress, desc):
+            records[i], crops[i] = rec, crop
+        return records, crops  # type: ignore[return-value]
+
+    def iter_crops(self, paths: Sequence, progress: bool = True, desc: str = "aligning faces"):
+        """``(index, record, crop or None)`` for every photo of ``paths`` as it is ready (unreadable files,
+        then crop-cache hits, then the rest in order from a worker pool that keeps detecting while the caller
+        works on what it was given, e.g. embeds a batch)."""
+        paths = [str(p) for p in paths]
         datas: dict[int, bytes] = {}
         keys: list[str | None] = [None] * len(paths)
         for i, p in enumerate(paths):
             try:
                 data = Path(p).read_bytes()
             except OSError as e:
-                records[i] = FaceRecord(path=p, error="file not found" if isinstance(e, FileNotFoundError) else f"cannot read ({e.strerror or e})")
+                yield i, FaceRecord(path=p, error="file not found" if isinstance(e, FileNotFoundError) else f"cannot read ({e.strerror or e})"), None
                 continue
             datas[i] = data
             keys[i] = file_digest(data) + "|" + self.crop_key_suffix
@@ -248,37 +273,40 @@ class FaceEngine:
                     rest.append(i)
                     continue
                 crop, meta = hit
-                records[i] = FaceRecord(path=paths[i], **meta)
-                crops[i] = crop if records[i].ok else None
+                rec = FaceRecord(path=paths[i], **meta)
+                yield i, rec, (crop if rec.ok else None)
             self.stats["crop_hits"] += len(todo) - len(rest)
             todo = rest
         self.stats["crop_misses"] += len(todo)
-        if todo:
-            new = []
-            with progress_task(desc, len(todo), progress) as advance, ThreadPoolExecutor(self.workers) as pool:
-                t0 = time.perf_counter()
-                for n, (i, (rec, crop)) in enumerate(zip(todo, pool.map(lambda j: self.detect_and_align(datas[j], paths[j]), todo)), 1):
-                    records[i], crops[i] = rec, crop
-                    new.append((keys[i], crop if crop is not None else np.zeros((1, 1, 3), np.uint8), rec.to_meta()))
-                    advance(1, f"{n / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
-                    if len(new) >= 256 and self._crop_cache is not None:
-                        self._crop_cache.put(new)
-                        new = []
-            if self._crop_cache is not None:
-                self._crop_cache.put(new)
-        return records, crops  # type: ignore[return-value]
+        if not todo:
+            return
+        new = []
+        with progress_task(desc, len(todo), progress) as advance, ThreadPoolExecutor(self.workers) as pool:
+            t0 = time.perf_counter()
+            for n, (i, (rec, crop)) in enumerate(zip(todo, pool.map(lambda j: self.detect_and_align(datas.pop(j), paths[j]), todo)), 1):
+                new.append((keys[i], crop if crop is not None else np.zeros((1, 1, 3), np.uint8), rec.to_meta()))
+                advance(1, f"{n / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
+                if len(new) >= 256 and self._crop_cache is not None:
+                    self._crop_cache.put(new)
+                    new = []
+                yield i, rec, crop
+        if self._crop_cache is not None:
+            self._crop_cache.put(new)
 
     def embed_crops(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
-        """L2-normalised embeddings of aligned crops (with test-time flip when ``self.flip``)."""
-        emb = self.encoder.embed(crops, batch_size=batch_size)
-        if not self.flip or len(emb) == 0 or getattr(self.encoder, "mirrors_itself", False):
-            return emb
+        """L2-normalised embeddings of aligned crops (with test-time flip when ``self.flip``: each crop
+        and its mirror image go through the encoder in the same batch, and the two are averaged)."""
+        crops = list(crops)
+        if not self.flip or not crops or getattr(self.encoder, "mirrors_itself", False):
+            return self.encoder.embed(crops, batch_size=batch_size)
         mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
-        both = emb + self.encoder.embed(mirrored, batch_size=batch_size)
+        emb = self.encoder.embed(crops + mirrored, batch_size=2 * batch_size)
+        both = emb[: len(crops)] + emb[len(crops) :]
         return (both / np.linalg.norm(both, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
 
     def embed_paths(self, paths: Sequence, progress: bool = True, batch_size: int = 32) -> EmbedResult:
-        """Embeddings of ``paths`` in order; a photo that cannot be read gets a NaN row and a record."""
+        """Embeddings of ``paths`` in order; a photo that cannot be read gets a NaN row and a record.
+        Detection (worker pool) and embedding (this thread, ``batch_size`` crops at a time) overlap."""
         paths = [str(p) for p in paths]
         d = self.spec.embedding_dim
         out = np.full((len(paths), d), np.nan, np.float32)
@@ -302,23 +330,23 @@ class FaceEngine:
         todo = [i for i, r in enumerate(records) if r is None]
         self.stats["emb_misses"] += len(todo)
         if todo:
-            recs, crops = self.crops([paths[i] for i in todo], progress=progress)
-            ok = [j for j, c in enumerate(crops) if c is not None]
-            if ok:
-                with progress_task("embedding", len(ok), progress) as advance:
-                    embs = []
-                    for s in range(0, len(ok), batch_size):
-                        chunk = ok[s : s + batch_size]
-                        embs.append(self.embed_crops([crops[j] for j in chunk], batch_size=batch_size))
-                        advance(len(chunk))
-                    embs = np.concatenate(embs)
-                for j, e in zip(ok, embs):
-                    out[todo[j]] = e
-            new = []
-            for j, i in enumerate(todo):
-                records[i] = recs[j]
-                if crops[j] is not None and keys[i]:
-                    new.append((keys[i], out[i], recs[j].to_meta()))
+            pending: list[tuple[int, np.ndarray]] = []  # (index into paths, crop) awaiting a batch
+
+            def flush() -> None:
+                if pending:
+                    embs = self.embed_crops([c for _, c in pending], batch_size=batch_size)
+                    for (i, _), e in zip(pending, embs):
+                        out[i] = e
+                    pending.clear()
+
+            for j, rec, crop in self.iter_crops([paths[i] for i in todo], progress=progress, desc="detecting + embedding"):
+                records[todo[j]] = rec
+                if crop is not None:
+                    pending.append((todo[j], crop))
+                    if len(pending) >= batch_size:
+                        flush()
+            flush()
+            new = [(keys[i], out[i], records[i].to_meta()) for i in todo if keys[i] and records[i].ok]
             if self._emb_cache is not None:
                 self._emb_cache.put(new)
         return EmbedResult(out, records)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import InputError, NotFoundError
 from .cards import DECISION, Calibration, ModelCard, card_for_encoder, stock_calibration
 from .encoders import AUTO, DEFAULT_ENCODER, Encoder, encoder_names, get_encoder, resolve_encoder_name
 
@@ -109,7 +110,7 @@ def model_kind(model: str) -> str:
     return "registry"
 
 
-def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", weights: str | None = None, models_dir=None) -> ResolvedModel:
+def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", weights: str | None = None, models_dir=None, announce: bool = True) -> ResolvedModel:
     """Resolve ``--model`` (see the module docstring) on ``device``. Raises ``FileNotFoundError`` /
     ``ValueError`` / ``KeyError`` with a one-line reason for anything it cannot load."""
     if isinstance(model, Encoder):
@@ -121,7 +122,7 @@ def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", w
     p = Path(model).expanduser()
     if kind == "registry":
         concrete = resolve_encoder_name(model, models_dir)
-        if model == AUTO:  # every command says which encoder `auto` stood for
+        if model == AUTO and announce:  # every command says which encoder `auto` stood for (once)
             import sys
 
             print(f"model: auto -> {concrete}", file=sys.stderr)
@@ -131,11 +132,11 @@ def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", w
         return ResolvedModel(enc, model if concrete == model else f"{model} -> {concrete}", kind, float(thr), src, concrete, card=card)
     if kind == "exported onnx":
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such ONNX file")
+            raise NotFoundError(f"{p}: no such ONNX file")
         from .onnx import ExportedOnnx, is_fakeproof_onnx
 
         if not is_fakeproof_onnx(p):
-            raise ValueError(f"{p}: not exported by `fakeproof infer export-onnx` (no fakeproof metadata); use --model onnx:{p} for a plain ArcFace-style ONNX recogniser")
+            raise InputError(f"{p}: not exported by `fakeproof infer export-onnx` (no fakeproof metadata); use --model onnx:{p} for a plain ArcFace-style ONNX recogniser")
         enc = ExportedOnnx(p, device=device)
         cal = enc.calibration if enc.calibration is not None else calibration_from_config({"threshold": enc.threshold}, enc.spec.name)
         card = _attach(enc, cal, str(p))
@@ -144,9 +145,9 @@ def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", w
             thr = enc.threshold  # exported with its calibration: the threshold is on the scale
         return ResolvedModel(enc, str(p), kind, float(thr), src, enc.spec.name, card=card)
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such run folder, checkpoint or ONNX file")
+        raise NotFoundError(f"{p}: no such run folder, checkpoint or ONNX file")
     if not (p.is_dir() or p.suffix in CHECKPOINT_SUFFIXES):
-        raise ValueError(f"{p}: not a model (expected a registry name, a train run folder, a checkpoint folder/model.safetensors/config.json, or an exported .onnx)")
+        raise InputError(f"{p}: not a model (expected a registry name, a train run folder, a checkpoint folder/model.safetensors/config.json, or an exported .onnx)")
     from .checkpoint_reader import load_trained_encoder
 
     enc, config = load_trained_encoder(p, device=device, models_dir=models_dir)

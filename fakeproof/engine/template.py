@@ -7,6 +7,8 @@ takes its template from here; an encoder names its template in ``EncoderSpec.tem
 """
 from __future__ import annotations
 
+from ..errors import InputError
+
 import numpy as np
 
 ARCFACE_TEMPLATE_SIZE = 112
@@ -54,7 +56,7 @@ def template_for(size: int | tuple[int, int], margin: float = 0.0, template: str
     every edge before being scaled to ``size`` (0.0 = the template's own crop).
     """
     if template not in TEMPLATES:
-        raise ValueError(f"unknown alignment template {template!r}; known: {', '.join(TEMPLATES)}")
+        raise InputError(f"unknown alignment template {template!r}; known: {', '.join(TEMPLATES)}")
     ref, ref_size = TEMPLATES[template]
     h, w = (size, size) if isinstance(size, int) else size
     box = ref_size * (1.0 + 2.0 * margin)

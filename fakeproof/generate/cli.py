@@ -8,11 +8,11 @@ from typing import Optional
 import numpy as np
 import typer
 
-from ..cli_errors import EXIT_MISSING, check_range, fail
-from ..cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
+from ..cli_errors import EXIT_MISSING, HandledGroup, check_range
+from ..cli_options import MODEL_HELP, check_device, chosen_model, encoder_alias_option, model_option, settle_dataset
 from ..ui import console, summary_table
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
 
 
 @app.command("celeba")
@@ -24,19 +24,18 @@ def celeba(
     seed: int = typer.Option(0, "--seed"),
 ):
     """CelebA's layout -> the training layout, with celeba_map.csv mapping keys back to CelebA files."""
-    from ..data import OutputError, check_writable
-    from ..data.meta import MetaError
+    from ..data import check_writable
     from .celeba import MAP_NAME, convert_celeba
 
     check_range("--identities", identities, 1)
     check_range("--min-photos", min_photos, 1)
-    try:
-        check_writable(out, "output dataset folder", is_dir=True)
-        r = convert_celeba(celeba_dir, out, identities, min_photos, seed)
-    except (FileNotFoundError, ValueError, MetaError, OutputError, OSError) as e:
-        fail(str(e))
+    check_writable(out, "output dataset folder", is_dir=True)
+    settle_dataset(out)
+    r = convert_celeba(celeba_dir, out, identities, min_photos, seed)
     for e in r.errors:
         console.print(f"[yellow]skipped[/]: {e}")
+    if r.requested is not None and r.identities < r.requested:
+        console.print(f"[yellow]--identities {r.requested}: only {r.identities} CelebA identities have >= {min_photos} photos; all of them were taken", highlight=False)
     rows = [
         ["identities", r.identities],
         ["photos in dataset", r.photos],
@@ -64,7 +63,6 @@ def deepfakes(
     max_fakes: Optional[int] = typer.Option(None, "--max-fakes", help="Stop after this many fakes (a trial run; rerun to continue)."),
 ):
     """Make deepfakes that impersonate each identity (resumable; provenance in fakes.csv)."""
-    from ..data.meta import MetaError
     from .distributed import generate_across_ranks
     from ..distributed.ranks import torchrun_ranks
     from .backends.base import MissingWeightsError
@@ -74,31 +72,26 @@ def deepfakes(
 
     try:
         names = resolve_backends(backends, models_dir)
-    except MissingWeightsError as e:
+    except MissingWeightsError as e:  # a list, one block per file: more than the one-line handler prints
         console.print(f"[red]cannot start[/]: {len(e.missing)} weight file(s) missing for --backends {backends}:")
         for b, w in e.missing:
             console.print(f"  [bold]{b}[/]: {w.name}\n      expected at {w.path}\n      get it: {w.source}  [dim](licence: {w.licence})[/]", soft_wrap=True)
         raise typer.Exit(EXIT_MISSING)
-    except (KeyError, ValueError) as e:
-        fail(str(e.args[0] if e.args else e))
     check_range("--per-identity", per_identity, 1)
     check_range("--max-fakes", max_fakes, 1)
-    from ..data import OutputError, TrainingDataset, check_writable
+    check_device(device)
+    from ..data import TrainingDataset, check_writable
 
-    try:  # the dataset must be readable, stay inside its root and take new files: before loading models
-        TrainingDataset.load(dataset)
-        check_writable(Path(dataset) / "images", "images folder", is_dir=True)
-        check_writable(Path(dataset) / "meta.json", "meta.json")
-    except (MetaError, OutputError, ValueError, OSError) as e:
-        fail(str(e))
+    settle_dataset(dataset)
+    # the dataset must be readable, stay inside its root and take new files: before loading models
+    TrainingDataset.load(dataset)
+    check_writable(Path(dataset) / "images", "images folder", is_dir=True)
+    check_writable(Path(dataset) / "meta.json", "meta.json")
     mix = Counter(names)  # the cycle repeats a backend as often as its weight
     with torchrun_ranks(device) as ranks:  # under torchrun: the plan is split over the ranks
         if ranks.is_main:
             console.print(f"backends: {', '.join(f'{b}:{w}' for b, w in mix.items())}  device: {ranks.device}" + (f"  ranks: {ranks.world_size}" if ranks.enabled else ""))
-        try:
-            run = generate_across_ranks(dataset, names, per_identity, models_dir, seed, device, max_fakes=max_fakes)
-        except (FileNotFoundError, MetaError, ValueError, OSError) as e:
-            fail(str(e))
+        run = generate_across_ranks(dataset, names, per_identity, models_dir, seed, device, max_fakes=max_fakes)
     if run is None:  # a rank other than 0: rank 0 reports for all
         return
     rep = run.total
@@ -137,20 +130,15 @@ def check(
     device: str = typer.Option("auto", "--device"),
 ):
     """Per backend: how often the encoder accepts the fake as its identity, and how close it stays to the target."""
-    from ..data.meta import MetaError
+    from ..data import TrainingDataset, check_writable
     from .check import CHECK_CSV, CHECK_PNG, check_fakes
 
-    from ..data import OutputError, TrainingDataset, check_writable
-
-    try:  # before any model work: a usable dataset, and a folder the report can go to
-        TrainingDataset.load(dataset)
-        check_writable(Path(dataset) / CHECK_CSV, "check report")
-    except (MetaError, OutputError, ValueError, OSError) as e:
-        fail(str(e))
-    try:
-        rep = check_fakes(dataset, chosen_model(model, encoder), device)
-    except (FileNotFoundError, ValueError, MetaError, OSError) as e:
-        fail(str(e))
+    check_device(device)
+    settle_dataset(dataset)
+    # before any model work: a usable dataset, and a folder the report can go to
+    TrainingDataset.load(dataset)
+    check_writable(Path(dataset) / CHECK_CSV, "check report")
+    rep = check_fakes(dataset, chosen_model(model, encoder), device)
     rows = []
     for name, bc in sorted(rep.backends.items()):
         m = lambda v: f"{np.mean(v):.3f}" if v else "-"  # noqa: E731

@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.atomic import replacing
 from ..data import read_meta, write_meta
 from .fake_files import recover_temps
 from ..data.records import FAKES_CSV, read_fakes_csv
@@ -91,14 +92,12 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
 
 
 def _atomic_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
+    with replacing(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields, restval="", extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def fold_rank_journals(root) -> FoldReport:

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..data.atomic import named
 from .backends.base import BackendError
 
 
@@ -28,10 +29,14 @@ def save_jpeg(path: Path, rgb: np.ndarray, quality: int) -> Path:
     if not ok:
         raise BackendError("cannot encode the fake as JPEG")
     tmp = temp_path(path)
-    with open(tmp, "wb") as f:
-        f.write(buf.tobytes())
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buf.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:  # a full disk: no half fake left, the error names the fake
+        tmp.unlink(missing_ok=True)
+        raise named(e, path) from None
     return tmp
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 
+from ..errors import UsageError
 from ..engine.encoders.base import WeightFile
 from ..engine.paths import models_dir as default_models_dir
-from ..registry import Registry
+from ..registry import Registry, UnknownNameError
 from .backends.arc2face import Arc2FaceBackend
 from .backends.base import Backend, MissingWeightsError
 from .backends.classic import ClassicBackend
@@ -56,9 +57,9 @@ def parse_mix(spec: str) -> dict[str, int]:
         try:
             weight = int(w) if w.strip() else 1
         except ValueError:
-            raise ValueError(f"--backends {spec!r}: weight {w!r} of {name!r} is not a whole number") from None
+            raise UsageError(f"--backends {spec!r}: weight {w!r} of {name!r} is not a whole number") from None
         if weight < 1:
-            raise ValueError(f"--backends {spec!r}: weight of {name!r} must be >= 1")
+            raise UsageError(f"--backends {spec!r}: weight of {name!r} must be >= 1")
         mix[name] = mix.get(name, 0) + weight
     return mix
 
@@ -96,10 +97,10 @@ def resolve_backends(spec: str, models_dir=None) -> list[str]:
         return mix_cycle(mix)
     mix = {n: 1 for n in SEED_BACKENDS} if spec == "all" else parse_mix(spec)
     if not mix:
-        raise ValueError("--backends is empty: use all, available or NAME[:WEIGHT][,NAME[:WEIGHT]]")
+        raise UsageError("--backends is empty: use all, available or NAME[:WEIGHT][,NAME[:WEIGHT]]")
     unknown = [n for n in mix if n not in BACKENDS]
     if unknown:
-        raise KeyError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+        raise UnknownNameError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
     miss = missing_weights(list(mix), md)
     if miss:
         raise MissingWeightsError(miss)

@@ -17,6 +17,7 @@ results about the old photo can never be mistaken for the fake.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import TrainingDataset, read_meta, write_meta
+from ..data.atomic import named
 from ..data.records import FAKES_CSV, read_fakes_csv, retired_keys
 from ..faults import kill_point
 from ..engine import ImageLoadError, load_rgb
@@ -73,6 +75,9 @@ def stable_int(*parts) -> int:
 
 
 # -- the journal ------------------------------------------------------------------------------------
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}  # the disk, not the image
+
+
 class FakesJournal:
     """Append-only ``fakes.csv`` (or a rank's journal, ``path``); every row is flushed and fsynced
     before the next fake starts."""
@@ -87,12 +92,18 @@ class FakesJournal:
             self.w.writeheader()
 
     def add(self, row: dict) -> None:
-        self.w.writerow(row)
-        self.f.flush()
-        os.fsync(self.f.fileno())
+        try:
+            self.w.writerow(row)
+            self.f.flush()
+            os.fsync(self.f.fileno())
+        except OSError as e:
+            raise named(e, self.path) from None
 
     def close(self) -> None:
-        self.f.close()
+        try:
+            self.f.close()  # flushes the header of a new journal: a full disk may refuse it here
+        except OSError as e:
+            raise named(e, self.path) from None
 
 
 # -- weight hashes (cached by path, size and mtime: SDXL folders are large) ----------------------
@@ -265,6 +276,12 @@ def generate_deepfakes(
                         last_err = f"{job.backend} {job.identity}#{job.index} (source {src_key}, target {tgt_key or '-'}): {e}"
                         _log(log_path, last_err)
                         continue
+                    except OSError as e:
+                        if e.errno in DISK_ERRNOS:  # a full or read-only disk stops the run (named, one line)
+                            raise named(e, images / job.identity) from None
+                        last_err = f"{job.backend} {job.identity}#{job.index} (source {src_key}, target {tgt_key or '-'}): {type(e).__name__}: {e}"
+                        _log(log_path, last_err + "\n" + traceback.format_exc())
+                        continue
                     except Exception as e:  # a bug or a model failure on one image must not stop the run
                         last_err = f"{job.backend} {job.identity}#{job.index} (source {src_key}, target {tgt_key or '-'}): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                         _log(log_path, last_err + "\n" + traceback.format_exc())
@@ -308,5 +325,8 @@ def generate_deepfakes(
 
 def _log(path: Path, line: str) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with path.open("a", encoding="utf-8") as f:
-        f.write(f"{stamp} {line}\n")
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(f"{stamp} {line}\n")
+    except OSError as e:
+        raise named(e, path) from None

@@ -15,23 +15,21 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from ..cli_errors import check_range, fail
+from ..cli_errors import HandledGroup, check_range, fail
 from ..cli_options import model_option
+from ..engine.runtime import DEFAULT_RUNTIME
 from ..ui import say_operating_point, console, summary_table
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
 
 
 
 def _writable(*outputs) -> None:
     """Fail before any model work when an output file cannot be written."""
-    from ..data import OutputError, check_writable
+    from ..data import check_writable
 
-    try:
-        for o in outputs:
-            check_writable(o, "output file")
-    except OutputError as e:
-        fail(str(e))
+    for o in outputs:
+        check_writable(o, "output file")
 
 
 def _common_ranges(batch_size=None, workers=None, margin=None, threshold=None) -> None:
@@ -45,12 +43,11 @@ def _load(model: str, runtime: str, device: str, weights, models_dir, threshold)
     from .threads import configure_cpu_threads
 
     configure_cpu_threads()  # before torch is imported
+    from ..cli_options import check_device
     from .model import load_model
 
-    try:
-        m = load_model(model, device=device, runtime=runtime, weights=weights, models_dir=models_dir, threshold=threshold)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError, OSError) as e:
-        fail(str(e))
+    check_device(device)
+    m = load_model(model, device=device, runtime=runtime, weights=weights, models_dir=models_dir, threshold=threshold)
     console.print(f"model: {escape(m.describe())}", highlight=False)
     return m
 
@@ -58,15 +55,12 @@ def _load(model: str, runtime: str, device: str, weights, models_dir, threshold)
 def _engine(m, detector: str, device: str, workers: Optional[int], cache: bool, margin: Optional[float], cache_dir=None):
     from ..engine import FaceEngine
 
-    try:
-        return FaceEngine(m.encoder, detector=detector, device=device, workers=workers, use_cache=cache, margin=margin, cache_dir=cache_dir)
-    except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
-        fail(str(e))
+    return FaceEngine(m.encoder, detector=detector, device=device, workers=workers, use_cache=cache, margin=margin, cache_dir=cache_dir)
 
 
 # options shared by the commands that embed photos
 _model = model_option()
-_runtime = typer.Option("torch", "--runtime", help="torch | onnx (ONNX Runtime; torch models are exported once and cached)")
+_runtime = typer.Option(DEFAULT_RUNTIME, "--runtime", help="auto (ONNX Runtime on CPU, torch on CUDA) | torch | onnx (ONNX Runtime; torch models are exported once and cached)")
 _device = typer.Option("auto", "--device", help="auto | cpu | cuda")
 _weights = typer.Option(None, "--weights", help="weights file for a registry encoder")
 _models_dir = typer.Option(None, "--models-dir", help="folder with user-supplied weights")
@@ -116,10 +110,7 @@ def pairs_cmd(
     from .scoring import score_pairs
 
     _common_ranges(batch_size, workers, margin)
-    try:
-        folders = read_pair_folders(test_dir)
-    except (FileNotFoundError, ValueError, OSError) as e:
-        fail(str(e))
+    folders = read_pair_folders(test_dir)
     if not folders:
         fail(f"{test_dir}: no pair folders inside")
     report = report or out.with_name(out.stem + ".faces.csv")
@@ -135,11 +126,8 @@ def pairs_cmd(
     sim = scores.cosine if raw else scores.similarity
     sub = pd.DataFrame({"pair_id": [f.pair_id for f in folders], "similarity": sim})
     side = pd.DataFrame({"pair_id": sub.pair_id, "similarity": sim, "cosine": scores.cosine, "face_a": scores.face_a, "face_b": scores.face_b, "error": errors})
-    try:
-        atomic_write_text(out, sub.to_csv(index=False, float_format="%.6f"))
-        atomic_write_text(report, side.to_csv(index=False, float_format="%.6f"))
-    except OSError as e:
-        fail(f"{out}: cannot write ({e.strerror or e})")
+    atomic_write_text(out, sub.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(report, side.to_csv(index=False, float_format="%.6f"))
     _face_summary(scores)
     console.print(f"[green]{len(sub)} pairs[/] -> {out} (side report: {report})", highlight=False)
 
@@ -177,6 +165,9 @@ def score_pairs_cmd(
     _common_ranges(batch_size, workers, margin)
     if not root.is_dir():
         fail(f"{root}: --root is not a folder")
+    from ..cli_options import settle_dataset
+
+    settle_dataset(root)  # --root may be a dataset with an interrupted curate batch
     try:
         df = pd.read_csv(pairs_csv, dtype=str, keep_default_na=False)
     except (OSError, ValueError) as e:
@@ -209,10 +200,7 @@ def score_pairs_cmd(
     df["similarity"] = scores.cosine if raw else scores.similarity
     df["cosine"] = scores.cosine
     df["face_a"], df["face_b"], df["error"] = scores.face_a, scores.face_b, scores.error
-    try:
-        atomic_write_text(out, df.to_csv(index=False, float_format="%.6f"))
-    except OSError as e:
-        fail(f"{out}: cannot write ({e.strerror or e})")
+    atomic_write_text(out, df.to_csv(index=False, float_format="%.6f"))
     _face_summary(scores)
     console.print(f"[green]{len(df)} pairs[/] -> {out}", highlight=False)
 
@@ -229,28 +217,28 @@ def evaluate_cmd(
         "(train pairs output): a person's pairs are not independent"
     )),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="resamples behind the --ci-column intervals"),
+    unscorable: str = typer.Option("refuse", "--unscorable", help=(
+        "rows whose 'error' column is set (score-pairs could not use a side; their similarity is 0.0): "
+        "refuse (stop and say so) | drop (leave them out) | reject (count them as rejected pairs, as a submission would)"
+    )),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="where the JSON and ROC PNG go (default: beside SCORES.csv)"),
     raw: bool = typer.Option(False, "--raw", help="evaluate the raw cosine (the `cosine` column of score-pairs) instead of --score-column"),
 ):
     """EER (Kryptonite baseline formula), ROC AUC, TAR@FAR, per-group acceptance (with 95% intervals
     by --ci-column); JSON + ROC PNG."""
-    from .evaluate import FARS, EvaluationError, evaluate_csv, plot_roc, write_json
-
-    from ..data import OutputError, check_writable
+    from ..data import check_writable
+    from .evaluate import FARS, evaluate_csv, plot_roc, write_json
 
     if raw:
         score_column = "cosine"
-    try:
-        ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column, ci_column, bootstrap)
-    except (EvaluationError, OSError) as e:
-        fail(str(e))
+    ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column, ci_column, bootstrap, unscorable)
+    if ev.unscorable["rows"]:
+        how = "left out" if unscorable == "drop" else "counted as rejected pairs (similarity 0.0)"
+        console.print(f"[yellow]{ev.unscorable['rows']} row(s) with an error: {how} (--unscorable {unscorable})", highlight=False)
     out_dir = out_dir or scores_csv.parent
-    try:
-        check_writable(out_dir, "output folder", is_dir=True)
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except (OutputError, OSError) as e:
-        fail(str(e))
-    js = write_json(ev, out_dir / f"{scores_csv.stem}.eval.json", {"scores_csv": str(scores_csv)})
+    check_writable(out_dir, "output folder", is_dir=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js = write_json(ev, out_dir / f"{scores_csv.stem}.eval.json", {"scores_csv": str(scores_csv), "unscorable": ev.unscorable})
     png = plot_roc(ev, out_dir / f"{scores_csv.stem}.roc.png", title=scores_csv.name)
 
     def ci(v) -> str:
@@ -295,6 +283,9 @@ def compare_cmd(
 
     if not MIN_PHOTOS <= len(photos) <= MAX_PHOTOS:
         fail(f"compare takes {MIN_PHOTOS} to {MAX_PHOTOS} photos, got {len(photos)}")
+    for p in photos:  # before any model loads: a missing photo is an error, not an "unreadable" cell
+        if not p.is_file():
+            fail(f"{p}: no such photo" if not p.exists() else f"{p}: not a file")
     _common_ranges(margin=margin, threshold=threshold)
     _writable(out)
     m = _load(model, runtime, device, weights, models_dir, threshold)
@@ -332,10 +323,7 @@ def export_onnx_cmd(
     m = _load(model, "torch", "cpu", weights, models_dir, None)
     if m.runtime == "onnx":
         fail(f"{model} already runs on ONNX Runtime; nothing to export")
-    try:
-        rep = export_onnx(m.encoder, out, threshold=m.threshold, source=m.name, opset=opset)
-    except (RuntimeError, OSError) as e:
-        fail(str(e))
+    rep = export_onnx(m.encoder, out, threshold=m.threshold, source=m.name, opset=opset)
     rows = [[k.removeprefix("fakeproof."), v] for k, v in rep.metadata.items()]
     rows += [["file size", f"{rep.size_mb:.1f} MB"], ["ONNX Runtime vs torch, max |diff|", f"{rep.max_abs_diff:.2e} (limit {PARITY_TOLERANCE:g})"]]
     console.print(summary_table(f"exported -> {out}", rows, ["field", "value"]))
@@ -348,23 +336,41 @@ def benchmark_cmd(
     limit: int = typer.Option(64, "--limit", help="photos to use"),
     device: str = _device,
     workers: Optional[int] = _workers,
+    runtime: str = _runtime,
+    sizes: str = typer.Option("", "--sizes", help="also resize the photos: longer side in pixels, e.g. 250,600,1600 (default: as given)"),
+    repeats: int = typer.Option(3, "--repeats", help="interleaved rounds (median and min-max reported)"),
+    peer: bool = typer.Option(True, "--peer/--no-peer", help="time face_recognition (HOG + dlib ResNet) on the same photos, when installed"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON (no tables, no progress bar)"),
 ):
-    """Throughput on your photos: aligned-crop embedding (torch and ONNX Runtime, batch 1 / 32),
-    the full pipeline with batching and a worker pool, and the naive one-at-a-time loop."""
+    """Throughput on your photos, against face_recognition in the same run: the full pipeline (both
+    runtimes), aligned-crop embedding (batch 1 / 32) and where the time goes, over interleaved rounds."""
     from .threads import configure_cpu_threads
 
     check_range("--limit", limit, 2)
     check_range("--workers", workers, 1)
+    from ..cli_options import check_device
+
+    check_device(device)
+    check_range("--repeats", repeats, 1)
+    try:
+        size_list = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        fail(f"--sizes: expected pixel sizes like 250,600,1600, not {sizes!r}")
+    if any(not 16 <= x <= 8192 for x in size_list):
+        fail(f"--sizes: each size must be 16..8192 pixels, got {sizes!r}")
     if not images.is_dir():
         fail(f"{images}: not a folder")
     configure_cpu_threads()
-    from .throughput import IMAGE_GLOB_EXTS, print_report, run_benchmark
+    from .throughput import IMAGE_GLOB_EXTS, check_photos, print_report, run_benchmark
 
     paths = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_GLOB_EXTS)[:limit]
     if len(paths) < 2:
         fail(f"{images}: fewer than 2 photos found")
-    try:
-        rep = run_benchmark(paths, model=model, device=device, workers=workers)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError, OSError) as e:
-        fail(str(e))
-    print_report(rep)
+    check_photos(paths)  # before any model is loaded
+    rep = run_benchmark(paths, model=model, device=device, workers=workers, runtime=runtime, sizes=size_list, repeats=repeats, peer=peer, progress=not as_json)
+    if as_json:
+        from ..data.atomic import json_text
+
+        print(json_text(rep.to_json(), default=str).rstrip("\n"))
+    else:
+        print_report(rep)

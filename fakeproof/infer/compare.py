@@ -9,10 +9,13 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data.atomic import replacing
+from ..errors import UsageError
 from ..engine import FaceEngine, FaceRecord
 from .scoring import embed_records, face_state
 
 MIN_PHOTOS, MAX_PHOTOS = 2, 10
+FACE_STATES = ("detected",)  # what counts as a face for a verdict (a fallback crop of a grey square is "pre_aligned" too)
 
 
 @dataclass
@@ -25,25 +28,33 @@ class Comparison:
 
     @property
     def labels(self) -> list[str]:
-        names = [Path(p).name for p in self.paths]
-        # same file names in different folders: add the folder
-        return [f"{Path(p).parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(self.paths, names)]
+        """``folder/file``: in the dataset layout the folder is the identity."""
+        return [f"{Path(p).parent.name}/{Path(p).name}" if Path(p).parent.name else Path(p).name for p in self.paths]
+
+    def has_face(self, k: int) -> bool:
+        """Whether a face was detected in photo ``k``. A photo embedded through a fallback (used as a
+        pre-aligned crop or whole) never takes part in a match: a 24 px icon, a grey and a blue
+        square are "pre_aligned" too and score 0.98 with each other."""
+        return face_state(self.records[k]) in FACE_STATES
+
+    def verdict(self, i: int, j: int) -> str:
+        s = float(self.similarity[i, j])
+        if not np.isfinite(s):
+            return "unreadable"
+        if not (self.has_face(i) and self.has_face(j)):
+            return "no face: not a match"
+        return "same person" if s >= self.threshold else "different"
 
     def verdicts(self) -> list[tuple[int, int, float, str]]:
         """(i, j, similarity, verdict) for every pair i < j."""
-        out = []
-        for i, j in combinations(range(len(self.paths)), 2):
-            s = float(self.similarity[i, j])
-            v = "unreadable" if not np.isfinite(s) else ("same person" if s >= self.threshold else "different")
-            out.append((i, j, s, v))
-        return out
+        return [(i, j, float(self.similarity[i, j]), self.verdict(i, j)) for i, j in combinations(range(len(self.paths)), 2)]
 
 
 def compare_photos(engine: FaceEngine, paths: Sequence, threshold: float, progress: bool = False, raw: bool = False) -> Comparison:
     """Similarities on the calibrated scale (``engine.card``; ``raw=True``: raw cosines), judged at ``threshold``."""
     paths = [str(p) for p in paths]
     if not MIN_PHOTOS <= len(paths) <= MAX_PHOTOS:
-        raise ValueError(f"compare takes {MIN_PHOTOS} to {MAX_PHOTOS} photos, got {len(paths)}")
+        raise UsageError(f"compare takes {MIN_PHOTOS} to {MAX_PHOTOS} photos, got {len(paths)}")
     records, crops, emb = embed_records(engine, paths, progress=progress)
     sim = engine.card.similarity_matrix(emb, raw=True).clip(-1.0, 1.0)
     sim = sim if raw else engine.card.scale(sim)
@@ -60,11 +71,18 @@ def matrix_rows(c: Comparison) -> list[list[str]]:
                 cells.append("-" if np.isfinite(s) else "n/a")
             elif not np.isfinite(s):
                 cells.append("n/a")
+            elif not (c.has_face(i) and c.has_face(j)):
+                cells.append(f"[dim]{s:.3f} (no face)[/]")
             else:
                 colour = "green" if s >= c.threshold else "red"
                 cells.append(f"[{colour}]{s:.3f}[/]")
         rows.append([f"{lab} ({face_state(c.records[i])})", *cells])
     return rows
+
+
+def _short(label: str, n: int = 22) -> str:
+    """At most ``n`` characters, cut in the middle so both the identity and the file stay readable."""
+    return label if len(label) <= n else label[: n // 2 - 1] + "..." + label[-(n - n // 2 - 2):]
 
 
 def plot_comparison(c: Comparison, out, title: str = "") -> Path:
@@ -90,8 +108,8 @@ def plot_comparison(c: Comparison, out, title: str = "") -> Path:
             ax.imshow(crop)
             for sp in ax.spines.values():
                 sp.set_color("orange" if state in ("pre_aligned", "whole_image") else "red" if state != "detected" else "black")
-        axes[0, k + 1].set_title(c.labels[k][:18], fontsize=7)
-        axes[k + 1, 0].set_ylabel(c.labels[k][:18], fontsize=7)
+        axes[0, k + 1].set_title(_short(c.labels[k]), fontsize=7)
+        axes[k + 1, 0].set_ylabel(_short(c.labels[k]), fontsize=7)
     for i in range(n):
         for j in range(n):
             ax = axes[i + 1, j + 1]
@@ -100,15 +118,20 @@ def plot_comparison(c: Comparison, out, title: str = "") -> Path:
                 ax.set_facecolor("#f0f0f0")
                 ax.text(0.5, 0.5, "-" if i == j else "n/a", ha="center", va="center", fontsize=9, color="grey", transform=ax.transAxes)
                 continue
-            same = s >= c.threshold
-            ax.set_facecolor((0.75, 0.93, 0.75) if same else (0.97, 0.8, 0.8))
+            v = c.verdict(i, j)
+            same = v == "same person"
+            ax.set_facecolor((0.75, 0.93, 0.75) if same else (0.9, 0.9, 0.9) if v.startswith("no face") else (0.97, 0.8, 0.8))
             ax.text(0.5, 0.55, f"{s:.3f}", ha="center", va="center", fontsize=10, weight="bold", transform=ax.transAxes)
-            ax.text(0.5, 0.25, "same" if same else "different", ha="center", va="center", fontsize=7, transform=ax.transAxes)
-    if title:
-        fig.suptitle(title, fontsize=9)
+            ax.text(0.5, 0.25, "same" if same else "no face" if v.startswith("no face") else "different", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+    if title:  # wrapped to the figure's width: a long model description is never cut
+        import textwrap
+
+        fig.suptitle("\n".join(textwrap.wrap(title, max(20, int(size * 11)))), fontsize=9)
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        with replacing(out, ".tmp.png") as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
     return out

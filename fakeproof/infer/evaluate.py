@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import FakeproofError
 from ..metrics import acceptance_rate, compute_eer, group_bootstrap, roc_auc, tar_at_far
 
 FARS = (1e-2, 1e-3, 1e-4)
@@ -29,7 +30,11 @@ _TRUE = {"1", "1.0", "true", "yes", "y", "t", "same", "accept"}
 _FALSE = {"0", "0.0", "false", "no", "n", "f", "different", "reject"}
 
 
-class EvaluationError(ValueError):
+ERROR_COLUMN = "error"  # score-pairs: why a pair could not be scored (empty when it was)
+UNSCORABLE = ("refuse", "drop", "reject")  # what evaluate does with rows whose error is set
+
+
+class EvaluationError(FakeproofError, ValueError):
     pass
 
 
@@ -177,7 +182,7 @@ def evaluate_scores(labels, scores, groups=None, fars=FARS, real_pairs=None, clu
 
 
 def evaluate_csv(path, label_column: str = "expected_accept", score_column: str = "similarity", group_column: str | None = "group", kind_column: str | None = "kind",
-                 ci_column: str | None = None, resamples: int = BOOTSTRAP) -> Evaluation:
+                 ci_column: str | None = None, resamples: int = BOOTSTRAP, unscorable: str = "refuse") -> Evaluation:
     """Read a scores CSV (``infer score-pairs`` output or any CSV with a label and a score column).
     ``group_column`` is used when present; naming one that is absent is an error only if it is not
     the default ``group``. ``kind_column`` (used when present) marks the real pairs that set the
@@ -195,6 +200,19 @@ def evaluate_csv(path, label_column: str = "expected_accept", score_column: str 
     for col in (label_column, score_column) + ((ci_column,) if ci_column else ()):
         if col not in df.columns:
             raise EvaluationError(f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))})")
+    n_bad = 0
+    if ERROR_COLUMN in df.columns:  # score-pairs' rows with an unusable side: their 0.0 is not a measurement
+        bad = df[ERROR_COLUMN].fillna("").astype(str).str.strip() != ""
+        n_bad = int(bad.sum())
+        if n_bad and unscorable not in UNSCORABLE:
+            raise EvaluationError(f"--unscorable must be one of {', '.join(UNSCORABLE)}, not {unscorable!r}")
+        if n_bad and unscorable == "refuse":
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            raise EvaluationError(
+                f"{path}: {n_bad} row(s) have an {ERROR_COLUMN!r} (e.g. line {first + 2}: {str(df[ERROR_COLUMN].iloc[first])[:120]}); "
+                "their score is not a measurement: add --unscorable drop (leave them out) or --unscorable reject (count them as rejected pairs)")
+        if n_bad and unscorable == "drop":
+            df = df[~bad].reset_index(drop=True)
     groups = None
     kinds = df[kind_column].fillna("").astype(str).str.strip().str.lower() if kind_column and kind_column in df.columns else None
     if group_column:
@@ -213,9 +231,11 @@ def evaluate_csv(path, label_column: str = "expected_accept", score_column: str 
     try:
         clusters = df[ci_column].fillna("").astype(str).tolist() if ci_column else None
         real = None if kinds is None else kinds.isin(REAL_KINDS).to_numpy()
-        return evaluate_scores(labels, scores, groups, real_pairs=real, clusters=clusters, resamples=resamples, cluster_name=ci_column or "")
+        ev = evaluate_scores(labels, scores, groups, real_pairs=real, clusters=clusters, resamples=resamples, cluster_name=ci_column or "")
     except EvaluationError as e:
         raise EvaluationError(f"{path}: {e}") from None
+    ev.unscorable = {"rows": n_bad, "policy": unscorable if n_bad else None}
+    return ev
 
 
 def write_json(ev: Evaluation, out, extra: dict | None = None) -> Path:

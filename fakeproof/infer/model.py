@@ -2,14 +2,18 @@
 resolver for every command), plus ``--runtime onnx`` and ``--threshold``.
 
 ``runtime="onnx"`` runs any model on ONNX Runtime: torch models are exported once to
-``$FAKEPROOF_HOME/onnx/`` (keyed by the weights' fingerprint) and loaded from there.
+``$FAKEPROOF_HOME/onnx/`` (keyed by the weights' fingerprint) and loaded from there. The default,
+``auto`` (:data:`fakeproof.engine.runtime.DEFAULT_RUNTIME`), is ONNX Runtime on CPU and torch on
+CUDA; under ``auto`` a model that cannot be exported stays on torch.
 """
 from __future__ import annotations
 
+from ..errors import InputError
 from ..engine import Encoder, resolve_device
 from ..engine.paths import cache_home
 from ..engine.resolve import GENERIC_THRESHOLD, ResolvedModel, resolve_model, stock_threshold  # noqa: F401 - re-exported
 from ..engine.encoders import DEFAULT_ENCODER
+from ..engine.runtime import DEFAULT_RUNTIME, pick_runtime
 
 InferModel = ResolvedModel  # the name the infer stage used before the engine had the resolver
 
@@ -17,28 +21,44 @@ InferModel = ResolvedModel  # the name the infer stage used before the engine ha
 def load_model(
     model: str | Encoder = DEFAULT_ENCODER,
     device: str = "auto",
-    runtime: str = "torch",
+    runtime: str = DEFAULT_RUNTIME,
     weights: str | None = None,
     models_dir=None,
     threshold: float | None = None,
 ) -> ResolvedModel:
-    """Resolve ``--model`` on ``device``, on ONNX Runtime when ``runtime="onnx"``, with
-    ``threshold`` overriding the model's own. Errors: one-line ``FileNotFoundError`` /
-    ``ValueError`` / ``KeyError``."""
-    if runtime not in ("torch", "onnx"):
-        raise ValueError(f"--runtime must be 'torch' or 'onnx', not {runtime!r}")
+    """Resolve ``--model`` on ``device``, on ONNX Runtime when ``runtime`` picks it
+    (:func:`~fakeproof.engine.runtime.pick_runtime`), with ``threshold`` overriding the model's own.
+    Errors: one-line ``FileNotFoundError`` / ``ValueError`` / ``KeyError``."""
+    asked = runtime
+    # the infer commands print the resolved model's whole description (with `auto -> ...`) themselves
     device = resolve_device(device)
-    m = resolve_model(model, device="cpu" if runtime == "onnx" else device, weights=weights, models_dir=models_dir)
+    runtime = pick_runtime(runtime, device)
+    m = resolve_model(model, device="cpu" if runtime == "onnx" else device, weights=weights, models_dir=models_dir, announce=False)
     m.encoder.eval()
     if runtime == "onnx" and m.runtime != "onnx":
-        from ..engine.onnx import ExportedOnnx
-        from ..engine.pipeline import encoder_fingerprint
-        from .onnx_export import export_onnx
-
-        out = cache_home() / "onnx" / f"{m.spec.name}-{encoder_fingerprint(m.encoder)}.onnx"
-        if not out.exists():
-            export_onnx(m.encoder, out, threshold=m.threshold, source=m.name)
-        m.encoder = ExportedOnnx(out, device=device)
+        try:
+            m.encoder = _exported(m, device)
+        except Exception as e:  # noqa: BLE001 - under "auto" any export failure means: stay on torch
+            if asked != "auto":
+                raise InputError(f"{m.name}: cannot run on ONNX Runtime ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
+            m.encoder.to(device)
     if threshold is not None:
         m.threshold, m.threshold_source = float(threshold), "--threshold"
     return m
+
+
+def _exported(m: ResolvedModel, device: str) -> Encoder:
+    """``m``'s encoder on ONNX Runtime: exported once to ``$FAKEPROOF_HOME/onnx/`` (keyed by the
+    weights' fingerprint; written to a temp name and renamed) and loaded from there."""
+    from ..engine.onnx import ExportedOnnx
+    from ..engine.pipeline import encoder_fingerprint
+    from .onnx_export import export_onnx
+
+    out = cache_home() / "onnx" / f"{m.spec.name}-{encoder_fingerprint(m.encoder)}.onnx"
+    if not out.exists():
+        try:
+            export_onnx(m.encoder, out, threshold=m.threshold, source=m.name)
+        except RuntimeError:  # not faithful to torch: never leave it where the next run would load it
+            out.unlink(missing_ok=True)
+            raise
+    return ExportedOnnx(out, device=device)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import FakeproofError
 from ..engine import Encoder
 from ..engine.onnx import FORMAT, INPUT_NAME, OUTPUT_NAME, session
 OPSET = 17
@@ -66,7 +68,7 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
     s = enc.spec
     h, w = s.input_size
     dummy = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, h, w, 3), dtype=np.uint8))
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")  # per process: parallel ranks may export at once
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation / tracer notes
         torch.onnx.export(
@@ -113,7 +115,7 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
     onnx.save(m, str(tmp))
     tmp.replace(out)
     if check and not diff <= PARITY_TOLERANCE:
-        raise RuntimeError(f"{out}: ONNX Runtime differs from torch by {diff:.3g} (> {PARITY_TOLERANCE}); the export is not faithful")
+        raise FakeproofError(f"{out}: ONNX Runtime differs from torch by {diff:.3g} (> {PARITY_TOLERANCE}); the export is not faithful")
     return ExportReport(out, diff, out.stat().st_size / 2**20, meta)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from ..engine.encoders.guard import GuardedEncoder
 from ..engine.images import jpeg_roundtrip
 from ..engine.template import encoder_template
@@ -68,9 +69,9 @@ class HeadBatches:
         self.store, self.batch, self.share, self.seed = store, int(batch_size), float(selfblend_share), int(seed)
         self.reals, self.fakes = real_rows(train), fake_rows(train)
         if not len(self.reals):
-            raise ValueError("the artefact head needs real photos in the training pairs")
+            raise InputError("the artefact head needs real photos in the training pairs")
         if not len(self.fakes) and self.share <= 0:
-            raise ValueError("the artefact head needs fakes: the training pairs have no deepfakes and --head-selfblend is 0")
+            raise InputError("the artefact head needs fakes: the training pairs have no deepfakes and --head-selfblend is 0")
         self.box = face_box(spec)
         self._points: dict[int, np.ndarray | None] = {}
         self._landmarks = None
@@ -80,7 +81,7 @@ class HeadBatches:
             try:
                 self._landmarks = load_landmarks68()
             except FileNotFoundError as e:
-                raise ValueError(str(e)) from None
+                raise InputError(str(e)) from None
 
     def _hull_points(self, row: int) -> np.ndarray | None:
         """78 points (68 + lifted brows) of a real crop, fitted once; None if the fit fails."""

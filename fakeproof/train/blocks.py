@@ -7,6 +7,8 @@ each residual unit and FaceNet's ``repeat_1`` counts each Inception-ResNet block
 """
 from __future__ import annotations
 
+from ..errors import UsageError
+
 import torch
 from torch import nn
 
@@ -39,7 +41,7 @@ def freeze_early_blocks(model: nn.Module, n_blocks: int) -> list[str]:
         return []
     blocks = block_list(model)
     if n_blocks >= len(blocks):
-        raise ValueError(f"--freeze-blocks {n_blocks} would freeze the whole encoder ({len(blocks)} blocks)")
+        raise UsageError(f"--freeze-blocks {n_blocks} would freeze the whole encoder ({len(blocks)} blocks)")
     names = []
     for name, b in blocks[:n_blocks]:
         for p in b.parameters():
@@ -57,7 +59,7 @@ def set_train_mode(model: nn.Module, bn: str = "frozen") -> None:
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.eval()
     elif bn != "train":
-        raise ValueError(f"unknown BatchNorm mode {bn!r} (frozen | train)")
+        raise UsageError(f"unknown BatchNorm mode {bn!r} (frozen | train)")
 
 
 def trainable_parameters(model: nn.Module) -> list[torch.nn.Parameter]:
@@ -81,5 +83,5 @@ def tune_only_norm(model: nn.Module) -> int:
                 p.requires_grad_(True)
                 n += p.numel()
     if n == 0:
-        raise ValueError("--tune norm: the encoder has no normalisation layer with affine parameters")
+        raise UsageError("--tune norm: the encoder has no normalisation layer with affine parameters")
     return n

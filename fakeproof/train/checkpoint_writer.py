@@ -17,6 +17,8 @@ import torch
 from safetensors.torch import save_file
 
 from ..data import atomic_write_text, json_text
+from ..data.atomic import named
+from ..errors import FakeproofError
 from ..engine import Encoder
 from ..engine.checkpoint_reader import CONFIG, FORMAT, STATE, WEIGHTS
 from ..faults import kill_point
@@ -48,7 +50,23 @@ def _weights_dict(encoder: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _write_folder(final: Path, encoder: torch.nn.Module, config: dict, state: dict | None, same_weights_as: Path | None = None) -> Path:
+    """Write the checkpoint folder beside ``final`` and swap it in; on a full disk (or any OSError)
+    the half-written folder is removed and the error names ``final``."""
     tmp = final.with_name(final.name + ".tmp")
+    try:
+        return _write_folder_via(tmp, final, encoder, config, state, same_weights_as)
+    except Exception as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise named(e, final / WEIGHTS) from None
+        text = str(e)  # safetensors and torch.save report a failed write as their own error types
+        if any(w in text.lower() for w in ("no space", "os error", "oserror", "failed writing", "ioerror", "file write failed")):
+            first = (text.splitlines() or [type(e).__name__])[0][:200]
+            raise FakeproofError(f"{final / WEIGHTS}: cannot write the checkpoint ({first})") from None
+        raise
+
+
+def _write_folder_via(tmp: Path, final: Path, encoder, config: dict, state: dict | None, same_weights_as: Path | None) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)

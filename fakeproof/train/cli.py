@@ -11,12 +11,12 @@ from typing import Optional
 
 import typer
 
-from ..cli_errors import check_range, fail
-from ..cli_options import chosen_model, config_options, encoder_alias_option, field_default, given_on_command_line, model_option, read_config_file
+from ..cli_errors import HandledGroup, check_range, fail
+from ..cli_options import check_device, chosen_model, config_options, encoder_alias_option, field_default, given_on_command_line, model_option, read_config_file, settle_dataset
 from ..ui import console, summary_table
-from .config import TrainConfig, TrainError
+from .config import TrainConfig
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
 
 
 @app.command("pairs")
@@ -30,7 +30,7 @@ def pairs_cmd(
     holdout_backend: Optional[str] = typer.Option(None, "--holdout-backend", help="generator families (NAME[,NAME], from fakes.csv) whose fakes no pair uses"),
 ):
     """Genuine / impostor / deepfake pairs (50/25/25 per identity), split by identity."""
-    from ..data import MetaError, OutputError, TrainingDataset, check_writable
+    from ..data import TrainingDataset, check_writable
     from .families import check_holdout, fake_families, parse_holdout
     from .pairs import build_pairs, write_pairs_csv
 
@@ -39,25 +39,17 @@ def pairs_cmd(
     if val_fraction + test_fraction >= 1.0:
         fail(f"--val-fraction + --test-fraction must be < 1 (nothing left to train on), got {val_fraction + test_fraction:g}", 2)
     check_range("--max-pairs-per-identity", max_pairs_per_identity, 1)
-    try:
-        ds = TrainingDataset.load(dataset)
-        check_writable(out, "pairs CSV")
-    except (MetaError, OutputError, ValueError, OSError) as e:
-        fail(str(e))
+    settle_dataset(dataset)
+    ds = TrainingDataset.load(dataset)
+    check_writable(out, "pairs CSV")
     families, holdout = fake_families(dataset), parse_holdout(holdout_backend)
-    try:
-        check_holdout(holdout, families, str(Path(dataset) / "fakes.csv"))
-    except ValueError as e:
-        fail(str(e))
+    check_holdout(holdout, families, str(Path(dataset) / "fakes.csv"))
     if ds.missing_files:
         console.print(f"[yellow]{len(ds.missing_files)} keys of {ds.meta_path} have no file (e.g. {ds.missing_files[0]}); they are left out")
     pairs, summary = build_pairs(ds, seed=seed, val_fraction=val_fraction, max_pairs_per_identity=max_pairs_per_identity, test_fraction=test_fraction, families=families, holdout=holdout)
     if not pairs:
         fail(f"{dataset}: no pairs (every identity needs at least 2 real photos)")
-    try:
-        write_pairs_csv(pairs, out)
-    except OSError as e:
-        fail(f"{out}: cannot write ({e.strerror or e})")
+    write_pairs_csv(pairs, out)
     console.print(summary_table(f"pairs -> {out}", summary.rows(), ["split", "identities", "genuine", "impostor", "deepfake", "total"]))
     if summary.without_fakes:
         more = " ..." if len(summary.without_fakes) > 8 else ""
@@ -96,6 +88,10 @@ RUN_HELP = {  # help of the options generated from TrainConfig (defaults: the da
     "freeze_blocks": "freeze the first N blocks of the encoder",
     "tune": "all (every unfrozen parameter) | norm (only normalisation layers' scale and shift: keeps the pretrained features, GenD-like) | head (only the artefact head; the encoder stays as it is)",
     "hard_fakes": "hard-negative mining: the share of training deepfake pairs that the starting encoder finds most similar, shown twice per epoch",
+    "artefact_corpus": (
+        "a deepfake corpus for the artefact detector, in deepfakes-train's layout (DIR/images.csv with path,label,family at least; "
+        "images under DIR); checked before any work"
+    ),
     "artefact_head": (
         "add an artefact head: a small classifier of blending/generation artefacts whose verdict scales the embedding, so any "
         "pair with a flagged photo scores low (inside the checkpoint and the exported ONNX)"
@@ -128,36 +124,33 @@ def run(
     pairs_csv: Optional[Path] = typer.Option(None, "--pairs", help="pairs.csv from `train pairs` (default: built here)"),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON of TrainConfig fields (or a run.json); options given here override it"),
     resume: bool = typer.Option(False, "--resume", help=(
-        "continue the run in --out exactly from its last checkpoint; training options come from RUN_DIR/run.json, "
-        "only --max-steps/--max-minutes/--epochs/--device from this command"
+        "continue the run in --out exactly from its last checkpoint; every option, limits included, comes from RUN_DIR/run.json; "
+        "--max-steps/--max-minutes/--epochs/--device given here replace the saved ones"
     )),
     config_values: dict = None,
 ):
     """Fine-tune the encoder with the adaptive-margin loss (CPU, GPU, or DDP under torchrun)."""
-    from ..data import OutputError, check_writable
+    from ..data import check_writable
     from .checks import RANGES
     from .loop import train
 
     values = {}
     if config is not None:
-        try:
-            values = read_config_file(config, TrainConfig)
-        except ValueError as e:
-            fail(str(e))
+        values = read_config_file(config, TrainConfig)
     for name, v in {**config_values, "model": chosen_model(model, encoder), "pairs_csv": str(pairs_csv) if pairs_csv else None}.items():
         if name not in values or given_on_command_line(ctx, "encoder" if name == "model" and encoder is not None else name):
             values[name] = v
     cfg = TrainConfig(**{**values, "dataset": str(dataset), "out": str(out)})
     for name, (lo, hi, lo_open) in RANGES.items():  # the option (or config-file field) out of range: before any work
         check_range("--" + name.replace("_", "-"), getattr(cfg, name), lo, hi, lo_open=lo_open)
-    try:
-        check_writable(out, "run folder", is_dir=True)
-    except OutputError as e:
-        fail(str(e))
-    try:
-        train(cfg, resume=resume)
-    except (TrainError, ValueError, FileNotFoundError, KeyError, OSError) as e:
-        fail(str(e))
+    if cfg.artefact_corpus:
+        from ..detect_fakes.corpus import read_images_csv
+
+        read_images_csv(cfg.artefact_corpus)  # CorpusError: one line, before any work
+    check_device(cfg.device)
+    check_writable(out, "run folder", is_dir=True)
+    settle_dataset(dataset)
+    train(cfg, resume=resume)
 
 
 if __name__ == "__main__":  # torchrun -m fakeproof.train.cli run ...

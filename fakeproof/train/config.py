@@ -2,6 +2,8 @@
 the command line (everything from ``RUN_DIR/run.json`` except :data:`RESUME_OVERRIDES`)."""
 from __future__ import annotations
 
+from ..errors import FakeproofError
+
 import json
 import math
 import time
@@ -17,7 +19,7 @@ from .loss import DEFAULT_MARGIN_ALPHA, DEFAULT_MARGIN_BASE, DEFAULT_SCALE
 class TrainConfig:
     dataset: str
     out: str
-    model: str = "facenet"  # anything fakeproof.engine.resolve_model reads that has torch weights
+    model: str = "auto"  # anything fakeproof.engine.resolve_model reads that has torch weights; auto = the stock default encoder (dlib_resnet without AdaFace weights)
     weights: str | None = None
     models_dir: str | None = None
     detector: str = "mtcnn"
@@ -45,6 +47,7 @@ class TrainConfig:
     freeze_blocks: int = 0
     tune: str = "all"  # all | norm (only the normalisation layers' affine parameters learn, GenD-like) | head (only the artefact head)
     hard_fakes: float = 0.0  # share of training deepfake pairs (the most similar for the starting encoder) seen twice per epoch
+    artefact_corpus: str | None = None  # a folder in deepfakes-train's layout (images.csv: path,label,family), checked before any work
     artefact_head: bool = False  # add an artefact head (fakeproof.engine.encoders.guard) and train it
     head_blocks: int = 7
     head_lr: float = 1e-4
@@ -63,13 +66,14 @@ class TrainConfig:
 RESUME_OVERRIDES = {"max_steps", "max_minutes", "epochs", "device", "progress", "val_batch_size", "models_dir"}
 
 
-class TrainError(RuntimeError):
+class TrainError(FakeproofError, RuntimeError):
     """A run that cannot start; the message says why in one line."""
 
 
 def resolve_config(cfg: TrainConfig, resume: bool, run_dir: Path) -> TrainConfig:
     """``cfg`` for a new run (refused if ``run_dir`` already holds one); for ``--resume`` the saved
-    config with this command's :data:`RESUME_OVERRIDES`."""
+    config (``run.json``, limits included) with those of this command's :data:`RESUME_OVERRIDES`
+    that it sets to something other than their default."""
     run_json = run_dir / "run.json"
     if not resume:
         if last_checkpoint(run_dir) is not None:
@@ -81,8 +85,10 @@ def resolve_config(cfg: TrainConfig, resume: bool, run_dir: Path) -> TrainConfig
     if "encoder" in saved and "model" not in saved:  # run.json of runs made before --model
         saved["model"] = saved.pop("encoder")
     merged = {f.name: saved.get(f.name, getattr(cfg, f.name)) for f in fields(TrainConfig)}
-    for k in RESUME_OVERRIDES:
-        merged[k] = getattr(cfg, k)
+    defaults = TrainConfig(dataset=cfg.dataset, out=cfg.out)
+    for k in RESUME_OVERRIDES:  # only what this command sets: a bare --resume keeps the run's limits
+        if getattr(cfg, k) != getattr(defaults, k):
+            merged[k] = getattr(cfg, k)
     merged["out"] = str(run_dir)
     return TrainConfig(**merged)
 

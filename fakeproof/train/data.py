@@ -8,19 +8,43 @@ same photos does no detection at all. Photos the engine cannot use are reported 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import UsageError
 from ..data import atomic_write_text
+from ..data.atomic import named
 from ..engine import FaceEngine
 from ..metrics import KIND_CODE
 from .pairs import Pair
 
 CHUNK = 512  # photos per engine call: bounds memory while building the array
+
+
+def _allocated_memmap(path: Path, shape: tuple) -> np.ndarray:
+    """A writable ``.npy`` memmap whose blocks are reserved on disk first: a sparse file on a full
+    disk dies of SIGBUS (exit 135, nothing printed) at the first page written; a reservation fails
+    here with ENOSPC naming the file."""
+    try:
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    except OSError as e:
+        raise named(e, path) from None
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem without reservations: go on
+            del arr
+            raise named(e, path) from None
+    finally:
+        os.close(fd)
+    return arr
 
 
 @dataclass
@@ -49,21 +73,27 @@ class CropStore:
         out_dir.mkdir(parents=True, exist_ok=True)
         h, w = engine.crop_size
         tmp = out_dir / "crops.npy.tmp"
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(keys), h, w, 3))
-        ok = np.zeros(len(keys), bool)
-        errors: dict[str, str] = {}
-        for s in range(0, len(keys), CHUNK):
-            chunk = keys[s : s + CHUNK]
-            recs, crops = engine.crops([images_dir / k for k in chunk], progress=progress, desc=f"aligning faces {s + 1}-{s + len(chunk)}/{len(keys)}")
-            for j, (rec, crop) in enumerate(zip(recs, crops)):
-                if crop is None:
-                    errors[chunk[j]] = rec.error or "no crop"
-                else:
-                    arr[s + j] = crop
-                    ok[s + j] = True
-        arr.flush()
-        del arr
-        tmp.replace(out_dir / "crops.npy")
+        try:
+            arr = _allocated_memmap(tmp, (len(keys), h, w, 3))
+            ok = np.zeros(len(keys), bool)
+            errors: dict[str, str] = {}
+            for s in range(0, len(keys), CHUNK):
+                chunk = keys[s : s + CHUNK]
+                recs, crops = engine.crops([images_dir / k for k in chunk], progress=progress, desc=f"aligning faces {s + 1}-{s + len(chunk)}/{len(keys)}")
+                for j, (rec, crop) in enumerate(zip(recs, crops)):
+                    if crop is None:
+                        errors[chunk[j]] = rec.error or "no crop"
+                    else:
+                        arr[s + j] = crop
+                        ok[s + j] = True
+            arr.flush()
+            del arr
+            tmp.replace(out_dir / "crops.npy")
+        except BaseException as e:
+            tmp.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise named(e, out_dir / "crops.npy") from None
+            raise
         np.save(out_dir / "ok.npy", ok)
         buf = io.StringIO()
         wr = csv.writer(buf, lineterminator="\n")
@@ -122,7 +152,7 @@ def batch_order(n_pairs: int, batch_size: int, step: int, seed: int) -> np.ndarr
     the last incomplete batch of an epoch is dropped. Stateless, so a resumed run sees the same data."""
     per_epoch = n_pairs // batch_size
     if per_epoch < 1:
-        raise ValueError(f"batch size {batch_size} is larger than the {n_pairs} training pairs; use a smaller --batch-size")
+        raise UsageError(f"batch size {batch_size} is larger than the {n_pairs} training pairs; use a smaller --batch-size")
     epoch, pos = divmod(step, per_epoch)
     perm = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0xE90C, epoch])).permutation(n_pairs)
     return perm[pos * batch_size : (pos + 1) * batch_size]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.records import read_fakes_csv
+from ..errors import InputError
 from ..metrics import FAMILY_PREFIX, KIND_CODE, acceptance_rate
 
 UNKNOWN = "unknown"
@@ -33,7 +34,7 @@ def check_holdout(holdout: tuple[str, ...], families: dict[str, str], where: str
     present = sorted(set(families.values()))
     absent = [h for h in holdout if h not in present]
     if absent:
-        raise ValueError(f"{where}: no fakes of backend {', '.join(absent)} in fakes.csv (families present: {', '.join(present) or 'none'})")
+        raise InputError(f"{where}: no fakes of backend {', '.join(absent)} in fakes.csv (families present: {', '.join(present) or 'none'})")
 
 
 def acceptance_by_family(cos: np.ndarray, families: np.ndarray, threshold: float) -> dict[str, float]:
@@ -95,4 +96,20 @@ def family_summary(run_dir, last_row: dict | None) -> dict:
         "best_genuine_eer": best.get("genuine_eer"),
         "best_attack_acceptance": best.get("attack_acceptance"),
         "last_attack_acceptance_by_family": fams(last_row),
+    }
+
+
+def stock_comparison(stock_row: dict | None, summary: dict) -> dict:
+    """The stock (untrained) encoder's validation acceptance beside the selected checkpoint's, and
+    the families where the trained model accepts more deepfakes than stock (``worse_than_stock``)."""
+    if not stock_row:
+        return {}
+    stock = {k[len(FAMILY_PREFIX) :]: v for k, v in stock_row.items() if k.startswith(FAMILY_PREFIX)}
+    trained = summary.get("attack_acceptance_by_family") or {}
+    worse = sorted(f for f, v in trained.items() if f in stock and v is not None and stock[f] is not None and v > stock[f])
+    return {
+        "stock_attack_acceptance_by_family": stock,
+        "stock_attack_acceptance": stock_row.get("attack_acceptance"),
+        "stock_genuine_eer": stock_row.get("genuine_eer"),
+        "worse_than_stock": worse,
     }

@@ -40,7 +40,7 @@ from .records import MetricsLog, print_summary, validation_line
 from .run_data import build_run_data, load_run_pairs
 from .task import Optimisation, PairTask
 from ..metrics import METRIC_FIELDS, pair_metrics
-from .families import family_summary, parse_holdout
+from .families import family_summary, parse_holdout, stock_comparison
 from .artefact import HeadBatches, calibrate
 from ..engine.encoders.guard import GuardedEncoder, guard
 
@@ -205,6 +205,20 @@ class Trainer:
         self.log(validation_line(row))
         return row
 
+    def _bar_total(self, limit: int, start_step: int, t_loop: float) -> int | None:
+        """Steps the bar counts to: the step limit, or - when --max-minutes ends the run first - the
+        steps the time left allows at the pace so far (so the bar never shows 9/21000, 102 h)."""
+        cfg = self.cfg
+        if cfg.max_minutes is None:
+            return None
+        done = self.step - start_step
+        elapsed = time.time() - t_loop
+        left = cfg.max_minutes * 60 - (time.time() - self.t_start)
+        if done <= 0 or elapsed <= 0:
+            return None
+        by_time = done + max(0, int(left / (elapsed / done)))
+        return min(limit - start_step, by_time) if limit < 10**12 else by_time
+
     def run(self) -> dict:
         cfg, info = self.cfg, self.info
         if cfg.max_steps is None and cfg.epochs is None and cfg.max_minutes is None:
@@ -222,6 +236,9 @@ class Trainer:
             f"; {info.world_size} process(es) on {info.device}" + (f"; frozen: {len(self.task.frozen)} blocks" if self.task.frozen else "")
         )
         stopped_by = "step limit"
+        # the stock encoder on the same validation pairs, before any step: the summary says plainly
+        # when training made the model accept more deepfakes than the encoder it started from
+        stock_row = self.validate() if start_step == 0 and len(data.val) else None
         with _StopSignal() as sig, progress_task("training", limit - start_step if limit < 10**12 else None, cfg.progress and self.main) as advance:
             while self.step < limit:
                 over_time = cfg.max_minutes is not None and (time.time() - self.t_start) > cfg.max_minutes * 60
@@ -235,7 +252,7 @@ class Trainer:
                 n_train += 1
                 s, n = self.train_loss_since_val
                 self.train_loss_since_val = (s + loss, n + 1)
-                advance(1, f"loss {loss:.4f}  {2 * cfg.batch_size * n_train / max(self.step_seconds, 1e-9):.1f} img/s")
+                advance(1, f"loss {loss:.4f}  {2 * cfg.batch_size * n_train / max(self.step_seconds, 1e-9):.1f} img/s", total=self._bar_total(limit, start_step, t_loop))
                 if self.step % cfg.val_every == 0:
                     last_row = self.validate_and_save(scheduled=True, n_train=n_train)
             if last_row is None or last_row["step"] != self.step:
@@ -264,6 +281,7 @@ class Trainer:
             "holdout_backend": cfg.holdout_backend,
         }
         summary.update(family_summary(self.run_dir, last_row))
+        summary.update(stock_comparison(stock_row, summary))
         if self.main:
             atomic_write_text(self.run_dir / "summary.json", json_text(summary))
             print_summary(summary, self.run_dir)

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.safe_paths import PathEscapeError, why_unsafe
+from ..errors import InputError
 from ..data import TrainingDataset, atomic_write_text
 from ..metrics import KINDS
 from .families import UNKNOWN
@@ -197,16 +199,21 @@ def write_pairs_csv(pairs: list[Pair], path: Path) -> Path:
 
 
 def read_pairs_csv(path: Path) -> list[Pair]:
-    """Pairs written by :func:`write_pairs_csv`; a malformed row raises ValueError naming the line."""
+    """Pairs written by :func:`write_pairs_csv`; a malformed row, or a path that leaves the dataset
+    (absolute, ``..``), raises an error naming the line."""
     path = Path(path)
     out = []
     with path.open(newline="", encoding="utf-8") as f:
         r = csv.DictReader(f)
         missing = set(CSV_FIELDS) - OPTIONAL_FIELDS - set(r.fieldnames or [])
         if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         for line, row in enumerate(r, 2):
             if row["split"] not in SPLITS or row["kind"] not in KINDS or row["label"] not in ("0", "1"):
-                raise ValueError(f"{path}:{line}: bad split/kind/label {row['split']!r}/{row['kind']!r}/{row['label']!r}")
+                raise InputError(f"{path}:{line}: bad split/kind/label {row['split']!r}/{row['kind']!r}/{row['label']!r}")
+            for col in ("a", "b"):  # keys under DATASET/images: nothing outside the dataset is trained on
+                why = why_unsafe(row[col] or "")
+                if why or not row[col]:
+                    raise PathEscapeError(f"{path}:{line}: column {col} {row[col]!r}: {why or 'empty'}; pairs must name photos inside the dataset")
             out.append(Pair(row["a"], row["b"], int(row["label"]), row["kind"], row["identity"], row["split"], row.get("backend") or ""))
     return out

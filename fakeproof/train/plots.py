@@ -1,6 +1,8 @@
 """``metrics.png``: losses, EERs, the two error rates at the EER threshold, and the learning rate."""
 from __future__ import annotations
 
+from ..data.atomic import replacing
+
 from pathlib import Path
 
 import pandas as pd
@@ -38,8 +40,9 @@ def plot_metrics(csv_path: Path, png_path: Path) -> Path | None:
             a.legend(fontsize=8)
     if "lr" in df and df["lr"].notna().any() and (df["lr"] > 0).all():
         ax[1, 1].set_yscale("log")
-    tmp = Path(png_path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(png_path)
+    try:
+        with replacing(png_path, ".tmp.png") as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return Path(png_path)

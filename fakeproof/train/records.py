@@ -74,7 +74,12 @@ def print_summary(s: dict, run_dir: Path) -> None:
         ["last genuine-pair EER", last.get("genuine_eer")],
         *[[f"best: attack acceptance, {f}", v] for f, v in (s.get("attack_acceptance_by_family") or {}).items()],
         ["best: genuine-pair EER", s.get("best_genuine_eer")],
+        *[[f"stock encoder: attack acceptance, {f}", v] for f, v in (s.get("stock_attack_acceptance_by_family") or {}).items()],
+        *([["stock encoder: genuine-pair EER", s.get("stock_genuine_eer")]] if "stock_genuine_eer" in s else []),
         ["images/s", round(s["images_per_s"], 2)],
         ["run folder", str(run_dir)],
     ]
     console.print(summary_table("train run", rows, ["", "value"]))
+    if s.get("worse_than_stock"):
+        fams = ", ".join(f"{f} {s['attack_acceptance_by_family'][f]:.1%} vs {s['stock_attack_acceptance_by_family'][f]:.1%}" for f in s["worse_than_stock"])
+        console.print(f"[bold yellow]warning: the trained model accepts MORE deepfakes than the stock encoder on validation ({fams}); the stock encoder is the safer choice")

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ...registry import Registry
+from ...errors import UsageError
+from ...registry import Registry, UnknownNameError
 from .base import Encoder, EncoderSpec, WeightFile
 
 AUTO = "auto"
@@ -54,8 +55,8 @@ def encoder_names() -> list[str]:
     return sorted(ENCODERS.names())
 
 
-def _unknown(name: str) -> KeyError:
-    return KeyError(f"unknown encoder {name!r}; known: {', '.join(encoder_names())}, auto, onnx:PATH, fusion:W*A+W*B")
+def _unknown(name: str) -> UnknownNameError:
+    return UnknownNameError(f"unknown encoder {name!r}; known: {', '.join(encoder_names())}, auto, onnx:PATH, fusion:W*A+W*B")
 
 
 def resolve_encoder_name(name: str, models_dir=None) -> str:
@@ -90,7 +91,7 @@ def get_encoder(name: str = DEFAULT_ENCODER, weights=None, models_dir=None, devi
         from .fusion import FusionEncoder, parse_fusion
 
         if weights:
-            raise ValueError(f"{name}: --weights does not apply to a fusion (give each part its own weights file in the models folder)")
+            raise UsageError(f"{name}: --weights does not apply to a fusion (give each part its own weights file in the models folder)")
         parts = [(get_encoder(n, models_dir=models_dir, device=device), w) for n, w in parse_fusion(name)]
         return FusionEncoder(parts).to(device).eval()
     if name.startswith("onnx:"):

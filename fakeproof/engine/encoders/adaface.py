@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ...errors import InputError, WeightsNotInstalledError
 from ..paths import models_dir as _models_dir
 from . import register_encoder
 from .base import Encoder, EncoderSpec, WeightFile
@@ -105,7 +106,10 @@ def load_adaface_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        sd = load_file(str(path))
+        try:
+            sd = load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - a truncated or damaged file
+            raise InputError(f"{path}: damaged or truncated safetensors file ({(str(e).splitlines() or [type(e).__name__])[0][:160]})") from None
     else:
         try:
             # Lightning may store hyper-parameters as an argparse.Namespace: allow that plain class only
@@ -113,13 +117,13 @@ def load_adaface_state_dict(path: Path) -> dict[str, torch.Tensor]:
                 ck = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - reported as one clear line
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(
+            raise InputError(
                 f"{path}: cannot be loaded with torch.load(weights_only=True) ({reason}); fakeproof does not "
                 "unpickle arbitrary objects - re-save it as {'state_dict': model.state_dict()} or safetensors"
             ) from None
         sd = ck.get("state_dict", ck) if isinstance(ck, dict) else None
         if not isinstance(sd, dict):
-            raise ValueError(f"{path}: not an AdaFace checkpoint (expected a dict with 'state_dict')")
+            raise InputError(f"{path}: not an AdaFace checkpoint (expected a dict with 'state_dict')")
     if any(k.startswith("model.") for k in sd):
         sd = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
     elif sd and all(k.startswith("net.") for k in sd):  # an AdaFaceEncoder state dict (fakeproof train checkpoints)
@@ -160,7 +164,7 @@ class AdaFaceEncoder(Encoder):
             unexpected = [k for k in state_dict if k not in own]
             shape = [k for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
             if missing or unexpected or shape:
-                raise ValueError(
+                raise InputError(
                     f"{source or 'state dict'}: does not fit AdaFace IR-{depth} (missing {len(missing)} keys, "
                     f"e.g. {missing[:3]}; unexpected {len(unexpected)}, e.g. {unexpected[:3]}; "
                     f"{len(shape)} with another shape, e.g. {shape[:3]})"
@@ -185,9 +189,9 @@ class AdaFaceEncoder(Encoder):
 def _build(depth: int, weights=None, models_dir=None) -> AdaFaceEncoder:
     path = _resolve(depth, weights, models_dir)
     if not path.exists():
-        raise FileNotFoundError(
+        raise WeightsNotInstalledError(
             f"AdaFace IR-{depth} weights not found at {path}: {WHERE} and save it there "
-            f"(or pass weights=PATH / --models-dir DIR with adaface/{DEFAULT_FILES[depth]} inside)"
+            f"(or pass --weights PATH / --models-dir DIR with adaface/{DEFAULT_FILES[depth]} inside)"
         )
     return AdaFaceEncoder(depth, load_adaface_state_dict(path), adaface_spec(depth, models_dir, weights), path)
 

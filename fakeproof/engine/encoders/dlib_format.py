@@ -18,6 +18,8 @@ Only what the trained network needs is decoded; the format, as dlib writes it:
 """
 from __future__ import annotations
 
+from ...errors import FakeproofError, NotFoundError
+
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ import numpy as np
 _INF, _NINF, _NAN = 32000, 32001, 32002  # dlib's reserved exponents
 
 
-class DlibFormatError(ValueError):
+class DlibFormatError(FakeproofError, ValueError):
     """The file is not a dlib network of the kind expected (or it is truncated / damaged)."""
 
 
@@ -205,7 +207,7 @@ def read_dlib_net(path: str | Path) -> DlibNet:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise FileNotFoundError(f"{path}: cannot read ({e.strerror or e})") from None
+        raise NotFoundError(f"{path}: cannot read ({e.strerror or e})") from None
     r = _Reader(data, str(path))
     if not data:
         raise r.fail("empty file")

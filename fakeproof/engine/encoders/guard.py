@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...errors import InputError
 from .base import Encoder
 from .dlib_resnet import BLOCKS, DlibResNet, converted_state_dict, dlib_input
 
@@ -144,6 +145,6 @@ def guard(base: Encoder, config: dict | None = None, pretrained: bool = True) ->
     """A guard around ``base`` (a copy is not made: the base's weights are shared)."""
     config = config or {}
     if int(config.get("dims", GUARD_DIMS)) != GUARD_DIMS:
-        raise ValueError(f"artefact head with {config['dims']} guard dimensions; this version writes {GUARD_DIMS}")
+        raise InputError(f"artefact head with {config['dims']} guard dimensions; this version writes {GUARD_DIMS}")
     return GuardedEncoder(base, ArtefactHead(int(config.get("blocks", DEFAULT_HEAD_BLOCKS)), pretrained=pretrained), flip=bool(config.get("flip", True)))
 

@@ -17,6 +17,7 @@ from typing import Callable
 
 import torch
 
+from ...errors import InputError, WeightsNotInstalledError
 from ...hashing import digest_file
 from ..paths import cache_home
 
@@ -40,7 +41,7 @@ def cached_conversion(
 
     source = Path(source)
     if not source.exists():
-        raise FileNotFoundError(f"weight file not found: {source}")
+        raise WeightsNotInstalledError(f"weight file not found: {source}")
     digest = digest_file(source)
     out_dir = cache_home() / "weights"
     name = cache_name
@@ -79,8 +80,11 @@ def load_safetensors_weights(path, what: str) -> dict[str, torch.Tensor]:
 
     path = Path(path).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"{what} weights not found: {path}")
-    sd = load_file(str(path))
+        raise WeightsNotInstalledError(f"{what} weights not found: {path}")
+    try:
+        sd = load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own types for a truncated/damaged file
+        raise InputError(f"{path}: damaged or truncated {what} weights file ({(str(e).splitlines() or [type(e).__name__])[0][:160]})") from None
     return {k[4:] if k.startswith("net.") else k: v for k, v in sd.items()}
 
 
@@ -90,7 +94,7 @@ def convert_installed_or_given(path, installed, label: str, cache_name: str, ver
     ``converted_state_dict``."""
     src = Path(path).expanduser() if path else installed()
     if not src.exists():
-        raise FileNotFoundError(f"{label} not found: {src}")
+        raise WeightsNotInstalledError(f"{label} not found: {src}")
     try:
         default = installed()
     except FileNotFoundError:

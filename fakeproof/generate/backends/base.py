@@ -8,6 +8,8 @@ an RGB uint8 image. ``last_info`` holds the per-fake settings the provenance tab
 """
 from __future__ import annotations
 
+from ...errors import EXIT_MISSING, FakeproofError
+
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -16,12 +18,14 @@ import numpy as np
 from ...engine.encoders.base import WeightFile
 
 
-class BackendError(RuntimeError):
+class BackendError(FakeproofError, RuntimeError):
     """One fake could not be made (no face, bad weights...): the message says why in one line."""
 
 
-class MissingWeightsError(RuntimeError):
-    """Weight files a backend needs are not in the models folder."""
+class MissingWeightsError(FakeproofError, RuntimeError):
+    """Weight files a backend needs are not in the models folder (exit 3)."""
+
+    exit_code = EXIT_MISSING
 
     def __init__(self, missing: list[tuple[str, WeightFile]]):
         self.missing = missing

@@ -1,0 +1,188 @@
+"""fakeproof.detect_fakes and benchmarks/defence_lofo.py: corpus checks, crops, gate, the protocol end to end
+on faces cut from a photo an installed package ships (real MTCNN, real dlib ResNet, real training)."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fakeproof.detect_fakes.corpus import (
+    CorpusError,
+    read_images_csv,
+    read_training_layout,
+)
+from fakeproof.detect_fakes.crops import degrade
+from fakeproof.detect_fakes.gate import choose_tau, gated, realness
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def _write_csv(path, rows, header=("path", "label", "family", "group", "identity_or_video")):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def test_corpus_errors_name_the_file(tmp_path):
+    with pytest.raises(CorpusError, match="images.csv: missing"):
+        read_images_csv(tmp_path)
+    _write_csv(tmp_path / "images.csv", [["a.jpg", "real"]], header=("path", "label"))
+    with pytest.raises(CorpusError, match=r"images.csv: missing column\(s\) family"):
+        read_images_csv(tmp_path)
+    _write_csv(tmp_path / "images.csv", [["a.jpg", "maybe", "x", "g", "i"]])
+    with pytest.raises(CorpusError, match="line 2: label 'maybe'"):
+        read_images_csv(tmp_path)
+    _write_csv(tmp_path / "images.csv", [["a.jpg", "real", "x", "g", "i"]])
+    with pytest.raises(CorpusError, match="line 2: image a.jpg not found"):
+        read_images_csv(tmp_path)
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(CorpusError, match="needs both real and fake"):
+        read_images_csv(tmp_path)
+    _write_csv(tmp_path / "images.csv", [["a.jpg", "real", "x", "g", "v1"], ["a.jpg", "1", "y", "g", "v1;fake:2"]])
+    items = read_images_csv(tmp_path)
+    assert [i.label for i in items] == [0, 1] and items[1].identity == "v1" and items[1].group == "g"
+
+
+def test_degrade_keeps_size_and_changes_pixels():
+    rng = np.random.default_rng(0)
+    img = (np.random.default_rng(1).random((90, 70, 3)) * 255).astype(np.uint8)
+    out = degrade(img, rng)
+    assert out.shape == img.shape and out.dtype == np.uint8 and np.abs(out.astype(int) - img).mean() > 1
+
+
+def test_gate_math_and_tau_choice():
+    r = realness([-1.0, 0.0, 0.5, 2.0], tau=0.0, width=1.0)
+    assert np.allclose(r, [1, 1, 0.5, 0])
+    assert np.allclose(gated([0.9, 0.9], [1, 0.5], [1, 1]), [0.9, 0.45])
+    rng = np.random.default_rng(0)
+    sim = np.r_[rng.normal(0.9, 0.03, 400), rng.normal(0.7, 0.05, 400)]
+    y = np.r_[np.ones(400), np.zeros(400)].astype(int)
+    la, lb = rng.normal(0, 1, 800), rng.normal(0, 1, 800)
+    tau, rate, rises = choose_tau(np.r_[la, lb], [(sim, y, la, lb)], budget=0.005)
+    assert rises[0] <= 0.005 and rate < 0.3  # flagging 30% of real photos costs far more than half a point
+    tau0, rate0, _ = choose_tau(np.r_[la, lb], [(sim, y, la, lb)], budget=-1.0)  # no budget: gate off
+    assert tau0 == float("inf") and rate0 == 0.0
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory, group_photo):
+    """An artefact corpus and a generate layout from the faces of one shipped group photo: reals are the
+    faces (and mirrored, re-lit copies); 'fakes' are the same faces with a smoothed, re-coloured centre
+    (family A) or a pasted other face (family B) - enough for every code path, not a benchmark."""
+    from fakeproof.engine import get_detector, load_rgb
+
+    root = tmp_path_factory.mktemp("corpora")
+    rgb = load_rgb(group_photo).rgb
+    faces = get_detector("mtcnn").detect(rgb)
+    assert len(faces) >= 4
+    crops = []
+    for f in faces:
+        x0, y0, x1, y1 = f.bbox
+        cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 1.6
+        a, b = int(max(0, cx - s / 2)), int(max(0, cy - s / 2))
+        crops.append(cv2.resize(rgb[b:int(cy + s / 2), a:int(cx + s / 2)], (160, 160)))
+
+    def fake_a(c):
+        out = c.copy()
+        out[40:120, 40:120] = cv2.GaussianBlur(c, (9, 9), 3)[40:120, 40:120] * np.array([1.0, 0.9, 1.1])
+        return out.clip(0, 255).astype(np.uint8)
+
+    def fake_b(c, other):
+        out = c.copy()
+        out[50:115, 50:110] = cv2.resize(other, (60, 65))
+        return out
+
+    save = lambda p, im: cv2.imwrite(str(p), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
+    corpus = root / "corpus"
+    (corpus / "images").mkdir(parents=True)
+    rows = []
+    for i, c in enumerate(crops):
+        for k, (im, lab, fam) in enumerate([(c, "real", "real_g"), (c[:, ::-1].copy(), "real", "real_g"), (fake_a(c), "fake", "stylegan2_tpdne"),
+                                            (fake_b(c, crops[(i + 1) % len(crops)]), "fake", "inswapper_128")]):
+            name = f"images/{i}_{k}.{'png' if lab == 'fake' else 'jpg'}"
+            save(corpus / name, im)
+            rows.append([name, lab, fam, "g", f"v{i}"])
+    _write_csv(corpus / "images.csv", rows)
+    ds = root / "ds"
+    meta, fakes = {}, []
+    for i, c in enumerate(crops):
+        (ds / "images" / f"p{i}").mkdir(parents=True)
+        for k, im in enumerate([c, np.clip(c[:, ::-1] * 1.1, 0, 255).astype(np.uint8), c]):
+            save(ds / "images" / f"p{i}" / f"{k}.jpg", im if k < 2 else fake_a(c) if i % 2 else fake_b(c, crops[(i + 1) % len(crops)]))
+            meta[f"p{i}/{k}.jpg"] = int(k == 2)
+        fakes.append([f"p{i}/2.jpg", f"p{i}", "selfblend" if i % 2 else "classic"])
+    (ds / "meta.json").write_text(json.dumps(meta))
+    _write_csv(ds / "fakes.csv", fakes, header=("key", "identity", "backend"))
+    return corpus, ds
+
+
+def test_training_layout_reads_backends(corpora):
+    _, ds = corpora
+    items = read_training_layout(ds)
+    assert {i.family for i in items if i.label} <= {"classic", "selfblend"} and {i.family for i in items if not i.label} == {"real_celeba"}
+
+
+def test_lofo_fast_mode_end_to_end(corpora, tmp_path):
+    import defence_lofo as bench
+
+    from fakeproof.detect_fakes.pack import build_pack, load_pack
+
+    corpus, ds = corpora
+    pack_path = tmp_path / "p.npz"
+    build_pack(pack_path, corpus=corpus, offline=ds, size=96)
+    p = load_pack(pack_path)
+    assert p.ok.all() and p.crops([0]).shape == (1, 96, 96, 3) and set(p.pair_kind) == {"genuine", "impostor", "attack"}
+    small = tmp_path / "small.npz"
+    assert bench.main(["--pack", str(pack_path), "--repack", str(small), "--repack-to", "80,80"]) == 0
+    assert load_pack(small).crops([0]).shape == (1, 80, 80, 3)
+    out = tmp_path / "res.json"
+    # the GPU machine's way to the dlib weights: a folder holding the converted .safetensors (no dlib package)
+    from fakeproof.engine.paths import cache_home
+
+    weights = cache_home() / "weights"
+    assert (weights / "dlib_face_recognition_resnet_model_v1.safetensors").exists()  # converted when the pack was built
+    assert bench.main(["--pack", str(pack_path), "--fast", "--crop-size", "80", "--cnn-size", "64", "--out", str(out), "--dlib-weights", str(weights), "--workers", "2"]) == 0
+    assert "| **mean held-out** |" in bench.markdown(json.loads(out.read_text()))
+    res = json.loads(out.read_text())
+    assert set(res["families"]) == {"stylegan2_tpdne", "inswapper_128", "classic", "selfblend"}
+    for f in res["families"]:
+        for d in ("spectrum", "dlib", "cnn"):
+            auc, lo, hi = res["auc"][f][d]
+            assert 0 <= lo <= hi <= 1 and 0 <= auc <= 1
+    best = res["best"]
+    assert set(res["acceptance"][best]) >= {"classic", "selfblend", "stylegan2_tpdne"}
+    for a in res["acceptance"][best].values():
+        assert 0 <= a["gated"][0] <= 1
+
+
+def test_train_run_checks_artefact_corpus_first(tmp_path, corpora):
+    """`train run --artefact-corpus DIR` refuses a bad corpus in one line naming the file, before any work."""
+    from typer.testing import CliRunner
+
+    from fakeproof.cli import app
+
+    _, ds = corpora
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "images.csv").write_text("path,label\nx.jpg,real\n")
+    r = CliRunner().invoke(app, ["train", "run", str(ds), "--out", str(tmp_path / "run"), "--max-steps", "1", "--artefact-corpus", str(bad)])
+    assert r.exit_code == 1, r.output
+    line = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1 and "images.csv: missing column(s) family" in line[0]
+    assert not (tmp_path / "run").exists()  # refused before the run folder was made
+
+
+def test_stock_comparison_says_when_training_accepts_more():
+    from fakeproof.train.families import stock_comparison
+
+    stock = {"attack_acceptance:classic": 0.5, "attack_acceptance:morph": 0.7, "attack_acceptance": 0.6, "genuine_eer": 0.05}
+    out = stock_comparison(stock, {"attack_acceptance_by_family": {"classic": 0.6, "morph": 0.4}})
+    assert out["worse_than_stock"] == ["classic"] and out["stock_attack_acceptance_by_family"] == {"classic": 0.5, "morph": 0.7}
+    assert stock_comparison(None, {}) == {}
