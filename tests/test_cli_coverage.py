@@ -109,7 +109,7 @@ def run_evaluate(tmp_path, scored, **_):
 
 def run_compare(tmp_path, group_photo, portrait_photo, **_):
     code, out = invoke("infer", "compare", group_photo, portrait_photo, "--model", "facenet", "--device", "cpu", "--out", tmp_path / "c.png")
-    assert code == 0 and "cosine similarity" in out and (tmp_path / "c.png").stat().st_size > 0, out
+    assert code == 0 and "similarity (threshold 0.500" in out and "verdicts" in out and (tmp_path / "c.png").stat().st_size > 0, out
 
 
 def run_curate_apply(tmp_path, dataset_copy, **_):
