@@ -178,7 +178,7 @@ def say_operating_point(card, threshold: float, raw: bool = False) -> None:
     """Print what a threshold (on the similarity scale; ``raw=True``: a raw cosine) means for the
     model of ``card`` (:class:`fakeproof.engine.cards.ModelCard`), on stderr, in yellow with a
     warning when it is far from the genuine/impostor boundary."""
-    from .curate.thresholds import describe_threshold
+    from .engine.cards import describe_threshold
 
     line, warn = describe_threshold(card, threshold, raw=raw)
     err_console.print(f"[yellow]warning:[/] {line}" if warn else line, highlight=False)

@@ -22,7 +22,8 @@ def cleaned(tmp_path_factory):
 
 
 def test_a_threshold_means_the_same_on_every_calibrated_encoder_and_off_scale_ones_are_warned_about():
-    from fakeproof.curate.thresholds import curation_thresholds, describe_threshold
+    from fakeproof.curate.thresholds import curation_thresholds
+    from fakeproof.engine.cards import describe_threshold
     from fakeproof.engine import encoder_spec
     from fakeproof.engine.cards import card_from_spec
 

@@ -5,7 +5,6 @@ On the scale, 0.5 is every calibrated model's decision point, so ``--threshold 0
 thing whichever encoder is behind it."""
 from __future__ import annotations
 
-import math
 
 from ..engine.cards import DECISION, ModelCard
 
@@ -31,25 +30,3 @@ def closer_margin(card: ModelCard, threshold_raw: float) -> float:
     """:data:`CLOSER_MARGIN_SCALE` around the edge threshold, as a raw-cosine difference."""
     s = float(card.scale(threshold_raw))
     return card.raw_threshold(min(s + CLOSER_MARGIN_SCALE / 2, 1.0)) - card.raw_threshold(max(s - CLOSER_MARGIN_SCALE / 2, -1.0))
-
-
-def describe_threshold(card: ModelCard, threshold: float, raw: bool = False) -> tuple[str, bool]:
-    """(one line saying what ``threshold`` means for the model, whether to warn). ``threshold`` is on
-    the similarity scale (``raw=True``: a raw cosine). Warns when it lies outside the band between
-    the mean impostor and mean genuine pair (it would accept nearly everything or nearly nothing)."""
-    if threshold is None or not math.isfinite(threshold):
-        return f"threshold {threshold} is not a finite number", True
-    t_raw = float(threshold) if raw else card.raw_threshold(threshold)
-    t_scale = float(card.scale(t_raw))
-    if not card.calibrated:
-        return f"{card.name}: uncalibrated (the scale is its raw cosine); threshold {threshold:g} is not measured", False
-    op = card.operating_points
-    where = "at" if abs(t_scale - DECISION) < 0.02 else ("above" if t_scale > DECISION else "below")
-    line = f"{card.name}: threshold {t_scale:.3g} on the similarity scale (raw cosine {t_raw:.3f}) is {where} its decision point 0.5 (raw {card.raw_threshold(DECISION):.3f})"
-    warn = not (0.0 < t_scale < 1.0)
-    if op is not None:
-        line += f"; EER {100 * op.eer:.2f}% on real pairs; mean similarity impostor {float(card.scale(op.impostor_mean)):.2f} / genuine {float(card.scale(op.genuine_mean)):.2f}"
-        warn = warn or not (op.impostor_mean < t_raw < op.genuine_mean)
-    if warn:
-        line += " - far from this model's genuine/impostor boundary: results will be mostly wrong"
-    return line, warn
