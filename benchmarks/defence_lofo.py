@@ -34,6 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from fakeproof.data.atomic import atomic_write_text, replacing
 from fakeproof.detect_fakes.gate import choose_tau, eer, gated, realness
 from fakeproof.detect_fakes.pack import Pack, load_pack
 from fakeproof.metrics import group_bootstrap, roc_auc
@@ -73,9 +74,8 @@ def cached(path: Path, key: str, fn):
     if f.exists():
         return np.load(f)
     x = fn()
-    tmp = f.with_name(f.name + ".tmp.npy")
-    np.save(tmp, x)
-    tmp.replace(f)
+    with replacing(f, ".tmp.npy") as tmp:  # np.save keeps a name that already ends in .npy
+        np.save(tmp, x)
     return x
 
 
@@ -429,9 +429,7 @@ def main(argv=None):
     print(f"total {res['seconds']:.0f} s")
     if args.out:
         out = Path(args.out)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(res, indent=1, default=float))
-        tmp.replace(out)
+        atomic_write_text(out, json.dumps(res, indent=1, default=float))
     return 0
 
 

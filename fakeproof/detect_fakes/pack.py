@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import csv
 import itertools
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..data.atomic import replacing
 from .corpus import Item, read_images_csv, read_training_layout
 
 PACK_JPEG_QUALITY = 92
@@ -68,14 +67,8 @@ def save_pack(pack: Pack, out) -> Path:
         pair_a=pack.pair_a.astype(np.int32), pair_b=pack.pair_b.astype(np.int32),
         pair_kind=_u(pack.pair_kind), pair_source=_u(pack.pair_source), pair_fold=pack.pair_fold.astype(np.int16),
     )
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp.npz")
-    os.close(fd)
-    try:
+    with replacing(out, ".tmp.npz") as tmp:  # np.savez keeps a name that already ends in .npz
         np.savez(tmp, **arrays)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 
