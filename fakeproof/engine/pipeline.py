@@ -255,6 +255,7 @@ class FaceEngine:
         paths = [str(p) for p in paths]
         datas: dict[int, bytes] = {}
         keys: list[str | None] = [None] * len(paths)
+        suffix = "|" + self.crop_key_suffix  # the same for every photo of this call
         for i, p in enumerate(paths):
             try:
                 data = Path(p).read_bytes()
@@ -262,7 +263,7 @@ class FaceEngine:
                 yield i, FaceRecord(path=p, error="file not found" if isinstance(e, FileNotFoundError) else f"cannot read ({e.strerror or e})"), None
                 continue
             datas[i] = data
-            keys[i] = file_digest(data) + "|" + self.crop_key_suffix
+            keys[i] = file_digest(data) + suffix
         todo = list(datas)
         if self._crop_cache is not None and todo:
             hits = self._crop_cache.get([keys[i] for i in todo])
@@ -315,9 +316,10 @@ class FaceEngine:
         records: list[FaceRecord | None] = [None] * len(paths)
         keys: list[str | None] = [None] * len(paths)
         if self._emb_cache is not None:
+            suffix = "|" + self.crop_key_suffix + "|" + fp + ("|flip" if self.flip else "")  # the same for every photo
             for i, p in enumerate(paths):
                 try:
-                    keys[i] = file_digest(Path(p).read_bytes()) + "|" + self.crop_key_suffix + "|" + fp + ("|flip" if self.flip else "")
+                    keys[i] = file_digest(Path(p).read_bytes()) + suffix
                 except OSError:
                     pass
             hits = self._emb_cache.get([k for k in keys if k])
