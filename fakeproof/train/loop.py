@@ -232,7 +232,7 @@ class Trainer:
         last_row: dict | None = None
         n_train = 0
         self.log(
-            f"training {cfg.model} on {len(data.train)} pairs ({data.steps_per_epoch} steps/epoch), validating on {len(data.val)} pairs"
+            f"training {self.engine.spec.name} on {len(data.train)} pairs ({data.steps_per_epoch} steps/epoch), validating on {len(data.val)} pairs"
             f"; {info.world_size} process(es) on {info.device}" + (f"; frozen: {len(self.task.frozen)} blocks" if self.task.frozen else "")
         )
         stopped_by = "step limit"
