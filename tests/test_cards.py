@@ -35,8 +35,10 @@ def test_calibration_fit_puts_impostors_near_0_and_the_eer_point_at_half():
 
 def test_fusion_calibration_is_derived_from_its_parts():
     cal = stock_calibration("fusion:0.3*facenet+0.7*dlib_resnet")
-    f, d = STOCK_CALIBRATIONS["facenet"], STOCK_CALIBRATIONS["dlib_resnet"]
-    assert cal.raw[2] == pytest.approx(0.3 * f.raw[2] + 0.7 * d.raw[2])
+    # a fusion compares L2-normalised parts by cosine: it is derived from dlib's COSINE knots, not its euclidean card's
+    f, d = STOCK_CALIBRATIONS["facenet"], stock_calibration("dlib_resnet", "cosine")
+    assert d.metric == "cosine" and STOCK_CALIBRATIONS["dlib_resnet"].metric == "euclidean"
+    assert cal.metric == "cosine" and cal.raw[2] == pytest.approx(0.3 * f.raw[2] + 0.7 * d.raw[2])
     assert stock_calibration("onnx:/x.onnx").is_identity
 
 
@@ -66,3 +68,51 @@ def test_every_model_form_resolves_to_a_card_and_the_engine_scores_with_it(tmp_p
     export_onnx(ck.encoder, tmp_path / "m.onnx", threshold=ck.threshold, source="test")
     ox = resolve_model(str(tmp_path / "m.onnx"), device="cpu")
     assert ox.card.is_onnx and not ox.card.trainable and ox.card.calibration == own and ox.threshold == DECISION
+
+
+def test_euclidean_card_scale_same_photo_is_1_and_typical_impostor_is_0():
+    """Stock dlib compares raw descriptors by -euclidean distance: the same photo (distance 0) is 1 on
+    the scale, the median impostor pair 0; the matrix form gives the pairwise numbers."""
+    from fakeproof.engine.cards import ModelCard, card_from_spec
+    from fakeproof.engine.encoders.dlib_resnet import dlib_resnet_spec
+
+    card = card_from_spec(dlib_resnet_spec())
+    assert card.metric == "euclidean" and not card.normalised and card.same_photo_score == 0.0
+    cal = card.calibration
+    assert cal.raw[-1] == 0.0 and cal(0.0) == 1.0 and cal(cal.raw[1]) == pytest.approx(0.0) and cal(cal.raw[2]) == pytest.approx(DECISION)
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.1, (6, 128))
+    assert np.allclose(card.similarity(x, x), 1.0)  # same photo -> 1
+    m = card.similarity_matrix(x)
+    pair = np.array([[card.similarity(x[i], x[j]) for j in range(6)] for i in range(6)])
+    assert np.allclose(m, pair) and np.allclose(np.diag(m), 1.0)
+    raw = card.similarity_matrix(x, raw=True)
+    assert np.allclose(raw[0, 1], -np.linalg.norm(x[0] - x[1]))
+    # a calibration in one metric never reads the other's scores
+    with pytest.raises(ValueError, match="cannot read"):
+        ModelCard(**{**card.__dict__, "calibration": Calibration.from_points(0.8, 0.9, "cos")})
+    # synthetic impostor/genuine distances: the fit puts the impostor median at 0 and the EER point at 0.5
+    gen, imp = -np.abs(rng.normal(0.45, 0.08, 3000)), -np.abs(rng.normal(0.82, 0.08, 3000))
+    scores, labels = np.r_[gen, imp], np.r_[np.ones(3000), np.zeros(3000)]
+    fit = Calibration.fit(scores, labels, "synthetic", metric="euclidean")
+    s = fit(scores)
+    assert abs(np.median(s[labels == 0])) < 1e-3 and s[labels == 1].mean() > 0.6 and fit(0.0) == 1.0
+    assert Calibration.from_dict(fit.to_dict()) == fit
+
+
+def test_curation_group_scores_are_exact_means_of_the_pairwise_scores():
+    """curate summarises an identity by (mean, spread): for cosine the photo-to-group score is the
+    mean pairwise cosine, for euclidean minus the RMS pairwise distance (both exact)."""
+    from fakeproof.engine.cards import group_stats, raw_score_matrix, score_rows_to_groups, score_to_groups
+
+    rng = np.random.default_rng(1)
+    x, g, h = rng.normal(size=(5, 8)), rng.normal(size=(4, 8)), rng.normal(size=(3, 8))
+    (mg, sg), (mh, sh) = group_stats(g), group_stats(h)
+    d2 = lambda a, b: ((a[:, None] - b[None]) ** 2).sum(-1)
+    assert np.allclose(score_to_groups("euclidean", x, mg[None], [sg])[:, 0], -np.sqrt(d2(x, g).mean(1)))
+    assert np.allclose(score_to_groups("euclidean", mh[None], mg[None], [sg], x_spreads=[sh])[0, 0], -np.sqrt(d2(h, g).mean()))
+    assert np.allclose(score_rows_to_groups("euclidean", x, np.repeat(mg[None], 5, 0), np.full(5, sg)), score_to_groups("euclidean", x, mg[None], [sg])[:, 0])
+    n = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)
+    xn, gn = n(x), n(g)
+    mgn, sgn = group_stats(gn)
+    assert np.allclose(score_to_groups("cosine", xn, mgn[None], [sgn])[:, 0], raw_score_matrix("cosine", xn, gn).mean(1))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..engine.cards import score_rows_to_groups
 from ..ui import progress_task
 from .graph import IdentityGraph, identity_graph
 from .suggest import best_other, exact_duplicates, main_means, merge_candidates, near_duplicate_in
@@ -60,8 +61,11 @@ def analyse(
     closer_margin: float = 0.1,
     progress: bool = True,
     keep_floor: float | None = None,
+    metric: str = "cosine",
 ) -> Analysis:
-    """Flags for every image. ``emb`` rows are L2-normalised (NaN rows = no embedding).
+    """Flags for every image. ``emb`` rows are the engine's embeddings (NaN rows = no embedding),
+    compared by ``metric`` (the model card's: cosine of L2-normalised rows, or -euclidean distance
+    of raw descriptors); every threshold and every "cosine" below is a raw score of that metric.
 
     Beyond the graph rule, a main-component photo whose score is below ``threshold`` is flagged
     (``closer_to_other_identity``) when another identity's main component is similar to it on
@@ -108,17 +112,17 @@ def analyse(
     bounds = np.searchsorted(own[order], np.arange(len(id_names) + 1))
 
     graphs: dict[str, IdentityGraph] = {}
-    sums, sizes = {}, {}
+    stats: dict[str, tuple[np.ndarray, float]] = {}
     real_rows: dict[str, np.ndarray] = {}
     with progress_task("similarity graphs", len(id_names), progress) as advance:
         for j, ident in enumerate(id_names):
             rows = order[bounds[j] : bounds[j + 1]]
             rr = rows[~is_deepfake[rows] & usable[rows] & ~no_face[rows]]
             real_rows[ident] = rr
-            g = identity_graph(ident, [keys[i] for i in rr], emb[rr], threshold)
+            g = identity_graph(ident, [keys[i] for i in rr], emb[rr], threshold, metric)
             graphs[ident] = g
-            if g.main_sum is not None:
-                sums[ident], sizes[ident] = g.main_sum, g.main_size
+            if g.main_stats is not None:
+                stats[ident] = g.main_stats
             component[rr] = g.component
             score[rr] = g.score
             for r, f, why in zip(rr, g.flagged, g.reason):
@@ -130,13 +134,13 @@ def analyse(
     t_graph = time.perf_counter()
 
     dim = emb.shape[1] if emb.ndim == 2 else 0
-    means, has = main_means(id_names, sums, sizes, dim)
+    means, spreads, has = main_means(id_names, stats, dim)
 
     # deepfakes: mean cosine to their own identity's main component
     fk = np.flatnonzero(is_deepfake & usable)
     if len(fk):
         with np.errstate(invalid="ignore"):
-            s = np.einsum("nd,nd->n", emb[fk], means[own[fk]])
+            s = score_rows_to_groups(metric, emb[fk], means[own[fk]], spreads[own[fk]])
         s = np.where(has[own[fk]], s, np.nan)
         score[fk] = s
         bad = fk[np.isfinite(s) & (s < fake_threshold)]
@@ -146,7 +150,7 @@ def analyse(
     # suggestions for flagged photos with an embedding, and single-photo identities
     single = np.array([r == "single_photo" for r in reason], bool)
     want = np.flatnonzero((flagged | single) & usable & ~no_face)
-    sug_idx, sug_cos = best_other(emb[want], own[want], means, has)
+    sug_idx, sug_cos = best_other(emb[want], own[want], means, spreads, has, metric)
     suggested = np.full(n, "", object)
     suggested_cos = np.full(n, np.nan, np.float32)
     for r, k, c in zip(want, sug_idx, sug_cos):
@@ -163,7 +167,7 @@ def analyse(
     # weakly attached members of a main component (joined through one chance edge): flagged when
     # they look more like another identity's main component than like their own
     weak = np.flatnonzero((component == 0) & ~flagged & ~is_deepfake & usable & (score < threshold))
-    w_idx, w_cos = best_other(emb[weak], own[weak], means, has)
+    w_idx, w_cos = best_other(emb[weak], own[weak], means, spreads, has, metric)
     for r, k, c in zip(weak, w_idx, w_cos):
         if k >= 0 and c >= threshold and c > score[r] + closer_margin:
             flagged[r], reason[r] = True, "closer_to_other_identity"
@@ -183,12 +187,12 @@ def analyse(
         if not suggested[r]:
             continue
         rr = real_rows[suggested[r]]
-        dk, dc = near_duplicate_in(emb[r], emb[rr], [keys[i] for i in rr], dup_threshold)
+        dk, dc = near_duplicate_in(emb[r], emb[rr], [keys[i] for i in rr], dup_threshold, metric)
         if dk:
             notes[r].append(f"near_duplicate_of:{dk}({dc:.3f})")
     t_dup = time.perf_counter()
 
-    merges = merge_candidates(id_names, means, has, threshold)
+    merges = merge_candidates(id_names, means, spreads, has, threshold, metric)
     t_merge = time.perf_counter()
 
     flags = pd.DataFrame(
@@ -220,7 +224,7 @@ def analyse(
             "photos": [len(graphs[i].keys) for i in id_names],
             "deepfakes": [int(per_id.loc[i, "deepfakes"]) for i in id_names],
             "components": [graphs[i].n_components for i in id_names],
-            "main_size": [graphs[i].main_size if graphs[i].main_sum is not None else 0 for i in id_names],
+            "main_size": [graphs[i].main_size if graphs[i].main_stats is not None else 0 for i in id_names],
             "isolated": [int((graphs[i].component == -1).sum()) for i in id_names],
             "tie": [graphs[i].tie for i in id_names],
             "flagged": [int(per_id.loc[i, "flagged"]) for i in id_names],

@@ -78,6 +78,7 @@ def run_clean(
         closer_margin=closer_margin(card, threshold),
         keep_floor=card.raw_threshold(KEEP_FLOOR) if card.calibrated else None,
         progress=progress,
+        metric=card.metric,
     )
     o = curation_dir(dataset, out)
     o.mkdir(parents=True, exist_ok=True)

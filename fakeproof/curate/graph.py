@@ -1,7 +1,9 @@
 """Per-identity similarity graph: which real photos of an identity belong together.
 
-For one identity, the cosine matrix of its real photos' embeddings defines a graph with an edge
-wherever cosine >= threshold. Isolated nodes are dropped, the rest splits into connected
+For one identity, the matrix of raw scores between its real photos' embeddings (the model card's
+metric: cosine, or -euclidean distance for stock dlib; :mod:`fakeproof.engine.cards`) defines a graph
+with an edge wherever score >= threshold (a raw score; ``curate clean`` reads it off the similarity
+scale). "Cosine" below means that raw score. Isolated nodes are dropped, the rest splits into connected
 components, and the largest component is taken as "the identity". Everything else is flagged.
 
 Choices for the corner cases (also written to ``flags.csv`` as the ``reason``):
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
+from ..engine.cards import group_stats, raw_score_matrix
+
 # component ids written to flags.csv
 ISOLATED = -1
 MAIN = 0
@@ -40,7 +44,7 @@ class IdentityGraph:
     score: np.ndarray  # (n,) mean cosine to the main component (excluding self); NaN if none
     n_components: int = 0
     tie: bool = False
-    main_sum: np.ndarray | None = field(default=None, repr=False)  # sum of main members' embeddings
+    main_stats: tuple[np.ndarray, float] | None = field(default=None, repr=False)  # main members' (mean embedding, spread): cards.group_stats
 
     @property
     def main_size(self) -> int:
@@ -52,11 +56,12 @@ class IdentityGraph:
         return np.lexsort((-np.nan_to_num(self.score, nan=-2.0), comp))
 
 
-def identity_graph(identity: str, keys: list[str], emb: np.ndarray, threshold: float) -> IdentityGraph:
-    """Graph, components and flags for one identity's usable real photos (``emb`` L2-normalised)."""
+def identity_graph(identity: str, keys: list[str], emb: np.ndarray, threshold: float, metric: str = "cosine") -> IdentityGraph:
+    """Graph, components and flags for one identity's usable real photos (``emb`` as the engine
+    gives them for ``metric``: L2-normalised for cosine, raw for euclidean)."""
     n = len(keys)
     emb = np.asarray(emb, np.float32)
-    sim = emb @ emb.T if n else np.zeros((0, 0), np.float32)
+    sim = raw_score_matrix(metric, emb).astype(np.float32) if n else np.zeros((0, 0), np.float32)
     comp = np.full(n, ISOLATED, int)
     flagged = np.zeros(n, bool)
     reason = [""] * n
@@ -66,7 +71,7 @@ def identity_graph(identity: str, keys: list[str], emb: np.ndarray, threshold: f
     if n == 1:
         comp[0] = MAIN
         reason[0] = "single_photo"
-        return IdentityGraph(identity, keys, sim, comp, flagged, reason, score, 1, False, emb[0].copy())
+        return IdentityGraph(identity, keys, sim, comp, flagged, reason, score, 1, False, group_stats(emb[:1]))
 
     g = nx.Graph()
     g.add_nodes_from(range(n))
@@ -105,4 +110,4 @@ def identity_graph(identity: str, keys: list[str], emb: np.ndarray, threshold: f
     s_main[main] -= np.diag(sim)[main]
     with np.errstate(invalid="ignore", divide="ignore"):
         score = np.where(cnt > 0, s_main / np.maximum(cnt, 1), np.nan).astype(np.float32)
-    return IdentityGraph(identity, keys, sim, comp, flagged, reason, score, len(comps), tie, emb[main].sum(0))
+    return IdentityGraph(identity, keys, sim, comp, flagged, reason, score, len(comps), tie, group_stats(emb[main]))

@@ -1,8 +1,10 @@
 """Cross-identity checks on top of the per-identity graphs.
 
-Every identity is summarised by the mean of its main component's embeddings (not normalised), so
-``e @ mean`` is exactly the mean cosine of photo ``e`` to that component: the same scale as the
-per-photo ``score`` and as the edge threshold. From it:
+Every identity is summarised by its main component's mean embedding and spread
+(:func:`fakeproof.engine.cards.group_stats`), so :func:`~fakeproof.engine.cards.score_to_groups`
+gives a photo's mean score to that component in the card's raw units (cosine: exactly the mean
+cosine; -euclidean: minus the root-mean-square distance): the same scale as the per-photo ``score``
+and as the edge threshold. "Cosine" below means that raw score. From it:
 
 - a suggested identity for a flagged photo: the other identity whose main component it matches best;
 - merge candidates: identity pairs whose main components have mean cross cosine >= threshold;
@@ -18,20 +20,24 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..engine.cards import raw_scores, score_to_groups
 
-def main_means(ids: list[str], sums: dict[str, np.ndarray], sizes: dict[str, int], dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(K, D) mean embedding of each identity's main component and a (K,) mask of identities that have one."""
-    m = np.zeros((len(ids), dim), np.float32)
+
+def main_means(ids: list[str], stats: dict[str, tuple[np.ndarray, float]], dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K, D) mean embedding and (K,) spread of each identity's main component, and a (K,) mask of
+    identities that have one (``stats``: identity -> :func:`~fakeproof.engine.cards.group_stats`)."""
+    m = np.zeros((len(ids), dim), np.float64)
+    spread = np.zeros(len(ids), np.float64)
     has = np.zeros(len(ids), bool)
     for k, ident in enumerate(ids):
-        s = sums.get(ident)
-        if s is not None and sizes.get(ident, 0) > 0:
-            m[k] = s / sizes[ident]
+        st = stats.get(ident)
+        if st is not None:
+            m[k], spread[k] = st
             has[k] = True
-    return m, has
+    return m, spread, has
 
 
-def best_other(emb: np.ndarray, own: np.ndarray, means: np.ndarray, has: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def best_other(emb: np.ndarray, own: np.ndarray, means: np.ndarray, spreads: np.ndarray, has: np.ndarray, metric: str = "cosine", chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``emb`` (own identity index ``own``): the best other identity index and its cosine.
 
     Returns (-1, NaN) where there is no other identity with a main component."""
@@ -41,7 +47,7 @@ def best_other(emb: np.ndarray, own: np.ndarray, means: np.ndarray, has: np.ndar
     if n == 0 or not has.any():
         return idx, cos
     for s in range(0, n, chunk):
-        sc = emb[s : s + chunk] @ means.T
+        sc = score_to_groups(metric, emb[s : s + chunk], means, spreads)
         sc[:, ~has] = -np.inf
         rows = np.arange(len(sc))
         sc[rows, own[s : s + chunk]] = -np.inf
@@ -53,13 +59,13 @@ def best_other(emb: np.ndarray, own: np.ndarray, means: np.ndarray, has: np.ndar
     return idx, cos
 
 
-def merge_candidates(ids: list[str], means: np.ndarray, has: np.ndarray, threshold: float, chunk: int = 2048) -> list[tuple[str, str, float]]:
+def merge_candidates(ids: list[str], means: np.ndarray, spreads: np.ndarray, has: np.ndarray, threshold: float, metric: str = "cosine", chunk: int = 2048) -> list[tuple[str, str, float]]:
     """Identity pairs (a < b) whose main components' mean cross cosine is >= threshold, best first."""
     out = []
     k_idx = np.flatnonzero(has)
-    m = means[k_idx]
+    m, sp = means[k_idx], spreads[k_idx]
     for s in range(0, len(m), chunk):
-        sc = m[s : s + chunk] @ m.T
+        sc = score_to_groups(metric, m[s : s + chunk], m, sp, x_spreads=sp[s : s + chunk])
         for r, c in zip(*np.nonzero(sc >= threshold)):
             a, b = s + r, c
             if a < b:
@@ -85,10 +91,10 @@ def exact_duplicates(keys: list[str], identities: list[str], digests: list[str |
     return out
 
 
-def near_duplicate_in(emb: np.ndarray, candidates: np.ndarray, cand_keys: list[str], dup_threshold: float) -> tuple[str | None, float]:
+def near_duplicate_in(emb: np.ndarray, candidates: np.ndarray, cand_keys: list[str], dup_threshold: float, metric: str = "cosine") -> tuple[str | None, float]:
     """The candidate most similar to ``emb`` if its cosine is >= dup_threshold."""
     if len(candidates) == 0:
         return None, float("nan")
-    sc = candidates @ emb
+    sc = raw_scores(metric, candidates, np.asarray(emb)[None, :])
     j = int(sc.argmax())
     return (cand_keys[j], float(sc[j])) if sc[j] >= dup_threshold else (None, float(sc[j]))

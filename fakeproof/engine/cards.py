@@ -44,61 +44,88 @@ class OperatingPoints:
     measured: str  # what, when, command
 
 
+# How two embeddings are compared (``ModelCard.metric``): the raw score of two embeddings of the
+# SAME photo (the scale's top knot, similarity 1) and the raw score at the bottom of the scale
+# (similarity -1; None: twice the impostor knot, for a metric without a natural floor).
+#   cosine    - dot product of L2-normalised embeddings: 1 for the same photo, -1 opposite;
+#   euclidean - minus the Euclidean distance of the RAW (un-normalised) descriptors, the metric
+#               dlib's network was trained with: 0 for the same photo, negative otherwise.
+METRICS: dict[str, tuple[float, float | None]] = {"cosine": (1.0, -1.0), "euclidean": (0.0, None)}
+RAW_SCORE_NAME = {"cosine": "cosine", "euclidean": "-euclidean distance"}
+
+
+def check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"unknown similarity metric {metric!r} (known: {', '.join(METRICS)})")
+    return metric
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """Monotone piecewise-linear map from the raw cosine to the similarity scale.
+    """Monotone piecewise-linear map from the metric's raw score to the similarity scale.
 
-    ``raw`` knots strictly increase from -1 to 1; ``scaled`` are their images (also increasing, -1
-    to 1). Identity (``raw == scaled``) means "uncalibrated": the scale IS the raw cosine."""
+    ``raw`` knots strictly increase up to the metric's same-photo score (1 for cosine, 0 for
+    -euclidean), which maps to 1; ``scaled`` are their images (also increasing, -1 to 1). ``metric``
+    says which raw score the knots are in, so a cosine calibration can never be applied to
+    Euclidean scores (:class:`ModelCard` checks). Identity (``raw == scaled``, cosine) means
+    "uncalibrated": the scale IS the raw cosine."""
 
     raw: tuple[float, ...] = (-1.0, 1.0)
     scaled: tuple[float, ...] = (-1.0, 1.0)
     fitted: str = "uncalibrated: the raw cosine"
+    metric: str = "cosine"
 
     def __post_init__(self):
+        check_metric(self.metric)
         r, s = np.asarray(self.raw, float), np.asarray(self.scaled, float)
         if len(r) != len(s) or len(r) < 2 or not (np.all(np.diff(r) > 0) and np.all(np.diff(s) > 0)):
             raise ValueError(f"calibration knots must be two strictly increasing sequences of the same length, got {self.raw} -> {self.scaled}")
 
     @property
     def is_identity(self) -> bool:
-        return tuple(self.raw) == tuple(self.scaled)
+        return self.metric == "cosine" and tuple(self.raw) == tuple(self.scaled)
 
     def __call__(self, raw):
-        """The similarity of raw cosine(s) ``raw`` (NaN stays NaN; below/above the knots: clipped)."""
+        """The similarity of raw score(s) ``raw`` (NaN stays NaN; below/above the knots: clipped)."""
         x = np.asarray(raw, np.float64)
         out = np.interp(np.clip(x, self.raw[0], self.raw[-1]), self.raw, self.scaled)
         out = np.where(np.isnan(x), np.nan, out)
         return float(out) if out.ndim == 0 else out
 
     def inverse(self, scaled):
-        """The raw cosine at similarity ``scaled`` (a threshold on the scale, in raw terms)."""
+        """The raw score at similarity ``scaled`` (a threshold on the scale, in raw terms)."""
         y = np.asarray(scaled, np.float64)
         out = np.interp(np.clip(y, self.scaled[0], self.scaled[-1]), self.scaled, self.raw)
         return float(out) if out.ndim == 0 else out
 
     def to_dict(self) -> dict:
-        return {"raw": [float(v) for v in self.raw], "scaled": [float(v) for v in self.scaled], "fitted": self.fitted}
+        return {"raw": [float(v) for v in self.raw], "scaled": [float(v) for v in self.scaled], "fitted": self.fitted, "metric": self.metric}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Calibration":
+        """The calibration ``to_dict`` wrote (one stored before metrics existed is a cosine one)."""
         if not d:
             return IDENTITY
-        return cls(tuple(float(v) for v in d["raw"]), tuple(float(v) for v in d["scaled"]), str(d.get("fitted", "")))
+        return cls(tuple(float(v) for v in d["raw"]), tuple(float(v) for v in d["scaled"]), str(d.get("fitted", "")), str(d.get("metric", "cosine")))
 
     @classmethod
-    def from_points(cls, impostor_mean: float, decision: float, fitted: str) -> "Calibration":
-        """Knots (-1, -1), (impostor_mean, 0), (decision, 0.5), (1, 1); degenerate points (a decision
-        at or below the impostor mean, or at 1) are nudged so the map stays strictly increasing."""
-        d = float(min(max(decision, -0.98), 0.999))
-        lo = float(min(impostor_mean, d - 1e-3))
-        lo = max(lo, -0.999)
-        return cls((-1.0, lo, d, 1.0), (-1.0, 0.0, DECISION, 1.0), fitted)
+    def from_points(cls, impostor_mean: float, decision: float, fitted: str, metric: str = "cosine") -> "Calibration":
+        """Knots (bottom, -1), (impostor_mean, 0), (decision, 0.5), (same photo, 1) in ``metric``'s
+        raw score (:data:`METRICS`); degenerate points (a decision at or below the impostor knot, or
+        at the same-photo score) are nudged so the map stays strictly increasing."""
+        top, bottom = METRICS[check_metric(metric)]
+        if bottom is None:  # no natural floor (-euclidean): twice the impostor knot
+            bottom = 2.0 * min(float(impostor_mean), float(decision) - 1e-3, top - 2e-3)
+        span = top - bottom
+        d = float(min(max(decision, bottom + 0.01 * span), top - 5e-4 * span))
+        lo = float(min(impostor_mean, d - 5e-4 * span))
+        lo = max(lo, bottom + 5e-4 * span)
+        return cls((float(bottom), lo, d, float(top)), (-1.0, 0.0, DECISION, 1.0), fitted, metric)
 
     @classmethod
-    def fit(cls, scores, labels, fitted: str) -> "Calibration":
-        """Fit the knots on raw cosines of real pairs: the median impostor cosine -> 0, the EER
-        threshold -> 0.5 (:func:`fakeproof.metrics.compute_eer`)."""
+    def fit(cls, scores, labels, fitted: str, metric: str = "cosine") -> "Calibration":
+        """Fit the knots on raw scores (``metric``) of real pairs: the median impostor score -> 0,
+        the EER threshold -> 0.5 (:func:`fakeproof.metrics.compute_eer`)."""
         from ..metrics import compute_eer
 
         scores, labels = np.asarray(scores, np.float64), np.asarray(labels).astype(int)
@@ -107,10 +134,70 @@ class Calibration:
         if labels.min(initial=1) == labels.max(initial=0):
             raise ValueError("calibration needs both genuine and impostor pairs")
         e = compute_eer(labels, scores)
-        return cls.from_points(float(np.median(scores[labels == 0])), float(e.threshold), fitted)
+        return cls.from_points(float(np.median(scores[labels == 0])), float(e.threshold), fitted, metric)
 
 
 IDENTITY = Calibration()
+
+
+# -- the metric's arithmetic: every comparison of two embeddings is one of these ---------------
+def raw_scores(metric: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise raw scores of ``metric`` (:data:`METRICS`) between ``a`` and ``b`` (NaN rows -> NaN)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if check_metric(metric) == "euclidean":
+        return -np.sqrt(((a - b) ** 2).sum(-1))
+    return (a * b).sum(-1)
+
+
+def raw_score_matrix(metric: str, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    """``(n, m)`` raw scores of every row of ``x`` against every row of ``y`` (default ``x``; then
+    the diagonal is exactly the same-photo score)."""
+    x = np.asarray(x, np.float64)
+    same = y is None
+    y = x if same else np.asarray(y, np.float64)
+    dots = x @ y.T
+    if check_metric(metric) == "cosine":
+        return dots
+    sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * dots
+    d = -np.sqrt(np.maximum(sq, 0.0))
+    if same and len(d):
+        np.fill_diagonal(d, np.where(np.isnan(np.diag(d)), np.nan, 0.0))
+    return d
+
+
+def group_stats(rows: np.ndarray) -> tuple[np.ndarray, float]:
+    """(mean row, spread) of a group of embeddings: spread = the mean squared distance of the rows
+    to their mean. With :func:`score_to_groups` they give a photo's score to the group without
+    keeping the rows (curation's identity summaries)."""
+    r = np.asarray(rows, np.float64)
+    m = r.mean(0)
+    return m, float(((r - m) ** 2).sum(1).mean())
+
+
+def score_to_groups(metric: str, x: np.ndarray, means: np.ndarray, spreads, x_spreads=None) -> np.ndarray:
+    """``(n, K)`` score of each row of ``x`` to each group (its :func:`group_stats`), in ``metric``'s
+    raw units. cosine: ``x @ mean``, exactly the mean cosine to the group's members. euclidean:
+    minus the root-mean-square distance to the members, ``-sqrt(|x - mean|^2 + spread)`` (exact:
+    the mean squared distance is that sum), the Euclidean counterpart of a mean score. Rows of
+    ``x`` that are themselves group means pass their spreads as ``x_spreads`` (group to group:
+    the mean cross cosine, or minus the RMS distance between the two groups' members)."""
+    x, means = np.asarray(x, np.float64), np.asarray(means, np.float64)
+    dots = x @ means.T
+    if check_metric(metric) == "cosine":
+        return dots
+    sq = (x * x).sum(1)[:, None] + (means * means).sum(1)[None, :] - 2.0 * dots + np.asarray(spreads, np.float64)[None, :]
+    if x_spreads is not None:
+        sq = sq + np.asarray(x_spreads, np.float64)[:, None]
+    return -np.sqrt(np.maximum(sq, 0.0))
+
+
+def score_rows_to_groups(metric: str, x: np.ndarray, means: np.ndarray, spreads) -> np.ndarray:
+    """Row ``i`` of ``x`` to group ``i`` (``means[i]``, ``spreads[i]``): the diagonal of
+    :func:`score_to_groups`, without the full matrix."""
+    x, means = np.asarray(x, np.float64), np.asarray(means, np.float64)
+    if check_metric(metric) == "cosine":
+        return (x * means).sum(-1)
+    return -np.sqrt(((x - means) ** 2).sum(-1) + np.asarray(spreads, np.float64))
 
 
 @dataclass(frozen=True)
@@ -135,29 +222,52 @@ class ModelCard:
     trainable: bool = True
     notes: tuple[str, ...] = field(default_factory=tuple)
 
+    def __post_init__(self):
+        check_metric(self.metric)
+        if self.calibration.metric != self.metric:
+            raise ValueError(f"{self.name}: a {self.calibration.metric} calibration cannot read {self.metric} scores")
+
     # -- the one similarity function --------------------------------------------------------------
+    @property
+    def normalised(self) -> bool:
+        """Whether this model's embeddings are L2-normalised (cosine) or kept raw (euclidean)."""
+        return self.metric == "cosine"
+
+    @property
+    def raw_score_name(self) -> str:
+        """What the raw score is called in tables and CSVs (``cosine`` / ``-euclidean distance``)."""
+        return RAW_SCORE_NAME[self.metric]
+
+    @property
+    def same_photo_score(self) -> float:
+        """The raw score of two identical embeddings (the scale's 1)."""
+        return METRICS[self.metric][0]
+
     def raw_similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """The raw score of ``card.metric`` between rows of L2-normalised embeddings (NaN rows -> NaN)."""
-        if self.metric != "cosine":
-            raise ValueError(f"{self.name}: unknown metric {self.metric!r}")
-        return (np.asarray(a, np.float64) * np.asarray(b, np.float64)).sum(-1)
+        """The raw score of ``card.metric`` between rows of embeddings (NaN rows -> NaN): the cosine
+        of L2-normalised rows, or minus the Euclidean distance of raw rows."""
+        return raw_scores(self.metric, a, b)
+
+    def raw_similarity_matrix(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """Raw scores of every row of ``x`` against every row of ``y`` (default ``x``): ``(n, m)``,
+        the same numbers as :meth:`raw_similarity` pair by pair."""
+        return raw_score_matrix(self.metric, x, y)
 
     def scale(self, raw):
-        """Raw cosine(s) -> the similarity scale (this card's calibration)."""
+        """Raw score(s) of ``card.metric`` -> the similarity scale (this card's calibration)."""
         return self.calibration(raw)
 
     def similarity(self, a: np.ndarray, b: np.ndarray, raw: bool = False):
-        """Similarity of embedding rows ``a`` and ``b`` on the scale (``raw=True``: the raw cosine)."""
+        """Similarity of embedding rows ``a`` and ``b`` on the scale (``raw=True``: the metric's raw score)."""
         s = self.raw_similarity(a, b)
         return s if raw else self.scale(s)
 
     def similarity_matrix(self, emb: np.ndarray, raw: bool = False) -> np.ndarray:
-        e = np.asarray(emb, np.float64)
-        s = e @ e.T
+        s = self.raw_similarity_matrix(emb)
         return s if raw else self.scale(s)
 
     def raw_threshold(self, threshold: float) -> float:
-        """A threshold on the scale as a raw cosine (what an edge of the curation graph needs)."""
+        """A threshold on the scale as a raw score (what an edge of the curation graph needs)."""
         return float(self.calibration.inverse(threshold))
 
     @property
@@ -181,19 +291,49 @@ _CELEBA_PAIRS = (
 )
 _IN_THE_WILD = "benchmarks/verify_peers.py, ../shared/data celeba-mini + five-celebrities (2,254 genuine + 2,254 impostor real pairs), flip on, 2026-11-25"
 
+# the metric each stock encoder was trained with (the rest: cosine). dlib's ResNet was trained with a
+# Euclidean metric loss on its raw 128-d descriptor (dlib compares them by distance, threshold 0.6);
+# on celeba-pairs (10 folds, 6,000 pairs) -euclidean beats the cosine of the L2-normalised
+# descriptor by an identity-bootstrap interval that excludes 0 (README, "celeba-pairs protocol").
+STOCK_METRICS: dict[str, str] = {"dlib_resnet": "euclidean"}
+
 STOCK_OPERATING_POINTS: dict[str, OperatingPoints] = {
-    # dlib's descriptors share a cone: impostor cosines sit near 0.85, so its raw thresholds are high
-    "dlib_resnet": OperatingPoints(eer=0.0460, eer_threshold=0.9043, far1e3_threshold=0.9320, impostor_mean=0.8471, genuine_mean=0.9469, measured=_CELEBA_PAIRS),
+    # raw score -euclidean distance of the raw descriptors (test-time flip: the mean of the crop's and its mirror's)
+    "dlib_resnet": OperatingPoints(eer=0.0427, eer_threshold=-0.6558, far1e3_threshold=-0.5642, impostor_mean=-0.8184, genuine_mean=-0.4776, measured=_CELEBA_PAIRS),
     "facenet": OperatingPoints(eer=0.0603, eer_threshold=0.311, far1e3_threshold=0.571, impostor_mean=0.085, genuine_mean=0.628, measured=_IN_THE_WILD),
 }
 
 STOCK_CALIBRATIONS: dict[str, Calibration] = {
-    # knots: median impostor cosine -> 0, EER threshold -> 0.5 (Calibration.fit on all 10 folds); fitted on 9
-    # folds and read on the 10th, 0.5 accepts 4.57% of impostors and rejects 4.60% of genuine pairs
-    "dlib_resnet": Calibration.from_points(0.8485, 0.9043, _CELEBA_PAIRS),
+    # knots: median impostor score -> 0, EER threshold -> 0.5 (Calibration.fit on all 10 folds), same photo (distance 0) -> 1
+    "dlib_resnet": Calibration.from_points(-0.8209, -0.6558, _CELEBA_PAIRS, metric="euclidean"),
     # not yet re-fitted on celeba-pairs: the mean impostor cosine and the EER threshold of the in-the-wild pairs
     "facenet": Calibration.from_points(0.085, 0.311, _IN_THE_WILD),
 }
+
+# A stock encoder whose metric is not cosine, read with the cosine of its L2-normalised embedding:
+# what a fine-tuned checkpoint of it (trained with a cosine loss) that stored no calibration of its
+# own falls back to, and what a fusion (a cosine of L2-normalised parts) is derived from.
+COSINE_OPERATING_POINTS: dict[str, OperatingPoints] = {
+    # dlib's descriptors share a cone: impostor cosines sit near 0.85, so its raw thresholds are high
+    "dlib_resnet": OperatingPoints(eer=0.0460, eer_threshold=0.9043, far1e3_threshold=0.9320, impostor_mean=0.8471, genuine_mean=0.9469, measured=_CELEBA_PAIRS),
+}
+COSINE_CALIBRATIONS: dict[str, Calibration] = {
+    "dlib_resnet": Calibration.from_points(0.8485, 0.9043, _CELEBA_PAIRS),
+}
+
+
+def stock_metric(name: str) -> str:
+    """The metric a stock encoder's card declares (``cosine`` unless :data:`STOCK_METRICS` says otherwise)."""
+    return STOCK_METRICS.get(name, "cosine")
+
+
+def stock_operating_points(name: str, metric: str | None = None) -> OperatingPoints | None:
+    """A stock encoder's measured operating points in ``metric``'s raw score (default: its own metric)."""
+    metric = metric or stock_metric(name)
+    if metric == stock_metric(name):
+        return STOCK_OPERATING_POINTS.get(name)
+    return COSINE_OPERATING_POINTS.get(name) if metric == "cosine" else None
+
 
 # declared capabilities of registry families (not probed)
 _CAPABILITIES: dict[str, dict] = {
@@ -205,17 +345,21 @@ _CAPABILITIES: dict[str, dict] = {
 }
 
 
-def stock_calibration(name: str) -> Calibration:
-    """The stored calibration of a stock encoder; a fusion's is the weighted mean of its parts'
-    knots' raw cosines (its cosine is the weighted mean of theirs); anything else: identity."""
-    if name in STOCK_CALIBRATIONS:
+def stock_calibration(name: str, metric: str | None = None) -> Calibration:
+    """The stored calibration of a stock encoder in ``metric``'s raw score (default: the metric its
+    card declares); a fusion's is the weighted mean of its parts' cosine knots (its cosine is the
+    weighted mean of theirs); anything else: identity (the raw cosine)."""
+    metric = metric or stock_metric(name)
+    if name in STOCK_CALIBRATIONS and metric == stock_metric(name):
         return STOCK_CALIBRATIONS[name]
-    if name.startswith("fusion:"):
+    if metric == "cosine" and name in COSINE_CALIBRATIONS:
+        return COSINE_CALIBRATIONS[name]
+    if name.startswith("fusion:") and metric == "cosine":
         from .encoders.fusion import parse_fusion
 
         parts = parse_fusion(name)
-        cals = [STOCK_CALIBRATIONS.get(n) for n, _ in parts]
-        if all(c is not None and len(c.raw) == 4 for c in cals):
+        cals = [stock_calibration(n, "cosine") for n, _ in parts]
+        if all(len(c.raw) == 4 for c in cals):
             imp = sum(w * c.raw[1] for (_, w), c in zip(parts, cals))
             dec = sum(w * c.raw[2] for (_, w), c in zip(parts, cals))
             return Calibration.from_points(imp, dec, "derived from the parts' calibrations (weighted mean of their knots), not fitted")
@@ -223,8 +367,11 @@ def stock_calibration(name: str) -> Calibration:
 
 
 def card_from_spec(spec: EncoderSpec, name: str | None = None, calibration: Calibration | None = None, operating_points: OperatingPoints | None = None, **capabilities) -> ModelCard:
+    """The card of ``spec``: its calibration decides the metric (a stock encoder's own by default;
+    a fine-tuned checkpoint passes the cosine calibration fitted on its validation split)."""
     base = spec.name
     caps = {**_CAPABILITIES.get(base, {}), **capabilities}
+    cal = calibration if calibration is not None else stock_calibration(base)
     return ModelCard(
         name=name or base,
         input_size=tuple(spec.input_size),
@@ -235,8 +382,9 @@ def card_from_spec(spec: EncoderSpec, name: str | None = None, calibration: Cali
         embedding_dim=int(spec.embedding_dim),
         licence=spec.licence,
         source=spec.source,
-        calibration=calibration if calibration is not None else stock_calibration(base),
-        operating_points=operating_points if operating_points is not None else STOCK_OPERATING_POINTS.get(base),
+        metric=cal.metric,
+        calibration=cal,
+        operating_points=operating_points if operating_points is not None else stock_operating_points(base, cal.metric),
         **caps,
     )
 

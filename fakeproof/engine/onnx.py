@@ -166,6 +166,10 @@ class ArcFaceOnnx(Encoder):
         self.fixed_batch = ins[0] if isinstance(ins[0], int) and ins[0] > 0 else None
         self.session = session(self.path, device)
         self.output_name = self.session.get_outputs()[0].name
+        # how its embeddings are compared (older exports: cosine of L2-normalised outputs)
+        self.metric = meta.get("fakeproof.metric", "cosine")
+        if self.calibration is not None and self.calibration.metric != self.metric:
+            raise InputError(f"{self.path}: metadata metric {self.metric!r} does not match its calibration's ({self.calibration.metric!r})")
         self.fingerprint = onnx_fingerprint(self.path)
 
     def to(self, *args, **kwargs):  # the session already sits on its device
@@ -190,9 +194,9 @@ class ArcFaceOnnx(Encoder):
         out = self._run(x.detach().to("cpu", torch.float32).contiguous().numpy())
         return torch.from_numpy(np.asarray(out, np.float32).reshape(len(out), -1)).to(x.device)
 
-    def embed(self, crops: Sequence[np.ndarray] | np.ndarray, batch_size: int = 32) -> np.ndarray:
+    def embed(self, crops: Sequence[np.ndarray] | np.ndarray, batch_size: int = 32, normalise: bool = True) -> np.ndarray:
         """L2-normalised float32 embeddings of aligned uint8 RGB crops, shape (N, D)."""
-        return embed_in_batches(crops, batch_size, lambda b: self._run(self.to_input(b).numpy()), self.spec.embedding_dim)
+        return embed_in_batches(crops, batch_size, lambda b: self._run(self.to_input(b).numpy()), self.spec.embedding_dim, normalise)
 
     def raw_embed(self, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Embeddings as the graph outputs them (not L2-normalised), float32 (N, D)."""
@@ -246,6 +250,10 @@ class ExportedOnnx(Encoder):
             self.calibration = Calibration.from_dict(json.loads(cal))
         else:
             self.calibration = None
+        # how its embeddings are compared (older exports: cosine of L2-normalised outputs)
+        self.metric = meta.get("fakeproof.metric", "cosine")
+        if self.calibration is not None and self.calibration.metric != self.metric:
+            raise InputError(f"{self.path}: metadata metric {self.metric!r} does not match its calibration's ({self.calibration.metric!r})")
         self.fingerprint = onnx_fingerprint(self.path)
 
     def to(self, *args, **kwargs):  # the session already sits on its device
@@ -254,11 +262,14 @@ class ExportedOnnx(Encoder):
     def forward(self, x):  # pragma: no cover - guard
         raise NotImplementedError(f"{self.path}: ONNX Runtime encoders are inference only (use .embed on uint8 crops)")
 
-    def embed(self, crops, batch_size: int = 32) -> np.ndarray:
+    def embed(self, crops, batch_size: int = 32, normalise: bool = True) -> np.ndarray:
+        """Embeddings of aligned crops: the graph's output (raw for a Euclidean card's export, whose
+        graph does not L2-normalise), L2-normalised unless ``normalise`` is False."""
+
         def run(batch):
             arr = stack_crops(batch, self.spec)
             if arr.dtype != np.uint8:
                 arr = np.clip(arr, 0, 255).astype(np.uint8)
             return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(arr)})[0]
 
-        return embed_in_batches(crops, batch_size, run, self.spec.embedding_dim)
+        return embed_in_batches(crops, batch_size, run, self.spec.embedding_dim, normalise)

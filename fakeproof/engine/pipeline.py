@@ -1,4 +1,5 @@
-"""The face engine: photo -> (detection, 5 landmarks) -> aligned crop -> L2-normalised embedding.
+"""The face engine: photo -> (detection, 5 landmarks) -> aligned crop -> embedding (L2-normalised,
+or the raw descriptor where the model card compares by Euclidean distance).
 
 Every stage goes through :class:`FaceEngine`; nothing else in fakeproof detects, aligns or embeds.
 Decoding, detection and alignment run in a thread pool (OpenCV and ONNX Runtime release the GIL);
@@ -62,7 +63,7 @@ class FaceRecord:
 
 @dataclass
 class EmbedResult:
-    embeddings: np.ndarray  # (N, D) float32, L2-normalised; NaN rows where no crop could be made
+    embeddings: np.ndarray  # (N, D) float32 (L2-normalised unless the card's metric is euclidean); NaN rows where no crop could be made
     records: list[FaceRecord]
 
     @property
@@ -294,15 +295,26 @@ class FaceEngine:
         if self._crop_cache is not None:
             self._crop_cache.put(new)
 
+    @property
+    def normalised(self) -> bool:
+        """Whether embeddings are L2-normalised (a cosine card) or raw descriptors (a Euclidean one)."""
+        return self.card.normalised
+
     def embed_crops(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
-        """L2-normalised embeddings of aligned crops (with test-time flip when ``self.flip``: each crop
-        and its mirror image go through the encoder in the same batch, and the two are averaged)."""
+        """Embeddings of aligned crops in the form the model card compares (``card.metric``):
+        L2-normalised for cosine, raw for euclidean. With test-time flip (``self.flip``) each crop and
+        its mirror image go through the encoder in the same batch and the two are averaged: the
+        normalised embeddings, re-normalised (cosine), or the raw descriptors (euclidean; what
+        ``benchmarks/verify_peers.py`` measured)."""
         crops = list(crops)
+        norm = self.normalised
         if not self.flip or not crops or getattr(self.encoder, "mirrors_itself", False):
-            return self.encoder.embed(crops, batch_size=batch_size)
+            return self.encoder.embed(crops, batch_size=batch_size, normalise=norm)
         mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
-        emb = self.encoder.embed(crops + mirrored, batch_size=2 * batch_size)
+        emb = self.encoder.embed(crops + mirrored, batch_size=2 * batch_size, normalise=norm)
         both = emb[: len(crops)] + emb[len(crops) :]
+        if not norm:
+            return (both / 2).astype(np.float32)
         return (both / np.linalg.norm(both, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
 
     def embed_paths(self, paths: Sequence, progress: bool = True, batch_size: int = 32) -> EmbedResult:
@@ -316,7 +328,8 @@ class FaceEngine:
         records: list[FaceRecord | None] = [None] * len(paths)
         keys: list[str | None] = [None] * len(paths)
         if self._emb_cache is not None:
-            suffix = "|" + self.crop_key_suffix + "|" + fp + ("|flip" if self.flip else "")  # the same for every photo
+            # the same for every photo; the metric decides raw vs normalised vectors, so it is part of the key
+            suffix = "|" + self.crop_key_suffix + "|" + fp + ("|flip" if self.flip else "") + ("" if self.normalised else "|raw")
             for i, p in enumerate(paths):
                 try:
                     keys[i] = file_digest(Path(p).read_bytes()) + suffix

@@ -83,7 +83,8 @@ def calibration_from_config(config: dict, architecture: str) -> Calibration:
     if config.get("calibration"):
         return Calibration.from_dict(config["calibration"])
     thr = config.get("threshold")
-    base = stock_calibration(architecture)
+    # a checkpoint is trained with a cosine loss: its base's COSINE knots, whatever metric the stock card declares
+    base = stock_calibration(architecture, "cosine")
     if thr is None:
         return base
     imp = base.raw[1] if len(base.raw) == 4 else min(0.0, float(thr) - 0.25)

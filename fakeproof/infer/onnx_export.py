@@ -6,11 +6,14 @@ knowing the encoder's normalisation:
 - input ``crops``: uint8, shape (N, H, W, 3), RGB, aligned to the encoder's 5-point template
   (``fakeproof.engine.template_for((H, W), margin, template)``, the template named in the
   metadata, ArcFace for most encoders); N is dynamic;
-- output ``embedding``: float32 (N, D), L2-normalised, so cosine similarity is a dot product.
+- output ``embedding``: float32 (N, D): L2-normalised for a model whose card compares by cosine
+  (a dot product), the raw descriptor for one that compares by Euclidean distance (stock
+  ``dlib_resnet``); ``fakeproof.metric`` says which.
 
 Colour reordering (for BGR networks), the encoder's own normalisation and the L2 normalisation are
 traced from the same torch code the engine runs. ``metadata_props`` record the format, encoder,
-input geometry, normalisation formula, threshold and the parity check done at export.
+input geometry, normalisation formula, metric, calibration (the similarity scale), threshold and
+the parity check done at export.
 """
 from __future__ import annotations
 
@@ -32,19 +35,21 @@ PARITY_TOLERANCE = 1e-4
 
 
 class RawCropEncoder(torch.nn.Module):
-    """uint8 RGB NHWC crops -> L2-normalised embeddings (the encoder's normalisation baked in)."""
+    """uint8 RGB NHWC crops -> embeddings (the encoder's normalisation baked in): L2-normalised for a
+    cosine card, the raw descriptor for a Euclidean one (``normalised=False``)."""
 
-    def __init__(self, encoder: Encoder):
+    def __init__(self, encoder: Encoder, normalised: bool = True):
         super().__init__()
         self.encoder = encoder
         self.bgr = encoder.spec.color_order.upper() == "BGR"
+        self.normalised = normalised
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         if self.bgr:
             crops = crops[..., [2, 1, 0]]
         x = self.encoder.normalise(crops)
         e = self.encoder(x).float()
-        return torch.nn.functional.normalize(e, dim=1)
+        return torch.nn.functional.normalize(e, dim=1) if self.normalised else e
 
 
 @dataclass
@@ -64,7 +69,9 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     enc = copy.deepcopy(encoder).to("cpu").eval()
-    wrapper = RawCropEncoder(enc).eval()
+    card = encoder.card
+    normalised = card is None or card.normalised
+    wrapper = RawCropEncoder(enc, normalised).eval()
     s = enc.spec
     h, w = s.input_size
     dummy = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, h, w, 3), dtype=np.uint8))
@@ -91,7 +98,8 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
         "fakeproof.color_order": "RGB",
         "fakeproof.network_color_order": s.color_order,
         "fakeproof.normalisation": f"inside the graph: {s.normalisation} (on {s.color_order} float pixels in 0..255)",
-        "fakeproof.output": f"{OUTPUT_NAME}: float32 (N, {s.embedding_dim}), L2-normalised; cosine = dot product",
+        "fakeproof.output": f"{OUTPUT_NAME}: float32 (N, {s.embedding_dim}), "
+        + ("L2-normalised; cosine = dot product" if normalised else "the raw descriptor (not normalised); score = -euclidean distance"),
         "fakeproof.embedding_dim": str(s.embedding_dim),
         "fakeproof.align_margin": repr(float(s.align_margin)),
         "fakeproof.template": s.template,
@@ -99,7 +107,6 @@ def export_onnx(encoder: Encoder, out, threshold: float | None = None, source: s
         "fakeproof.mirrors_itself": "1" if getattr(enc, "mirrors_itself", False) else "0",  # test-time flip inside the graph
         "fakeproof.upstream": s.source,
     }
-    card = encoder.card
     if card is not None:  # the similarity scale travels with the model; the threshold is then on that scale
         meta["fakeproof.calibration"] = json.dumps(card.calibration.to_dict())
         meta["fakeproof.metric"] = card.metric

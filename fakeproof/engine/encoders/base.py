@@ -64,16 +64,18 @@ def l2_normalise(e: np.ndarray) -> np.ndarray:
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
 
-def embed_in_batches(crops: Sequence[np.ndarray] | np.ndarray, batch_size: int, run: Callable[[Sequence[np.ndarray] | np.ndarray], np.ndarray], dim: int) -> np.ndarray:
+def embed_in_batches(crops: Sequence[np.ndarray] | np.ndarray, batch_size: int, run: Callable[[Sequence[np.ndarray] | np.ndarray], np.ndarray], dim: int, normalise: bool = True) -> np.ndarray:
     """The one embedding loop of every encoder: ``run(batch)`` gives raw ``(n, D)`` embeddings of a
-    batch of aligned crops; the result is L2-normalised float32 ``(N, D)``."""
+    batch of aligned crops; the result is float32 ``(N, D)``, L2-normalised unless ``normalise`` is
+    False (the raw descriptor a Euclidean model card compares, :mod:`fakeproof.engine.cards`)."""
     arr = crops if isinstance(crops, np.ndarray) else list(crops)
     if isinstance(arr, np.ndarray) and arr.ndim == 3:
         arr = arr[None]
     out = []
     for i in range(0, len(arr), batch_size):
         batch = arr[i : i + batch_size]
-        out.append(l2_normalise(np.asarray(run(batch), np.float32).reshape(len(batch), -1)))
+        e = np.asarray(run(batch), np.float32).reshape(len(batch), -1)
+        out.append(l2_normalise(e) if normalise else e)
     return np.concatenate(out) if out else np.zeros((0, dim), np.float32)
 
 
@@ -100,12 +102,13 @@ class Encoder(torch.nn.Module):
         return self.normalise(t.to(dev))
 
     @torch.no_grad()
-    def embed(self, crops: Sequence[np.ndarray] | np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """L2-normalised float32 embeddings of aligned uint8 RGB crops, shape (N, D)."""
+    def embed(self, crops: Sequence[np.ndarray] | np.ndarray, batch_size: int = 32, normalise: bool = True) -> np.ndarray:
+        """Float32 embeddings of aligned uint8 RGB crops, shape (N, D): L2-normalised, or the raw
+        network output with ``normalise=False``."""
         was_training = self.training
         self.eval()
         try:
-            return embed_in_batches(crops, batch_size, lambda b: self(self.to_input(b)).float().cpu().numpy(), self.spec.embedding_dim)
+            return embed_in_batches(crops, batch_size, lambda b: self(self.to_input(b)).float().cpu().numpy(), self.spec.embedding_dim, normalise)
         finally:
             if was_training:
                 self.train()
