@@ -52,27 +52,35 @@ def fold_figures(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> d
     }
 
 
-def calibration_check(labels: np.ndarray, raw: np.ndarray, folds: np.ndarray) -> dict:
+def calibration_check(labels: np.ndarray, raw: np.ndarray, folds: np.ndarray, metric: str = "cosine") -> dict:
     """Fit the similarity scale's calibration on 9 folds, read the 10th at the decision point 0.5:
     FAR and FRR there (pooled over the 10 held-out folds), mean similarity of impostor and genuine
     pairs; and the knots fitted on all 10 folds (what the card stores)."""
     scaled = np.full(len(raw), np.nan)
     for f in np.unique(folds):
         te, tr = folds == f, folds != f
-        cal = Calibration.fit(raw[tr], labels[tr], "9 folds")
+        cal = Calibration.fit(raw[tr], labels[tr], "9 folds", metric)
         scaled[te] = cal(raw[te])
-    full = Calibration.fit(raw, labels, "10 folds")
+    full = Calibration.fit(raw, labels, "10 folds", metric)
     g, i = labels == 1, labels == 0
     return {
         "FAR @0.5 % (held out)": round(100 * float(np.mean(scaled[i] >= DECISION)), 2),
         "FRR @0.5 % (held out)": round(100 * float(np.mean(scaled[g] < DECISION)), 2),
         "mean sim. impostor": round(float(np.mean(scaled[i])), 3),
         "mean sim. genuine": round(float(np.mean(scaled[g])), 3),
-        "knots (raw cosine at 0 / 0.5)": f"{full.raw[1]:.4f} / {full.raw[2]:.4f}",
+        "knots (raw score at 0 / 0.5)": f"{full.raw[1]:.4f} / {full.raw[2]:.4f}",
+        "raw mean impostor / genuine": f"{float(np.mean(raw[i])):.4f} / {float(np.mean(raw[g])):.4f}",
+        "raw thr. @FAR1e-3": None if (t := _far_threshold(labels, raw, 1e-3)) is None else round(t, 4),
         "_knots": [full.raw[1], full.raw[2]],
         "_genuine_mean": float(np.mean(raw[g])),
-        "_far1e3": None,
     }
+
+
+def _far_threshold(labels, scores, far: float) -> float | None:
+    """The lowest raw score accepting at most ``far`` of the impostor pairs (as fakeproof.metrics.tar_at_far)."""
+    neg = np.sort(np.asarray(scores, np.float64)[np.asarray(labels) == 0])[::-1]
+    k = int(np.floor(far * len(neg)))
+    return None if far * len(neg) < 1 or k >= len(neg) else float(neg[k])
 
 
 def paired_eer_interval(labels, a, b, groups, n: int = 1000, seed: int = 0) -> tuple[float, float, float]:

@@ -144,7 +144,7 @@ def clean_at_scale(args, meta_path: Path) -> None:
     from fakeproof.data import read_meta
     from fakeproof.data.digests import file_digest
     from fakeproof.engine import FaceEngine, FaceRecord
-    from fakeproof.engine.cards import STOCK_OPERATING_POINTS
+    from fakeproof.engine.cards import stock_calibration, stock_operating_points
     from fakeproof.engine.pipeline import encoder_fingerprint
     from fakeproof.ui import console, progress_task, summary_table
 
@@ -157,9 +157,13 @@ def clean_at_scale(args, meta_path: Path) -> None:
     root = Path(work.name if work else args.work)
     ds = root / "dataset"
     eng = FaceEngine(device="cpu", cache_dir=root / "engine-cache")
+    # stand-in embeddings are unit vectors: the engine reads them with the encoder's COSINE card
+    # (stock dlib's own card compares raw descriptors by -euclidean distance)
+    name = eng.spec.name
+    eng.encoder.card = eng.card.with_(metric="cosine", calibration=stock_calibration(name, "cosine"), operating_points=stock_operating_points(name, "cosine"))
     # on the encoder's own cosine scale: two photos of a person at its mean genuine cosine, a
     # deepfake and a photo of its person at its EER threshold (its curation thresholds come from these)
-    op = STOCK_OPERATING_POINTS.get(eng.spec.name)
+    op = eng.card.operating_points
     g, t = (op.genuine_mean, op.eer_threshold) if op else (0.6, 0.5)
     emb, truth = standin_embeddings(keys, fake, eng.spec.embedding_dim, args.noise, args.seed, np.sqrt(1 / g - 1), np.sqrt(max(g / t**2 - 1, 1e-6)))
     suffix = "|" + eng.crop_key_suffix + "|" + encoder_fingerprint(eng.encoder) + ("|flip" if eng.flip else "")

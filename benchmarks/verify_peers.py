@@ -68,11 +68,19 @@ def score_row(name: str, labels, scores, n_photos: int, seconds: float, no_face:
     }
 
 
-def fakeproof_scores(encoder: str, flip: bool, margin: float | None, paths: list[str], pairs, cache: Path, time_photos: int) -> tuple[np.ndarray, float, int]:
-    """Per-pair cosines (through the engine's crop/embedding caches in ``cache``, so the photos are
-    detected once per crop geometry) and the pipeline's throughput on ``time_photos`` photos with
-    every cache off."""
+def fakeproof_scores(encoder: str, flip: bool, margin: float | None, paths: list[str], pairs, cache: Path, time_photos: int, metric: str | None = None) -> tuple[np.ndarray, float, int]:
+    """Per-pair raw scores of the encoder's model card (``card.raw_similarity``: the cosine, or
+    -euclidean distance of the raw descriptors for stock dlib; through the engine's crop/embedding
+    caches in ``cache``, so the photos are detected once per crop geometry) and the pipeline's
+    throughput on ``time_photos`` photos with every cache off. ``metric``: score with that metric's
+    card instead of the stock one (e.g. dlib by the cosine of its L2-normalised descriptor, as
+    before issue #19)."""
+    from fakeproof.engine.cards import stock_calibration, stock_operating_points
+
     eng = FaceEngine(encoder, device="cpu", flip=flip, margin=margin, cache_dir=cache)
+    if metric is not None and metric != eng.card.metric:
+        name = eng.spec.name
+        eng.encoder.card = eng.card.with_(metric=metric, calibration=stock_calibration(name, metric), operating_points=stock_operating_points(name, metric))
     res = eng.embed_paths(paths, progress=False)
     timed = FaceEngine(eng.encoder, device="cpu", flip=flip, margin=margin, use_cache=False)
     timed.embed_paths(paths[:2], progress=False)  # warm-up (first-call overheads)
@@ -80,10 +88,13 @@ def fakeproof_scores(encoder: str, flip: bool, margin: float | None, paths: list
     timed.embed_paths(paths[:time_photos], progress=False)
     seconds = (time.perf_counter() - t0) * len(paths) / max(min(time_photos, len(paths)), 1)
     idx = {p: i for i, p in enumerate(paths)}
-    emb = np.nan_to_num(res.embeddings)  # no crop at all: zero vector, cosine 0
+    emb = np.nan_to_num(res.embeddings)  # no crop at all: zero vector (cosine 0; distance = the other's norm)
     a, b = emb[pairs.path_a.map(idx).values], emb[pairs.path_b.map(idx).values]
     no_face = sum(1 for r in res.records if not r.detected)
-    return (a * b).sum(1), seconds, no_face
+    return eng.card.raw_similarity(a, b), seconds, no_face
+
+
+OTHER_METRIC = {"dlib_resnet": ("cosine", "cosine of the L2-normalised descriptor, before #19")}
 
 
 def face_recognition_scores(
@@ -160,36 +171,6 @@ def engine_boxes(paths: list[str], cache: Path) -> dict:
     return {p: (tuple(r.bbox) if r.detected and r.bbox else None) for p, r in zip(paths, recs)}
 
 
-def dlib_euclidean_scores(paths: list[str], pairs, cache: Path, flip: bool = True) -> np.ndarray:
-    """-euclidean distance of dlib's RAW (un-normalised) descriptors, the metric its network was
-    trained with (test-time flip: the mean of the raw descriptors of the crop and its mirror image).
-    Crops from the engine's crop cache; descriptors cached in ``cache``."""
-    import torch
-
-    stored = cache / f"dlib_raw{'_flip' if flip else ''}_{len(paths)}.npz"
-    desc = None
-    if stored.exists():
-        z = np.load(stored, allow_pickle=False)
-        if list(z["paths"]) == list(paths):
-            desc = z["desc"]
-    if desc is None:
-        eng = FaceEngine("dlib_resnet", device="cpu", cache_dir=cache)
-        _, crops = eng.crops(paths, progress=False)
-        enc, out = eng.encoder, []
-        with torch.no_grad():
-            for i in range(0, len(crops), 64):
-                b = [c if c is not None else np.zeros((*enc.spec.input_size, 3), np.uint8) for c in crops[i : i + 64]]
-                d = enc(enc.to_input(b)).float().numpy()
-                if flip:
-                    d = (d + enc(enc.to_input([np.ascontiguousarray(c[:, ::-1]) for c in b])).float().numpy()) / 2
-                out.append(d)
-        desc = np.concatenate(out)
-        np.savez(stored, paths=np.array(paths), desc=desc)
-    idx = {p: i for i, p in enumerate(paths)}
-    a, b = desc[pairs.path_a.map(idx).values], desc[pairs.path_b.map(idx).values]
-    return -np.linalg.norm(a - b, axis=1)
-
-
 def wild_intervals(pairs, labels, all_scores: dict, args) -> list[dict]:
     """Paired identity-bootstrap intervals of each method's EER minus the reference's on the wild
     pairs (resampling the identity of each pair's first photo; the same resample for both)."""
@@ -216,6 +197,8 @@ def wild_intervals(pairs, labels, all_scores: dict, args) -> list[dict]:
 def run_celeba_pairs(args) -> int:
     """The 10-fold protocol on ../shared/data/celeba-pairs (the default; see the module docstring)."""
     from _protocol import calibration_check, fold_figures, load_pairs, paired_eer_interval
+
+    from fakeproof.engine.cards import stock_metric
 
     root = shared_or_skip("celeba-pairs")
     import torch
@@ -254,11 +237,14 @@ def run_celeba_pairs(args) -> int:
                 print(f"{name}: skipped ({str(e).splitlines()[0]})")
                 continue
             scores[name], no_face[name] = s, nf
-            calib[name] = calibration_check(labels, s, folds)
+            metric = stock_metric(enc)
+            calib[f"{name} ({metric})"] = calibration_check(labels, s, folds, metric)
             print(f"  done: {name}", flush=True)
-            if enc == "dlib_resnet" and args.euclidean:
-                en = f"fakeproof dlib_resnet{' +flip' if flip else ''}, -euclidean (raw descriptor)"
-                scores[en], no_face[en] = dlib_euclidean_scores(paths, pairs, args.cache, flip), nf
+            if enc in OTHER_METRIC and args.other_metric:
+                other, what = OTHER_METRIC[enc]
+                en = f"{name}, {what}"
+                scores[en], _, no_face[en] = fakeproof_scores(enc, flip, None, paths, pairs, args.cache, 0, metric=other)
+                calib[f"{en} ({other})"] = calibration_check(labels, scores[en], folds, other)
     if not scores:
         return 0
     ref = args.reference if args.reference in scores else next((k for k in scores if k.startswith("fakeproof")), next(iter(scores)))
@@ -355,7 +341,7 @@ def main(argv=None) -> int:
     ap.add_argument("--protocol", default="celeba-pairs", choices=["celeba-pairs", "wild"],
                     help="celeba-pairs: 6,000 pairs in 10 folds (default); wild: every genuine pair of celeba-mini + five-celebrities")
     ap.add_argument("--reference", default="fakeproof dlib_resnet +flip", help="the row the paired intervals compare against")
-    ap.add_argument("--euclidean", action=argparse.BooleanOptionalAction, default=True, help="also dlib scored by -euclidean on its raw descriptor")
+    ap.add_argument("--other-metric", action=argparse.BooleanOptionalAction, default=True, help="also dlib scored by the cosine of its L2-normalised descriptor (its card's metric is -euclidean on the raw one)")
     ap.add_argument("--bootstrap", type=int, default=1000, help="identity resamples behind the intervals")
     ap.add_argument("--folds", default="", help="celeba-pairs: only these folds, e.g. 1,2 (the peer embeds ~1 photo/s on a busy 2-core CPU; default all 10)")
     args = ap.parse_args(argv)
@@ -392,10 +378,11 @@ def main(argv=None) -> int:
                 rows.append(score_row(name, labels, s, len(paths), sec, nf))
                 all_scores[name] = s
                 print(f"  done: {name}", flush=True)
-                if enc == "dlib_resnet" and m is None and args.euclidean:
-                    en = f"{name}, -euclidean (raw descriptor)"
-                    rows.append(score_row(en, labels, dlib_euclidean_scores(paths, pairs, args.cache, flip), len(paths), 0.0, nf))
-                    all_scores[en] = dlib_euclidean_scores(paths, pairs, args.cache, flip)
+                if enc in OTHER_METRIC and m is None and args.other_metric:
+                    other, what = OTHER_METRIC[enc]
+                    en = f"{name}, {what}"
+                    all_scores[en] = fakeproof_scores(enc, flip, m, paths, pairs, args.cache, 0, metric=other)[0]
+                    rows.append(score_row(en, labels, all_scores[en], len(paths), 0.0, nf))
     if rows:
         print()
         print_table(rows)

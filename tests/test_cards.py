@@ -116,3 +116,40 @@ def test_curation_group_scores_are_exact_means_of_the_pairwise_scores():
     xn, gn = n(x), n(g)
     mgn, sgn = group_stats(gn)
     assert np.allclose(score_to_groups("cosine", xn, mgn[None], [sgn])[:, 0], raw_score_matrix("cosine", xn, gn).mean(1))
+
+
+def test_stock_dlib_scores_by_euclidean_end_to_end_and_its_onnx_export_gives_the_same_numbers(tmp_path, group_photo, portrait_photo):
+    """The default encoder's card says euclidean: the engine keeps the raw descriptor (flip = the mean
+    of the raw descriptors), its cache never hands a normalised vector to it, and an exported ONNX
+    model carries the metric and calibration and scores the same pairs to the same numbers."""
+    from fakeproof.engine import FaceEngine, resolve_model
+    from fakeproof.infer.onnx_export import export_onnx
+
+    m = resolve_model("dlib_resnet", device="cpu")
+    assert m.card.metric == "euclidean" and m.card.calibration.metric == "euclidean" and m.raw_threshold < 0
+    photos = [group_photo, portrait_photo]
+    eng = FaceEngine(m.encoder, device="cpu", cache_dir=tmp_path / "cache")
+    emb = eng.embed_paths(photos, progress=False).embeddings
+    assert np.all(np.linalg.norm(emb, axis=1) > 1.05)  # raw descriptors (dlib's norms sit near 1.5), not unit vectors
+    _, crops = eng.crops(photos, progress=False)
+    raw = m.encoder.embed(crops, normalise=False)
+    mirrored = m.encoder.embed([np.ascontiguousarray(c[:, ::-1]) for c in crops], normalise=False)
+    assert np.allclose(emb, (raw + mirrored) / 2, atol=1e-5)  # what benchmarks/verify_peers.py measured
+    # a cosine engine over the same cache must not read these raw vectors
+    cos_card = m.card.with_(metric="cosine", calibration=Calibration.from_points(0.85, 0.9, "t"))
+    enc2 = resolve_model("dlib_resnet", device="cpu").encoder
+    enc2.card = cos_card
+    eng2 = FaceEngine(enc2, device="cpu", cache_dir=tmp_path / "cache")
+    assert np.allclose(np.linalg.norm(eng2.embed_paths(photos, progress=False).embeddings, axis=1), 1.0, atol=1e-5)
+    sim = m.card.similarity_matrix(emb)
+    assert np.allclose(np.diag(sim), 1.0) and sim[0, 1] < DECISION  # two different people
+
+    ox_path = tmp_path / "dlib.onnx"
+    rep = export_onnx(m.encoder, ox_path, threshold=m.threshold, source="test")
+    assert rep.metadata["fakeproof.metric"] == "euclidean" and "raw descriptor" in rep.metadata["fakeproof.output"]
+    ox = resolve_model(str(ox_path), device="cpu")
+    assert ox.card.metric == "euclidean" and ox.card.calibration == m.card.calibration and ox.threshold == m.threshold
+    eng_ox = FaceEngine(ox.encoder, device="cpu", use_cache=False)
+    emb_ox = eng_ox.embed_paths(photos, progress=False).embeddings
+    assert np.abs(emb_ox - emb).max() <= 1e-4
+    assert np.allclose(ox.card.similarity_matrix(emb_ox), sim, atol=1e-4)

@@ -30,13 +30,14 @@ def test_a_threshold_means_the_same_on_every_calibrated_encoder_and_off_scale_on
     dlib, facenet = card_from_spec(encoder_spec("dlib_resnet")), card_from_spec(encoder_spec("facenet"))
     op = dlib.operating_points
     assert not describe_threshold(dlib, 0.5)[1]  # 0.5 on the scale = the decision point: no warning
-    line, warn = describe_threshold(dlib, 0.5, raw=True)  # a RAW cosine of 0.5: below every impostor
+    line, warn = describe_threshold(dlib, 0.5, raw=True)  # a RAW -euclidean distance of 0.5: above even the same photo (0)
     assert warn and "far from" in line
     for card in (dlib, facenet):  # 0.5 on the scale is each encoder's own decision point, far apart as raw cosines
         t, fake, dup = curation_thresholds(card)
-        assert t == pytest.approx(card.calibration.raw[2]) and card.operating_points.impostor_mean < fake < t < dup < 1
-    assert curation_thresholds(dlib)[0] > 0.8 > 0.5 > curation_thresholds(facenet)[0]
-    assert dlib.scale(op.impostor_mean) == pytest.approx(0.0, abs=0.05) and dlib.scale(1.0) == 1.0
+        assert t == pytest.approx(card.calibration.raw[2]) and card.operating_points.impostor_mean < fake < t < dup < card.same_photo_score
+    # stock dlib's raw score is -euclidean distance (its decision point a distance near 0.66), facenet's a cosine near 0.3
+    assert dlib.metric == "euclidean" and -0.8 < curation_thresholds(dlib)[0] < -0.5 and 0.1 < curation_thresholds(facenet)[0] < 0.5
+    assert dlib.scale(op.impostor_mean) == pytest.approx(0.0, abs=0.05) and dlib.scale(0.0) == 1.0
 
 
 def test_clean_flags_the_injected_mislabel_with_the_true_identity(cleaned):

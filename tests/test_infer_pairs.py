@@ -112,19 +112,21 @@ def test_score_pairs_keeps_every_input_column(sample, tmp_path):
     assert r.exit_code == 0, r.output
     got = pd.read_csv(out, dtype=str, keep_default_na=False)
     inp = pd.read_csv(pairs_csv, dtype=str, keep_default_na=False)
-    assert list(got.columns) == list(inp.columns) + ["similarity", "cosine", "face_a", "face_b", "error"]
+    # the raw-score column is named after the default encoder's metric (stock dlib: -euclidean distance)
+    assert list(got.columns) == list(inp.columns) + ["similarity", "neg_euclidean", "face_a", "face_b", "error"]
     pd.testing.assert_frame_equal(got[inp.columns], inp)
     sim = got.similarity.astype(float)
     assert np.isfinite(sim).all() and sim[0] > sim[1]
     assert got.face_a.tolist()[:2] == ["detected", "detected"]
     assert got.face_b[2] == "unreadable" and "file not found" in got.error[2]
     assert got.face_b[3] == "missing" and sim[2] == 0.0 and sim[3] == 0.0
-    # similarity is the calibrated scale of the raw cosine beside it (monotone: same order)
+    # similarity is the calibrated scale of the raw score beside it (monotone: same order)
     from fakeproof.engine.cards import STOCK_CALIBRATIONS
 
-    cos = got.cosine.astype(float)
+    cos = got.neg_euclidean.astype(float)
+    assert (cos[:2] < 0).all() and cos[0] > cos[1]
     assert np.allclose(sim[:2], STOCK_CALIBRATIONS["dlib_resnet"](cos[:2]), atol=2e-5) and (sim[:2] != cos[:2]).all()
-    # and it evaluates straight away, on the scale or (--raw) on the cosine
+    # and it evaluates straight away, on the scale or (--raw) on the raw score
     r = runner.invoke(app, ["evaluate", str(out), "--unscorable", "reject"], terminal_width=200)  # 2 rows could not be scored
     assert r.exit_code == 0, r.output and "EER" in r.output
     r = runner.invoke(app, ["evaluate", str(out), "--raw", "--unscorable", "reject", "--out-dir", str(tmp_path / "raw")], terminal_width=200)
@@ -133,7 +135,7 @@ def test_score_pairs_keeps_every_input_column(sample, tmp_path):
     r = runner.invoke(app, ["score-pairs", str(pairs_csv), "--root", str(sample), "--out", str(raw_out), "--no-progress", "--raw"], terminal_width=200)
     assert r.exit_code == 0, r.output
     raw = pd.read_csv(raw_out, keep_default_na=False)
-    assert np.allclose(raw.similarity[:2], raw.cosine[:2]) and np.allclose(raw.cosine[:2], cos[:2], atol=1e-5)
+    assert np.allclose(raw.similarity[:2], raw.neg_euclidean[:2]) and np.allclose(raw.neg_euclidean[:2], cos[:2], atol=1e-5)
 
 
 def test_compare_writes_the_matrix_and_png(sample, tmp_path):
@@ -148,7 +150,7 @@ def test_compare_writes_the_matrix_and_png(sample, tmp_path):
     assert "[/]" not in r.output and "[green]" not in r.output  # piped: the text, not rich markup
     assert "similarity (threshold 0.500" in r.output  # the calibrated scale, its decision point
     r = runner.invoke(app, ["compare", *map(str, photos), "--out", str(out), "--raw"], terminal_width=220)
-    assert r.exit_code == 0 and "raw cosine (threshold 0.9" in r.output, r.output  # dlib's raw decision point
+    assert r.exit_code == 0 and "-euclidean distance (threshold -0.6" in r.output, r.output  # dlib's raw decision point
     r = runner.invoke(app, ["compare", str(photos[0])])
     assert r.exit_code == 1 and "2 to 10" in r.output
 

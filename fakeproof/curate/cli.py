@@ -64,8 +64,8 @@ def clean(
         *[(f"  {k}", v) for k, v in s["reasons"].items()],
         ("merge candidates", s["merge_candidates"]),
         ("missing / unlisted files", f"{len(s['missing_files'])} / {len(s['unlisted_files'])}" + _examples(s["missing_files"], s["unlisted_files"])),
-        ("encoder", f"{s['encoder']} (threshold {threshold:g} on the similarity scale = cosine {s['threshold_cosine']:.3f}; "
-                    f"deepfake {s['fake_threshold']:.3g}, duplicate {s['dup_threshold']:.3g} cosine)"),
+        ("encoder", f"{s['encoder']} (threshold {threshold:g} on the similarity scale = {eng.card.raw_score_name} {s['threshold_cosine']:.3f}; "
+                    f"deepfake {s['fake_threshold']:.3g}, duplicate {s['dup_threshold']:.3g} {eng.card.raw_score_name})"),
         ("time", f"embed {s['timings']['embed_s']:.1f}s, graphs {s['timings']['graphs_s']:.2f}s, total {s['timings']['total_s']:.1f}s"),
         ("output", str(res.out)),
     ]
@@ -74,13 +74,13 @@ def clean(
     if len(top):
         console.print(
             summary_table(
-                "worst flagged photos, similarity on the model's scale (full list with raw cosines: flags.csv)",
+                f"worst flagged photos, similarity on the model's scale (full list with raw scores, {eng.card.raw_score_name}: flags.csv)",
                 [(r.key, r.reason, float(eng.card.scale(r.score)), r.suggested_identity, float(eng.card.scale(r.suggested_cosine))) for r in top.itertuples()],
                 ["key", "reason", "similarity to own", "suggested", "similarity to suggested"],
             )
         )
     for m in a.merges[:10]:
-        console.print(f"merge candidate: {m[0]} ~ {m[1]} (mean similarity {float(eng.card.scale(m[2])):.3f}, cosine {m[2]:.3f})")
+        console.print(f"merge candidate: {m[0]} ~ {m[1]} (mean similarity {float(eng.card.scale(m[2])):.3f}, {eng.card.raw_score_name} {m[2]:.3f})")
 
 
 @app.command("review")

@@ -202,7 +202,11 @@ def build_pack(out, corpus=None, offline=None, dev=None, celeba_pairs=None, cele
     emb = np.full((len(paths), engine.spec.embedding_dim), np.nan, np.float32)
     todo = [i for i, s in enumerate(srcs) if s in embed_sources]
     if todo:
-        emb[todo] = engine.embed_paths([paths[i] for i in todo]).embeddings
+        from ..engine.encoders.base import l2_normalise
+
+        # L2-normalised whatever the card's metric (stock dlib's engine gives raw descriptors): the
+        # pack's identity score is the cosine (benchmarks/defence_lofo.py)
+        emb[todo] = l2_normalise(engine.embed_paths([paths[i] for i in todo]).embeddings)
     jpegs = [cv2.imencode(".jpg", cv2.cvtColor(c, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, PACK_JPEG_QUALITY])[1].tobytes() for c in crops]
     pack = Pack(
         jpegs, emb, np.array([i.label for i in items]), _u(i.family for i in items), _u(i.group for i in items),

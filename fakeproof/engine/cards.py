@@ -52,6 +52,9 @@ class OperatingPoints:
 #               dlib's network was trained with: 0 for the same photo, negative otherwise.
 METRICS: dict[str, tuple[float, float | None]] = {"cosine": (1.0, -1.0), "euclidean": (0.0, None)}
 RAW_SCORE_NAME = {"cosine": "cosine", "euclidean": "-euclidean distance"}
+# the CSV column that holds the raw score (infer score-pairs / score-folders): named after the metric,
+# so a column called ``cosine`` always holds a cosine
+RAW_COLUMN = {"cosine": "cosine", "euclidean": "neg_euclidean"}
 
 
 def check_metric(metric: str) -> str:
@@ -239,6 +242,17 @@ class ModelCard:
         return RAW_SCORE_NAME[self.metric]
 
     @property
+    def raw_column(self) -> str:
+        """The CSV column of the raw score: ``cosine`` or ``neg_euclidean`` (:data:`RAW_COLUMN`)."""
+        return RAW_COLUMN[self.metric]
+
+    def clip_raw(self, raw):
+        """Raw score(s) clipped to the metric's range (rounding can push a cosine past 1 or a
+        distance below 0)."""
+        top, bottom = METRICS[self.metric]
+        return np.clip(raw, -np.inf if bottom is None else bottom, top)
+
+    @property
     def same_photo_score(self) -> float:
         """The raw score of two identical embeddings (the scale's 1)."""
         return METRICS[self.metric][0]
@@ -408,7 +422,7 @@ def threshold_finite(threshold: float) -> bool:
 
 def describe_threshold(card: ModelCard, threshold: float, raw: bool = False) -> tuple[str, bool]:
     """(one line saying what ``threshold`` means for the model, whether to warn). ``threshold`` is on
-    the similarity scale (``raw=True``: a raw cosine). Warns when it lies outside the band between
+    the similarity scale (``raw=True``: a raw score of the card's metric). Warns when it lies outside the band between
     the mean impostor and mean genuine pair (it would accept nearly everything or nearly nothing)."""
     if threshold is None or not math.isfinite(threshold):
         return f"threshold {threshold} is not a finite number", True
@@ -418,7 +432,7 @@ def describe_threshold(card: ModelCard, threshold: float, raw: bool = False) -> 
         return f"{card.name}: uncalibrated (the scale is its raw cosine); threshold {threshold:g} is not measured", False
     op = card.operating_points
     where = "at" if abs(t_scale - DECISION) < 0.02 else ("above" if t_scale > DECISION else "below")
-    line = f"{card.name}: threshold {t_scale:.3g} on the similarity scale (raw cosine {t_raw:.3f}) is {where} its decision point 0.5 (raw {card.raw_threshold(DECISION):.3f})"
+    line = f"{card.name}: threshold {t_scale:.3g} on the similarity scale (raw {card.raw_score_name} {t_raw:.3f}) is {where} its decision point 0.5 (raw {card.raw_threshold(DECISION):.3f})"
     warn = not (0.0 < t_scale < 1.0)
     if op is not None:
         line += f"; EER {100 * op.eer:.2f}% on real pairs; mean similarity impostor {float(card.scale(op.impostor_mean)):.2f} / genuine {float(card.scale(op.genuine_mean)):.2f}"

@@ -166,10 +166,6 @@ class ArcFaceOnnx(Encoder):
         self.fixed_batch = ins[0] if isinstance(ins[0], int) and ins[0] > 0 else None
         self.session = session(self.path, device)
         self.output_name = self.session.get_outputs()[0].name
-        # how its embeddings are compared (older exports: cosine of L2-normalised outputs)
-        self.metric = meta.get("fakeproof.metric", "cosine")
-        if self.calibration is not None and self.calibration.metric != self.metric:
-            raise InputError(f"{self.path}: metadata metric {self.metric!r} does not match its calibration's ({self.calibration.metric!r})")
         self.fingerprint = onnx_fingerprint(self.path)
 
     def to(self, *args, **kwargs):  # the session already sits on its device

@@ -104,8 +104,9 @@ def check_fakes(dataset, encoder: str = DEFAULT_ENCODER, device: str = "auto", p
     gen, imp = _sample_pairs(reals_by_id, np.random.default_rng(seed), max_pairs)
     if len(gen) == 0 or len(imp) == 0:
         raise InputError(f"{root}: need identities with >= 2 embeddable real photos to set the genuine threshold")
-    gs = (emb[gen[:, 0]] * emb[gen[:, 1]]).sum(1)
-    is_ = (emb[imp[:, 0]] * emb[imp[:, 1]]).sum(1)
+    sim = eng.card.raw_similarity  # the model card's metric ("cosine" below: its raw score, -euclidean for stock dlib)
+    gs = sim(emb[gen[:, 0]], emb[gen[:, 1]])
+    is_ = sim(emb[imp[:, 0]], emb[imp[:, 1]])
     eer = compute_eer(np.r_[np.ones(len(gs)), np.zeros(len(is_))], np.r_[gs, is_])
     thr = float(eer.threshold)
     prov = {r["key"]: r for r in read_fakes_csv(root)}
@@ -131,24 +132,24 @@ def check_fakes(dataset, encoder: str = DEFAULT_ENCODER, device: str = "auto", p
             rows.append([it.key, name, "", "", "", "", "", "identity has no embeddable real photo"])
             continue
         bc.embedded += 1
-        cos = emb[own] @ emb[i]
+        cos = sim(emb[own], emb[i][None])
         ci = float(cos.mean())
         bc.cos_identity.append(ci)
         bc.impersonating += int(ci >= thr)
         bc.pair_accepts += int((cos >= thr).sum())
         bc.pairs += len(cos)
-        cs = float(emb[src_i] @ emb[i]) if src_i is not None and ok[src_i] else float("nan")
+        cs = float(sim(emb[src_i], emb[i])) if src_i is not None and ok[src_i] else float("nan")
         if not np.isnan(cs):
             bc.cos_source.append(cs)
         tk = p.get("target_key", "")
         ct, passes = float("nan"), ""
         ti = row.get(tk) if tk else None
         if ti is not None and ok[ti]:
-            ct = float(emb[ti] @ emb[i])
+            ct = float(sim(emb[ti], emb[i]))
             bc.cos_target.append(ct)
             tid = tk.split("/", 1)[0]
             tgt_own = [j for j in reals_by_id.get(tid, []) if j != ti] or [ti]
-            passes = bool(float((emb[tgt_own] @ emb[i]).mean()) >= thr)
+            passes = bool(float(sim(emb[tgt_own], emb[i][None]).mean()) >= thr)
             bc.passes_as_target += int(passes)
             bc.passes_as_both += int(passes and ci >= thr)
             bc.with_target += 1

@@ -69,8 +69,8 @@ _workers = typer.Option(None, "--workers", help="decode/detect/align worker thre
 _batch = typer.Option(32, "--batch-size", help="crops per encoder batch")
 _cache = typer.Option(True, "--cache/--no-cache", help="reuse cached crops and embeddings (keyed by file content)")
 _margin = typer.Option(None, "--margin", help="alignment margin (default: the encoder's)")
-_threshold = typer.Option(None, "--threshold", help="decision threshold on the similarity scale (default: the model's, 0.5 on a calibrated model); with --raw, a raw cosine")
-_raw = typer.Option(False, "--raw", help="report the raw cosine instead of the calibrated similarity (0 = typical different people, 0.5 = decision point, 1 = same photo)")
+_threshold = typer.Option(None, "--threshold", help="decision threshold on the similarity scale (default: the model's, 0.5 on a calibrated model); with --raw, a raw score of the model's metric")
+_raw = typer.Option(False, "--raw", help="report the raw score of the model's metric (cosine; -euclidean distance for stock dlib_resnet) instead of the calibrated similarity (0 = typical different people, 0.5 = decision point, 1 = same photo)")
 _progress = typer.Option(True, "--progress/--no-progress")
 
 
@@ -123,9 +123,9 @@ def pairs_cmd(
     if scores is None:  # a rank other than 0
         return
     errors = [("; ".join(x for x in (f.problem, e) if x)) for f, e in zip(folders, scores.error)]
-    sim = scores.cosine if raw else scores.similarity
+    sim = scores.raw if raw else scores.similarity
     sub = pd.DataFrame({"pair_id": [f.pair_id for f in folders], "similarity": sim})
-    side = pd.DataFrame({"pair_id": sub.pair_id, "similarity": sim, "cosine": scores.cosine, "face_a": scores.face_a, "face_b": scores.face_b, "error": errors})
+    side = pd.DataFrame({"pair_id": sub.pair_id, "similarity": sim, scores.raw_column: scores.raw, "face_a": scores.face_a, "face_b": scores.face_b, "error": errors})
     atomic_write_text(out, sub.to_csv(index=False, float_format="%.6f"))
     atomic_write_text(report, side.to_csv(index=False, float_format="%.6f"))
     _face_summary(scores)
@@ -187,7 +187,9 @@ def score_pairs_cmd(
 
     sides = [(side(a, i, column_a), side(b, i, column_b)) for i, (a, b) in enumerate(zip(df[column_a], df[column_b]))]
     _writable(out)
-    added = [c for c in ("similarity", "cosine", "face_a", "face_b", "error") if c in df.columns]
+    from .scoring import RAW_COLUMNS
+
+    added = [c for c in ("similarity", *RAW_COLUMNS, "face_a", "face_b", "error") if c in df.columns]
     if added:
         console.print(f"[yellow]{pairs_csv}: existing column(s) {', '.join(added)} are replaced by the new scores")
     with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 writes
@@ -197,8 +199,9 @@ def score_pairs_cmd(
         scores = score_pairs(eng, sides, batch_size=batch_size, progress=progress)
     if scores is None:  # a rank other than 0
         return
-    df["similarity"] = scores.cosine if raw else scores.similarity
-    df["cosine"] = scores.cosine
+    df = df.drop(columns=[c for c in RAW_COLUMNS if c in df.columns])
+    df["similarity"] = scores.raw if raw else scores.similarity
+    df[scores.raw_column] = scores.raw
     df["face_a"], df["face_b"], df["error"] = scores.face_a, scores.face_b, scores.error
     atomic_write_text(out, df.to_csv(index=False, float_format="%.6f"))
     _face_summary(scores)
@@ -222,7 +225,7 @@ def evaluate_cmd(
         "refuse (stop and say so) | drop (leave them out) | reject (count them as rejected pairs, as a submission would)"
     )),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="where the JSON and ROC PNG go (default: beside SCORES.csv)"),
-    raw: bool = typer.Option(False, "--raw", help="evaluate the raw cosine (the `cosine` column of score-pairs) instead of --score-column"),
+    raw: bool = typer.Option(False, "--raw", help="evaluate the raw score (the `cosine` or `neg_euclidean` column of score-pairs, named after the model's metric) instead of --score-column"),
 ):
     """EER (Kryptonite baseline formula), ROC AUC, TAR@FAR, per-group acceptance (with 95% intervals
     by --ci-column); JSON + ROC PNG."""
@@ -230,7 +233,9 @@ def evaluate_cmd(
     from .evaluate import FARS, evaluate_csv, plot_roc, write_json
 
     if raw:
-        score_column = "cosine"
+        from .scoring import raw_score_column
+
+        score_column = raw_score_column(scores_csv)
     ev = evaluate_csv(scores_csv, label_column, score_column, group_column, kind_column, ci_column, bootstrap, unscorable)
     if ev.unscorable["rows"]:
         how = "left out" if unscorable == "drop" else "counted as rejected pairs (similarity 0.0)"
@@ -298,7 +303,7 @@ def compare_cmd(
             console.print(f"[red]{p}: {r.error}", highlight=False)
         elif r.fallback:
             console.print(f"[yellow]{p}: no face detected; used the {r.fallback.replace('_', ' ')} as the face", highlight=False)
-    scale = "raw cosine" if raw else "similarity"
+    scale = m.card.raw_score_name if raw else "similarity"
     console.print(summary_table(f"{scale} (threshold {thr:.3f}, {m.threshold_source})", matrix_rows(c), ["photo", *c.labels]))
     vrows = [[c.labels[i], c.labels[j], "n/a" if v == "unreadable" else f"{s:.3f}", v] for i, j, s, v in c.verdicts()]
     console.print(summary_table("verdicts", vrows, ["photo", "photo", "similarity", "verdict"]))

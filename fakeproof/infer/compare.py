@@ -51,12 +51,12 @@ class Comparison:
 
 
 def compare_photos(engine: FaceEngine, paths: Sequence, threshold: float, progress: bool = False, raw: bool = False) -> Comparison:
-    """Similarities on the calibrated scale (``engine.card``; ``raw=True``: raw cosines), judged at ``threshold``."""
+    """Similarities on the calibrated scale (``engine.card``; ``raw=True``: the metric's raw scores), judged at ``threshold``."""
     paths = [str(p) for p in paths]
     if not MIN_PHOTOS <= len(paths) <= MAX_PHOTOS:
         raise UsageError(f"compare takes {MIN_PHOTOS} to {MAX_PHOTOS} photos, got {len(paths)}")
     records, crops, emb = embed_records(engine, paths, progress=progress)
-    sim = engine.card.similarity_matrix(emb, raw=True).clip(-1.0, 1.0)
+    sim = engine.card.clip_raw(engine.card.similarity_matrix(emb, raw=True))
     sim = sim if raw else engine.card.scale(sim)
     return Comparison(paths, records, crops, sim, float(threshold))
 

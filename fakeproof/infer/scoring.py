@@ -1,8 +1,9 @@
 """Score photo pairs with the face engine: one finite similarity for every pair, always.
 
 ``similarity`` is on fakeproof's calibrated scale (``engine.card.scale``, :mod:`fakeproof.engine.cards`:
-0 = typical different people, 0.5 = the decision point, 1 = the same photo); ``cosine`` is the raw
-cosine of the two embeddings it was computed from.
+0 = typical different people, 0.5 = the decision point, 1 = the same photo); ``raw`` is the raw
+score of the card's metric it was computed from (the cosine, or minus the Euclidean distance of
+the raw descriptors for stock dlib), written to the CSV column ``card.raw_column``.
 
 Every distinct photo is embedded once (the engine batches the encoder, decodes/detects/aligns in a
 worker pool and caches crops and embeddings by file content). For each side we record how its crop
@@ -29,8 +30,22 @@ import numpy as np
 
 from ..distributed.embed import embed_paths_across_ranks
 from ..engine import FaceEngine, FaceRecord
+from ..engine.cards import RAW_COLUMN
 
 UNSCORABLE_SIMILARITY = 0.0
+RAW_COLUMNS = tuple(RAW_COLUMN.values())  # every name the raw-score column can have
+
+
+def raw_score_column(scores_csv: Path) -> str:
+    """The raw-score column of a score-pairs CSV (``cosine`` or ``neg_euclidean``, after the model's metric)."""
+    import pandas as pd
+
+    from ..errors import InputError
+
+    cols = [c for c in RAW_COLUMNS if c in pd.read_csv(scores_csv, nrows=0).columns]
+    if not cols:
+        raise InputError(f"{scores_csv}: no raw-score column ({' or '.join(RAW_COLUMNS)}); score it with `fakeproof infer score-pairs`")
+    return cols[0]
 
 
 def face_state(rec: FaceRecord | None) -> str:
@@ -48,7 +63,8 @@ class PairScores:
     face_b: list[str]
     error: list[str]  # "" where both sides were usable
 
-    cosine: np.ndarray | None = None  # (P,) float64, finite: the raw cosine behind each similarity
+    raw: np.ndarray | None = None  # (P,) float64, finite: the metric's raw score behind each similarity
+    raw_column: str = "cosine"  # its name: ModelCard.raw_column (cosine / neg_euclidean)
 
     def counts(self) -> Counter:
         return Counter(self.face_a + self.face_b)
@@ -64,7 +80,7 @@ def score_pairs(
     batch_size: int = 32,
     progress: bool = True,
 ) -> PairScores | None:
-    """Similarity (calibrated, ``engine.card``) and raw cosine of each ``(path_a, path_b)``; ``None``
+    """Similarity (calibrated, ``engine.card``) and raw score of each ``(path_a, path_b)``; ``None``
     means the side has no file.
 
     Under torchrun the ranks embed slices of the photos; rank 0 gets the scores, the others ``None``."""
@@ -101,11 +117,11 @@ def score_pairs(
         if not problems:
             v = float(card.raw_similarity(emb[ia], emb[ib]))
             if np.isfinite(v):
-                sims[k] = min(1.0, max(-1.0, v))
+                sims[k] = float(card.clip_raw(v))
             else:  # pragma: no cover - the engine gives finite rows for every ok record
                 problems.append("non-finite embedding")
         errors.append("; ".join(problems))
-    return PairScores(np.asarray(card.scale(sims), np.float64), face_a, face_b, errors, cosine=sims)
+    return PairScores(np.asarray(card.scale(sims), np.float64), face_a, face_b, errors, raw=sims, raw_column=card.raw_column)
 
 
 def embed_records(engine: FaceEngine, paths: Sequence, batch_size: int = 32, progress: bool = True):
