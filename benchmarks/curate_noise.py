@@ -8,7 +8,8 @@ touched). ``run_clean`` then runs at several thresholds, and the flags are score
 injected truth: precision, recall, F1, and how often the suggested identity is the true one.
 
 Side by side, on the same embeddings:
-- centroid baseline: flag a photo whose mean cosine to the other photos of its identity is below t;
+- centroid baseline: flag a photo whose mean similarity (the model card's metric, on its scale) to
+  the other photos of its identity is below t;
 - cleanlab (when installed): ``find_label_issues`` on out-of-fold probabilities of a logistic
   regression on the embeddings.
 
@@ -81,8 +82,9 @@ def prf(flagged: set[str], truth: set[str]) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def centroid_scores(flags, emb_by_key: dict) -> dict[str, float]:
-    """Baseline: each real photo's mean cosine to the other photos of its identity (-inf: no embedding)."""
+def centroid_scores(flags, emb_by_key: dict, card) -> dict[str, float]:
+    """Baseline: each real photo's mean raw score (``card``'s metric) to the other photos of its
+    identity, on the card's similarity scale (-inf: no embedding)."""
     out = {}
     reals = flags[flags.is_deepfake == 0]
     for _ident, g in reals.groupby("identity"):
@@ -92,8 +94,8 @@ def centroid_scores(flags, emb_by_key: dict) -> dict[str, float]:
             out.update({k: np.inf for k in keys})
             continue
         e = np.stack([emb_by_key[k] for k in keys])
-        s = e @ e.T
-        out.update(zip(keys, (s.sum(1) - np.diag(s)) / (len(keys) - 1)))
+        s = card.raw_similarity_matrix(e)
+        out.update(zip(keys, card.scale((s.sum(1) - np.diag(s)) / (len(keys) - 1))))
     return out
 
 
@@ -105,7 +107,7 @@ def centroid_same_count(scores: dict[str, float], n: int) -> set[str]:
 def centroid_best(scores: dict[str, float], truth: set[str]) -> tuple[float, tuple[float, float, float]]:
     """Oracle: the baseline threshold with the best F1 against the truth (an upper bound)."""
     best = (0.0, (0.0, 0.0, 0.0))
-    for t in np.arange(-0.2, 0.9, 0.01):
+    for t in np.arange(-1.0, 1.0, 0.01):
         r = prf({k for k, v in scores.items() if v < t}, truth)
         if r[2] > best[1][2]:
             best = (float(t), r)
@@ -198,7 +200,7 @@ def main() -> None:
                     hit = real[real.key.isin(flagged & truth)]
                     sug = np.mean([s == true_id[k] for k, s in zip(hit.key, hit.suggested_identity)]) if len(hit) else float("nan")
                     emb = _embeddings(res.out)
-                    scores = centroid_scores(f, emb)
+                    scores = centroid_scores(f, emb, eng.card)
                     bp, br, bf = prf(centroid_same_count(scores, len(flagged)), truth)
                     rows.append((t, len(flagged), p, r, f1, p_adj, sug, bp, br, bf, f"{dt:.1f}s"))
                     if t == 0.5:

@@ -132,7 +132,9 @@ def face_recognition_scores(
         tmp.replace(stored)
 
     no_face, new, seconds = 0, 0, 0.0
-    for n, p in enumerate(paths, 1):
+    # photos in the order of the pairs (fold by fold on celeba-pairs), so an interrupted run leaves whole folds encoded
+    order = list(dict.fromkeys([p for ab in zip(pairs.path_a, pairs.path_b) for p in ab] + list(paths)))
+    for n, p in enumerate(order, 1):
         t0 = time.perf_counter()
         img = face_recognition.load_image_file(p)
         f = min(1.0, detect_max_side / max(img.shape[:2]))
@@ -217,6 +219,16 @@ def run_celeba_pairs(args) -> int:
     scores, no_face, calib = {}, {}, {}
     tag = ("_fast" if args.fast else "") + (f"_folds{args.folds.replace(',', '-')}" if args.folds else "")
     peers = [] if args.no_peer else [v.strip() for v in args.peer_variants.split(",") if v.strip()]
+    if args.peer_stored_folds and peers:
+        # only the folds whose every photo the peer's stores already hold, for every variant (the peer
+        # embeds ~1-2 photos/s on a busy 2-core CPU; a run that cannot wait reports the folds it has)
+        stores = [f"face_recognition_celeba_pairs{tag}.npz" if v == "hog" else f"face_recognition_celeba_pairs_mtcnn{tag}.npz" for v in peers]
+        have = [set(np.load(args.cache / st)["paths"].tolist()) if (args.cache / st).exists() else set() for st in stores]
+        full = [f for f in sorted(set(folds)) if all(set(pairs.path_a[pairs.fold == f]) | set(pairs.path_b[pairs.fold == f]) <= h for h in have)]
+        print(f"--peer-stored-folds: folds {full} have every photo encoded by every peer variant ({', '.join(peers)})")
+        pairs = pairs[pairs.fold.isin(full)].reset_index(drop=True)
+        labels, folds, groups = pairs.expected_accept.values.astype(int), pairs.fold.values, pairs.identity_a.values
+        paths = sorted(set(pairs.path_a) | set(pairs.path_b))
     for variant in peers:
         if variant == "hog":
             got = face_recognition_scores(paths, pairs, args.cache, store_name=f"face_recognition_celeba_pairs{tag}.npz")
@@ -238,13 +250,13 @@ def run_celeba_pairs(args) -> int:
                 continue
             scores[name], no_face[name] = s, nf
             metric = stock_metric(enc)
-            calib[f"{name} ({metric})"] = calibration_check(labels, s, folds, metric)
+            calib[name] = {"metric": metric, **calibration_check(labels, s, folds, metric)}
             print(f"  done: {name}", flush=True)
             if enc in OTHER_METRIC and args.other_metric:
                 other, what = OTHER_METRIC[enc]
                 en = f"{name}, {what}"
                 scores[en], _, no_face[en] = fakeproof_scores(enc, flip, None, paths, pairs, args.cache, 0, metric=other)
-                calib[f"{en} ({other})"] = calibration_check(labels, scores[en], folds, other)
+                calib[en] = {"metric": other, **calibration_check(labels, scores[en], folds, other)}
     if not scores:
         return 0
     ref = args.reference if args.reference in scores else next((k for k in scores if k.startswith("fakeproof")), next(iter(scores)))
@@ -342,6 +354,7 @@ def main(argv=None) -> int:
                     help="celeba-pairs: 6,000 pairs in 10 folds (default); wild: every genuine pair of celeba-mini + five-celebrities")
     ap.add_argument("--reference", default="fakeproof dlib_resnet +flip", help="the row the paired intervals compare against")
     ap.add_argument("--other-metric", action=argparse.BooleanOptionalAction, default=True, help="also dlib scored by the cosine of its L2-normalised descriptor (its card's metric is -euclidean on the raw one)")
+    ap.add_argument("--peer-stored-folds", action="store_true", help="celeba-pairs: only the folds the peer's stores in --cache already cover completely (no waiting on the peer)")
     ap.add_argument("--bootstrap", type=int, default=1000, help="identity resamples behind the intervals")
     ap.add_argument("--folds", default="", help="celeba-pairs: only these folds, e.g. 1,2 (the peer embeds ~1 photo/s on a busy 2-core CPU; default all 10)")
     args = ap.parse_args(argv)

@@ -68,7 +68,7 @@ def test_clean_writes_every_row_and_its_files(cleaned):
         j = names.index("person_02")
         keys, sim = list(z[f"keys_{j}"]), z[f"sim_{j}"]
     assert WRONG_KEY in keys and sim.shape == (6, 6)
-    assert np.allclose(np.diag(sim), 1.0, atol=1e-4)
+    assert np.allclose(np.diag(sim), 0.0, atol=1e-4)  # raw scores of the default card's metric: -euclidean distance, 0 = the same photo
     assert (cur / "heatmaps" / "person_02.png").stat().st_size > 1000
     assert not (cur / "heatmaps" / "person_03.png").exists()
 

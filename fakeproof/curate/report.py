@@ -4,7 +4,7 @@
   first, worst score first; the empty ``decision`` column is for reviewers who do not use FiftyOne.
 - ``identities.csv``, ``merge_candidates.csv``
 - ``similarity.npz``: ``identities`` and, for identity number ``j``, ``keys_j`` and ``sim_j``
-  (its real photos' cosine matrix in the order of ``keys_j``).
+  (its real photos' raw-score matrix, the card's metric, in the order of ``keys_j``).
 - ``embeddings.npz``: ``keys`` and ``embeddings`` (what ``review`` puts into FiftyOne).
 - ``heatmaps/<identity>.png`` for identities with flagged photos (rows ordered by component).
 - ``summary.json``: settings, counts and timings.

@@ -319,8 +319,9 @@ def export_onnx_cmd(
     models_dir: Optional[str] = _models_dir,
     opset: int = typer.Option(17, "--opset"),
 ):
-    """ONNX with dynamic batch: uint8 RGB aligned crops in, L2-normalised embeddings out
-    (normalisation inside the graph, documented in the metadata); checked against torch."""
+    """ONNX with dynamic batch: uint8 RGB aligned crops in, embeddings out (L2-normalised; the raw
+    descriptor for a Euclidean card such as stock dlib_resnet), normalisation inside the graph, metric
+    and calibration in the metadata; checked against torch."""
     from .onnx_export import PARITY_TOLERANCE, export_onnx
 
     check_range("--opset", opset, 11, 21)

@@ -54,11 +54,19 @@ def _exported(m: ResolvedModel, device: str) -> Encoder:
     from ..engine.pipeline import encoder_fingerprint
     from .onnx_export import export_onnx
 
-    out = cache_home() / "onnx" / f"{m.spec.name}-{encoder_fingerprint(m.encoder)}.onnx"
+    # the metric decides the graph's output (L2-normalised or the raw descriptor): part of the key, so an
+    # export made for another metric (e.g. dlib before its card said euclidean) is never reused
+    metric = m.card.metric if m.card is not None else "cosine"
+    out = cache_home() / "onnx" / f"{m.spec.name}-{encoder_fingerprint(m.encoder)}" + ("" if metric == "cosine" else f"-{metric}") + ".onnx"
     if not out.exists():
         try:
             export_onnx(m.encoder, out, threshold=m.threshold, source=m.name)
         except RuntimeError:  # not faithful to torch: never leave it where the next run would load it
             out.unlink(missing_ok=True)
             raise
-    return ExportedOnnx(out, device=device)
+    enc = ExportedOnnx(out, device=device)
+    if m.card is not None:  # the same card (metric, calibration, operating points) on its ONNX runtime
+        from ..engine.cards import card_for_encoder
+
+        enc.card = card_for_encoder(enc, calibration=m.card.calibration, name=m.card.name)
+    return enc
