@@ -57,7 +57,7 @@ def _exported(m: ResolvedModel, device: str) -> Encoder:
     # the metric decides the graph's output (L2-normalised or the raw descriptor): part of the key, so an
     # export made for another metric (e.g. dlib before its card said euclidean) is never reused
     metric = m.card.metric if m.card is not None else "cosine"
-    out = cache_home() / "onnx" / f"{m.spec.name}-{encoder_fingerprint(m.encoder)}" + ("" if metric == "cosine" else f"-{metric}") + ".onnx"
+    out = cache_home() / "onnx" / (f"{m.spec.name}-{encoder_fingerprint(m.encoder)}" + ("" if metric == "cosine" else f"-{metric}") + ".onnx")
     if not out.exists():
         try:
             export_onnx(m.encoder, out, threshold=m.threshold, source=m.name)
