@@ -204,9 +204,9 @@ def given_on_command_line(ctx: typer.Context, name: str) -> bool:
     return src is not None and src.name == "COMMANDLINE"
 
 
-def read_config_file(path: Path, cls) -> dict:
-    """``--config FILE``: a JSON object of ``cls`` fields (or a run folder's ``run.json``, whose
-    ``config`` it takes). Unknown keys are an error naming them."""
+def read_config_file(path: Path, cls, extra: set[str] | frozenset = frozenset()) -> dict:
+    """``--config FILE``: a JSON object of ``cls`` fields and ``extra`` names (or a run folder's
+    ``run.json``, whose ``config`` it takes). Unknown keys are an error naming them."""
     try:
         data = json.loads(Path(path).read_text())
     except OSError as e:
@@ -217,7 +217,7 @@ def read_config_file(path: Path, cls) -> dict:
         data = data["config"]
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object of {cls.__name__} fields")
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(cls)} | set(extra)
     if "encoder" in data and "model" in known and "model" not in data:  # files written before --model
         data["model"] = data.pop("encoder")
     unknown = sorted(set(data) - known)

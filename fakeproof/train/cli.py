@@ -18,6 +18,7 @@ from ..cli_options import (
 )
 from ..ui import console, summary_table
 from .config import TrainConfig
+from .losses import loss_option_names, loss_option_specs, resolve_loss_options
 
 app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
 
@@ -65,7 +66,7 @@ def pairs_cmd(
 
 
 @app.command("run")
-@config_options(TrainConfig, skip=("model", "pairs_csv"))
+@config_options(TrainConfig, skip=("model", "pairs_csv", "loss_options"), extra=loss_option_specs)
 def run(
     ctx: typer.Context,
     dataset: Path = typer.Argument(..., help="training-layout folder (images/<id>/<file> + meta.json)"),
@@ -83,18 +84,24 @@ def run(
     )),
     config_values: dict = None,
 ):
-    """Fine-tune the encoder with the adaptive-margin loss (CPU, GPU, or DDP under torchrun)."""
+    """Fine-tune the encoder with a pair loss (default: adaptive margin) on CPU, GPU, or DDP under torchrun."""
     from ..data import check_writable
     from .loop import train
 
-    values = {}
-    if config is not None:
-        values = read_config_file(config, TrainConfig)
+    loss_names = loss_option_names()
+    values = read_config_file(config, TrainConfig, extra=loss_names) if config is not None else {}
+    # the loss's options: the command line's over the file's (top-level fields or its loss_options)
+    from_file = {**{k: values.pop(k) for k in list(values) if k in loss_names}, **(values.pop("loss_options", None) or {})}
+    given = {k: config_values.pop(k) for k in list(config_values) if k in loss_names}
+    given = {k: v for k, v in given.items() if v is not None}
     for name, v in {**config_values, "model": chosen_model(model, encoder), "pairs_csv": str(pairs_csv) if pairs_csv else None}.items():
         if name not in values or given_on_command_line(ctx, "encoder" if name == "model" and encoder is not None else name):
             values[name] = v
-    cfg = TrainConfig(**{**values, "dataset": str(dataset), "out": str(out)})
     check_values(field_specs(TrainConfig), values)  # an option (or config-file field) out of range: before any work
+    values["loss_options"], left_out = resolve_loss_options(values.get("loss", field_default(TrainConfig, "loss")), given, from_file)
+    if left_out:
+        console.print(f"[yellow]{config}: {', '.join(left_out)} not used (not options of --loss {values.get('loss')})", highlight=False)
+    cfg = TrainConfig(**{**values, "dataset": str(dataset), "out": str(out)})
     if cfg.artefact_corpus:
         from ..detect_fakes.corpus import read_images_csv
 

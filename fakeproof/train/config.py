@@ -7,14 +7,14 @@ from ..errors import FakeproofError
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..data import atomic_write_text, json_text
 from ..cli_options import option
 from ..engine.checkpoint_reader import last_checkpoint
 from ..engine_options import EngineOptions
-from .loss import DEFAULT_MARGIN_ALPHA, DEFAULT_MARGIN_BASE, DEFAULT_SCALE
+from .losses import DEFAULT_LOSS, resolve_loss_options
 
 
 def _dlib_blocks() -> int:
@@ -48,10 +48,8 @@ class TrainConfig:
     lr: float = option(5e-6, "AdamW learning rate", min=0.0, lo_open=True)
     weight_decay: float = option(1e-2, "AdamW weight decay", min=0.0)
     l2sp: float = option(0.0, "L2-SP strength: adds l2sp/2 * sum ||w - w_pretrained||^2, keeps the encoder near what it knew about real faces (Li et al. 2018)", min=0.0)
-    loss: str = option("adaptive_margin", "a registered pair loss: adaptive_margin | contrastive")
-    scale: float = option(DEFAULT_SCALE, "s in logit = s (cos - m_d y)", min=0.0, lo_open=True)
-    margin_base: float = option(DEFAULT_MARGIN_BASE, "m_b (the contrastive loss's margin)", min=0.0, max=2.0)
-    margin_alpha: float = option(DEFAULT_MARGIN_ALPHA, "alpha in m_d = m_b + alpha (1 - cos)", min=0.0, max=2.0)
+    loss: str = option(DEFAULT_LOSS, "a registered pair loss (fakeproof.train.losses): adaptive_margin | contrastive | ...; its options follow")
+    loss_options: dict = field(default_factory=dict)  # the loss's constructor options (each one a --option of its own)
     plateau_factor: float = option(0.5, "lr factor when the validation loss plateaus", min=0.0, max=1.0, lo_open=True)
     plateau_patience: int = option(10, "validations without improvement before the lr drops", min=0)
     plateau_threshold: float = option(1e-4, "relative improvement that counts for the plateau scheduler", min=0.0)
@@ -111,6 +109,8 @@ def resolve_config(cfg: TrainConfig, resume: bool, run_dir: Path) -> TrainConfig
     saved = json.loads(run_json.read_text())["config"]
     if "encoder" in saved and "model" not in saved:  # run.json of runs made before --model
         saved["model"] = saved.pop("encoder")
+    if "loss_options" not in saved:  # run.json of runs made before loss_options: the loss's values were top-level fields
+        saved["loss_options"], _ = resolve_loss_options(saved.get("loss", DEFAULT_LOSS), {}, saved)
     merged = {f.name: saved.get(f.name, getattr(cfg, f.name)) for f in fields(TrainConfig)}
     defaults = TrainConfig(dataset=cfg.dataset, out=cfg.out)
     for k in RESUME_OVERRIDES:  # only what this command sets: a bare --resume keeps the run's limits
