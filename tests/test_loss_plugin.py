@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import pytest
@@ -16,9 +14,6 @@ from typer.testing import CliRunner
 from fakeproof.cli import app
 from fakeproof.cli_options import Opt
 from fakeproof.train.losses import LOSSES
-
-sys.path.insert(0, str(Path(__file__).parent))
-from train_helpers import make_train_dataset  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -49,15 +44,10 @@ def _run(args):
     return res.exit_code, res.output
 
 
-def test_a_loss_registered_in_a_test_trains_two_steps_through_the_cli(tiny_loss, tmp_path):
-    from fakeproof.engine.encoders.adaface import IRBackbone
-
+def test_a_loss_registered_in_a_test_trains_two_steps_through_the_cli(tiny_loss, tmp_path, train_dataset, ir18_ckpt):
     code, out = _run(["--help"])
     assert code == 0 and "--gap" in out and "tiny_hinge" in out
-    ds, _ = make_train_dataset(tmp_path / "ds", photos=3, fakes=1)
-    torch.manual_seed(0)
-    ckpt = tmp_path / "ir18.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in IRBackbone(18).state_dict().items()}}, ckpt)
+    ds, ckpt = train_dataset, ir18_ckpt
     base = [ds, "--model", "adaface_ir18", "--weights", ckpt, "--batch-size", "4", "--val-every", "2", "--freeze-blocks", "11",
             "--val-fraction", "0.3", "--device", "cpu", "--no-progress", "--max-steps", "2"]
 
