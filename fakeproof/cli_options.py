@@ -174,14 +174,15 @@ class _GeneratedCommand:
     def __call__(self, **kw):
         specs = self._generated()
         values = {s.name: kw.pop(s.name) for s in specs if s.name in kw}
+        check_values(specs, values)  # out of range: one line naming the option, before the command runs
         return self._fn(**{self._param: self._convert(values)}, **kw)
 
 
 def generated_options(specs, *, param: str, convert=dict, defaults: dict | None = None, helps: dict | None = None, skip: tuple[str, ...] = (), only: tuple[str, ...] | None = None):
     """Decorator for a Typer command: one option per :class:`OptionSpec` of ``specs`` (a list or a
     callable returning one, read whenever the CLI is built), except ``skip`` (or all but ``only``) and
-    the command's own parameters; the command receives them in parameter ``param`` as
-    ``convert(values)`` (a dict by default). ``defaults`` / ``helps`` override a spec's for this command."""
+    the command's own parameters; the command receives them, checked against their ranges, in
+    parameter ``param`` as ``convert(values)`` (a dict by default). ``defaults`` / ``helps`` override a spec's for this command."""
 
     def chosen() -> list[OptionSpec]:
         all_specs = specs() if callable(specs) else specs

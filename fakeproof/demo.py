@@ -24,7 +24,7 @@ import numpy as np
 import typer
 from rich.markup import escape
 
-from .cli_options import check_values, config_options, field_specs, option
+from .cli_options import config_options, option
 from .data import atomic_write_text, json_text
 from .ui import console, summary_table
 
@@ -337,7 +337,6 @@ def demo_command(
         import shutil
 
         shutil.rmtree(out)
-    check_values(field_specs(DemoConfig), config_values)
     cfg = DemoConfig(out=out, **config_values)
     try:
         run_demo(cfg)

@@ -41,14 +41,6 @@ class EngineOptions:
 ENGINE_OPTIONS = tuple(f.name for f in fields(EngineOptions))
 
 
-def _engine_options_from(values: dict) -> EngineOptions:
-    specs = field_specs(EngineOptions)
-    for s in specs:  # out of range: one line naming the option, before any work
-        if s.name in values:
-            s.check(values[s.name])
-    return EngineOptions(**values)
-
-
 def engine_options(only: tuple[str, ...] = ENGINE_OPTIONS, *, param: str = "engine", defaults: dict | None = None, helps: dict | None = None):
     """Decorator for a command that embeds: the :class:`EngineOptions` named in ``only`` become its
     options (``defaults`` / ``helps`` say what differs for this command), and the command receives
@@ -56,4 +48,4 @@ def engine_options(only: tuple[str, ...] = ENGINE_OPTIONS, *, param: str = "engi
     unknown = set(only) - set(ENGINE_OPTIONS)
     if unknown:
         raise ValueError(f"not engine options: {', '.join(sorted(unknown))}")
-    return generated_options(field_specs(EngineOptions), param=param, convert=_engine_options_from, defaults=defaults, helps=helps, only=tuple(only))
+    return generated_options(field_specs(EngineOptions), param=param, convert=lambda values: EngineOptions(**values), defaults=defaults, helps=helps, only=tuple(only))

@@ -13,7 +13,7 @@ import typer
 
 from ..cli_errors import HandledGroup, check_range, fail
 from ..cli_options import (
-    check_device, check_values, chosen_model, config_options, encoder_alias_option, field_default, field_specs, given_on_command_line,
+    check_device, check_values, chosen_model, config_options, encoder_alias_option, field_default, field_specs, generated_options, given_on_command_line,
     model_option, read_config_file, settle_dataset,
 )
 from ..ui import console, summary_table
@@ -21,28 +21,26 @@ from .config import TrainConfig
 from .losses import loss_option_names, loss_option_specs, resolve_loss_options
 
 app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
+PAIR_OPTIONS = ("seed", "val_fraction", "max_pairs_per_identity", "holdout_backend")  # TrainConfig fields `train pairs` takes too
 
 
 @app.command("pairs")
+@generated_options(field_specs(TrainConfig), param="split", only=PAIR_OPTIONS, helps={"val_fraction": "share of identities held apart for validation"})
 def pairs_cmd(
     dataset: Path = typer.Argument(..., help="training-layout folder (images/<id>/<file> + meta.json)"),
     out: Path = typer.Option(Path("pairs.csv"), "--out", help="CSV to write (split, kind, label, identity, a, b)"),
-    seed: int = typer.Option(field_default(TrainConfig, "seed"), "--seed"),
-    val_fraction: float = typer.Option(field_default(TrainConfig, "val_fraction"), "--val-fraction", help="share of identities held apart for validation"),
-    test_fraction: float = typer.Option(0.0, "--test-fraction", help="share of identities held apart from training AND validation (split 'test', for a final evaluation)"),
-    max_pairs_per_identity: Optional[int] = typer.Option(None, "--max-pairs-per-identity", help="cap on the pairs of one identity (all kinds together)"),
-    holdout_backend: Optional[str] = typer.Option(None, "--holdout-backend", help="generator families (NAME[,NAME], from fakes.csv) whose fakes no pair uses"),
+    test_fraction: float = typer.Option(0.0, "--test-fraction", help="share of identities held apart from training AND validation (split 'test', for a final evaluation) [>= 0 and <= 1]"),
+    split: dict = None,
 ):
     """Genuine / impostor / deepfake pairs (50/25/25 per identity), split by identity."""
     from ..data import TrainingDataset, check_writable
     from .families import check_holdout, fake_families, parse_holdout
     from .pairs import build_pairs, write_pairs_csv
 
-    check_range("--val-fraction", val_fraction, 0.0, 1.0)
+    seed, val_fraction, max_pairs_per_identity, holdout_backend = (split[k] for k in PAIR_OPTIONS)
     check_range("--test-fraction", test_fraction, 0.0, 1.0)
     if val_fraction + test_fraction >= 1.0:
         fail(f"--val-fraction + --test-fraction must be < 1 (nothing left to train on), got {val_fraction + test_fraction:g}", 2)
-    check_range("--max-pairs-per-identity", max_pairs_per_identity, 1)
     settle_dataset(dataset)
     ds = TrainingDataset.load(dataset)
     check_writable(out, "pairs CSV")

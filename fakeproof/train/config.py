@@ -39,9 +39,9 @@ class TrainConfig:
     models_dir: str | None = option(None, ENGINE["models_dir"].help)
     detector: str = option("mtcnn", ENGINE["detector"].help)
     pairs_csv: str | None = None
-    seed: int = option(0, "seed of the pair split, batch order and flips")
+    seed: int = option(0, "seed of the pair split (and, in train run, of the batch order and flips)")
     val_fraction: float = option(0.2, "share of identities held apart for validation (when the pairs are built here)", min=0.0, max=0.9)
-    max_pairs_per_identity: int | None = option(None, "cap on the pairs of one identity", min=1)
+    max_pairs_per_identity: int | None = option(None, "cap on the pairs of one identity (all kinds together)", min=1)
     holdout_backend: str | None = option(None, "leave-one-family-out: generator families (NAME[,NAME], the backend column of fakes.csv) kept out of training AND validation pairs")
     batch_size: int = option(32, "pairs per optimizer step, over all processes", min=1)
     accum_steps: int = option(1, "gradient accumulation: micro-batches per step", min=1)
