@@ -27,6 +27,8 @@ BEFORE = {
     "infer benchmark": "--device --json --limit --model --no-peer --peer --repeats --runtime --sizes --workers -m",
     "curate clean": "--device --encoder --fake-threshold --max-heatmaps --model --models-dir --out --threshold --weights -m",
     "generate check": "--device --encoder --model -m",
+    "models list": "--json --models-dir",
+    "models prepare": "--encoder --model -m",
     "train run": (
         "--accum-steps --amp --artefact-corpus --artefact-head --batch-size --bn --config --detector --device --encoder --epochs --flip "
         "--freeze-blocks --hard-fakes --head-batch --head-blocks --head-false-alarm --head-lr --head-selfblend --holdout-backend --l2sp "
