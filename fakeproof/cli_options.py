@@ -1,6 +1,15 @@
-"""Options that mean the same in every command: ``--model`` (one name for a model everywhere, read
-by :func:`fakeproof.engine.resolve_model`) and its deprecated spelling ``--encoder``; and options
-generated from a config dataclass (its defaults stated once, there), with ``--config FILE``."""
+"""Options that mean the same in every command, each described once.
+
+- :func:`option`: a dataclass field that is also a command-line option; its default, help and range
+  (``min``/``max``) live in the field (Lightning's ``add_class_arguments`` reads signatures the same
+  way). :func:`config_options` / :func:`generated_options` turn such fields, or a constructor's
+  ``Annotated[T, Opt(...)]`` parameters (a loss's options), into a Typer command's options and check
+  every value against its range (one line naming the option, exit 2) before the command runs.
+  The face-engine group built on it: :mod:`fakeproof.engine_options`.
+- ``--model`` (one name for a model everywhere, read by :func:`fakeproof.engine.resolve_model`) and
+  its deprecated spelling ``--encoder``; ``--config FILE``; ``--device`` checked up front; an
+  interrupted curate batch settled first.
+"""
 from __future__ import annotations
 
 import dataclasses
