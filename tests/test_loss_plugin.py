@@ -69,10 +69,9 @@ def test_a_loss_registered_in_a_test_trains_two_steps_through_the_cli(tiny_loss,
     assert cfg["loss"] == tiny_loss and cfg["loss_options"] == {"gap": 0.3}
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert int(rows[-1]["step"]) == 2 and math.isfinite(float(rows[-1]["train_loss"]))
-    # the command line's value beats the file's
-    code, out = _run([*base, "--out", tmp_path / "run2", "--config", tmp_path / "cfg.json", "--gap", "0.1", "--max-steps", "1", "--val-every", "1"])
-    assert code == 0, out
-    assert json.loads((tmp_path / "run2" / "run.json").read_text())["config"]["loss_options"] == {"gap": 0.1}
+    # the command line's value beats the file's (the file's 0.3 would pass; the command line's 5 is refused)
+    code, out = _run([*base, "--out", tmp_path / "run2", "--config", tmp_path / "cfg.json", "--gap", "5"])
+    assert code == 2 and "--gap must be >= 0 and <= 1, got 5" in out and not (tmp_path / "run2").exists()
 
 
 def test_stock_losses_keep_their_option_names_and_old_configs_still_load(tmp_path):
