@@ -157,6 +157,7 @@ def test_lofo_fast_mode_end_to_end(corpora, tmp_path):
         for d in ("spectrum", "dlib", "cnn", "dlib_ft"):
             auc, lo, hi = res["auc"][f][d]
             assert 0 <= lo <= hi <= 1 and 0 <= auc <= 1
+    assert res["auc_seen"] and set(res["auc_seen"]) <= set(res["families"]) and all(0 <= v["cnn"][0] <= 1 for v in res["auc_seen"].values())
     best = res["best"]
     assert set(res["acceptance"][best]) >= {"classic", "selfblend", "stylegan2_tpdne"}
     for a in res["acceptance"][best].values():
