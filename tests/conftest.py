@@ -58,7 +58,7 @@ def dataset_copy(sample_dataset, tmp_path) -> Path:
 def train_dataset(tmp_path_factory) -> Path:
     """The shared training dataset: every sample identity x 3 real photos (192 px) + 1 deepfake each
     (``tests/train_helpers.make_train_dataset``), built once per session. Read-only (``train run``
-    writes only into its --out); a test that changes it takes ``train_dataset_copy``."""
+    writes only into its --out); a test that changes it copies it first."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -66,14 +66,6 @@ def train_dataset(tmp_path_factory) -> Path:
 
     root, _ = make_train_dataset(tmp_path_factory.mktemp("train_ds") / "ds", photos=3, fakes=1)
     return root
-
-
-@pytest.fixture
-def train_dataset_copy(train_dataset, tmp_path) -> Path:
-    """A private copy of :func:`train_dataset` at ``tmp_path/ds`` that a test may change."""
-    import shutil
-
-    return Path(shutil.copytree(train_dataset, tmp_path / "ds"))
 
 
 @pytest.fixture(scope="session")
