@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fakeproof.detect_fakes.corpus import (
+    footage_unit,
     CorpusError,
     read_images_csv,
     read_training_layout,
@@ -48,6 +49,19 @@ def test_corpus_errors_name_the_file(tmp_path):
     _write_csv(tmp_path / "images.csv", [["a.jpg", "real", "x", "g", "v1"], ["a.jpg", "1", "y", "g", "v1;fake:2"]])
     items = read_images_csv(tmp_path)
     assert [i.label for i in items] == [0, 1] and items[1].identity == "v1" and items[1].group == "g"
+
+
+@pytest.mark.parametrize("fake,real", [
+    ("ffpp_target_video:519;source_video:515", "ffpp_video:519"),
+    ("celebdf_target:id13;source:id10;clip:0011", "celebdf_id:id13;clip:0011"),
+    ("swapped_in:Ava;driver_clip:Ava_2", "driver_clip:Ava_2"),
+    ("dfdc_original_video:aapi;fake_video:uywa", "dfdc_original_video:aapi"),
+])
+def test_a_fake_and_its_source_footage_are_one_unit(fake, real):
+    """Splits keep a fake with the real footage it was made on (else a scene is 'fake' in training, 'real' in testing)."""
+    assert footage_unit(fake, "a.png") == footage_unit(real, "b.jpg")
+    assert footage_unit("celebdf_id:id13;clip:0012", "c.jpg") != footage_unit(real, "b.jpg") or "clip" not in real
+    assert footage_unit("unknown (synthetic)", "x/1.png") == "x/1.png" and footage_unit("", "x/2.png") == "x/2.png"
 
 
 def test_degrade_keeps_size_and_changes_pixels():
@@ -148,14 +162,16 @@ def test_lofo_fast_mode_end_to_end(corpora, tmp_path):
 
     weights = cache_home() / "weights"
     assert (weights / "dlib_face_recognition_resnet_model_v1.safetensors").exists()  # converted when the pack was built
-    assert bench.main(["--pack", str(pack_path), "--fast", "--crop-size", "80", "--cnn-size", "64", "--out", str(out), "--dlib-weights", str(weights), "--workers", "2"]) == 0
+    assert bench.main(["--pack", str(pack_path), "--fast", "--crop-size", "80", "--cnn-size", "64", "--out", str(out), "--dlib-weights", str(weights), "--workers", "2",
+                       "--detectors", "spectrum,dlib,cnn,dlib_ft"]) == 0
     assert "| **mean held-out** |" in bench.markdown(json.loads(out.read_text()))
     res = json.loads(out.read_text())
     assert set(res["families"]) == {"stylegan2_tpdne", "inswapper_128", "classic", "selfblend"}
     for f in res["families"]:
-        for d in ("spectrum", "dlib", "cnn"):
+        for d in ("spectrum", "dlib", "cnn", "dlib_ft"):
             auc, lo, hi = res["auc"][f][d]
             assert 0 <= lo <= hi <= 1 and 0 <= auc <= 1
+    assert res["auc_seen"] and set(res["auc_seen"]) <= set(res["families"]) and all(0 <= v["cnn"][0] <= 1 for v in res["auc_seen"].values())
     best = res["best"]
     assert set(res["acceptance"][best]) >= {"classic", "selfblend", "stylegan2_tpdne"}
     for a in res["acceptance"][best].values():
