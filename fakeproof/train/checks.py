@@ -34,7 +34,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "head_lr": (0.0, None, True),
     "head_batch": (2, None, False),
     "head_selfblend": (0.0, 1.0, False),
-    "head_false_alarm": (0.0, 0.5, True),
+    "gate_eer_budget": (0.0, 0.5, False),
 }
 
 

@@ -89,9 +89,11 @@ RUN_HELP = {  # help of the options generated from TrainConfig (defaults: the da
     "tune": "all (every unfrozen parameter) | norm (only normalisation layers' scale and shift: keeps the pretrained features, GenD-like) | head (only the artefact head; the encoder stays as it is)",
     "hard_fakes": "hard-negative mining: the share of training deepfake pairs that the starting encoder finds most similar, shown twice per epoch",
     "artefact_corpus": (
-        "a deepfake corpus for the artefact detector, in deepfakes-train's layout (DIR/images.csv with path,label,family at least; "
-        "images under DIR); checked before any work"
+        "a deepfake corpus in deepfakes-train's layout (DIR/images.csv with path,label,family at least; images under DIR): its "
+        "images train the artefact head beside the dataset's own fakes (implies --artefact-head), balanced per family and per "
+        "real group, each re-encoded and resized at random; checked before any work"
     ),
+    "holdout_family": "corpus family kept out of training for the closing check against stock (default: the corpus family with most fakes not in the dataset; none: no hold-out)",
     "artefact_head": (
         "add an artefact head: a small classifier of blending/generation artefacts whose verdict scales the embedding, so any "
         "pair with a flagged photo scores low (inside the checkpoint and the exported ONNX)"
@@ -99,8 +101,8 @@ RUN_HELP = {  # help of the options generated from TrainConfig (defaults: the da
     "head_blocks": "dlib ResNet blocks the artefact head copies (1 to the network's residual blocks)",
     "head_lr": "AdamW learning rate of the artefact head",
     "head_batch": "single crops per step for the artefact head (half real, half fake)",
-    "head_selfblend": "share of the head's fakes self-blended on the fly from real training crops (0: only the dataset's deepfakes; off when selfblend is held out)",
-    "head_false_alarm": "share of validation real photos the calibrated head may flag",
+    "head_selfblend": "share of the head's fakes self-blended on the fly from real training crops (default: 0.5, or one family's share with --artefact-corpus; 0: none; off when selfblend is held out)",
+    "gate_eer_budget": "the guard's threshold: the strictest whose genuine-pair EER on validation rises by at most this (0.005 = 0.5 point)",
     "bn": "frozen (keep BatchNorm statistics) | train",
     "flip": "random horizontal flips",
     "device": "auto | cpu | cuda",
@@ -143,10 +145,12 @@ def run(
     cfg = TrainConfig(**{**values, "dataset": str(dataset), "out": str(out)})
     for name, (lo, hi, lo_open) in RANGES.items():  # the option (or config-file field) out of range: before any work
         check_range("--" + name.replace("_", "-"), getattr(cfg, name), lo, hi, lo_open=lo_open)
-    if cfg.artefact_corpus:
-        from ..detect_fakes.corpus import read_images_csv
+    if cfg.artefact_corpus:  # CorpusError: one line naming the file, before any work
+        from .corpus_crops import check_corpus, choose_holdout
 
-        read_images_csv(cfg.artefact_corpus)  # CorpusError: one line, before any work
+        items = check_corpus(cfg.artefact_corpus)
+        if cfg.holdout_family:
+            choose_holdout(items, (), cfg.holdout_family)
     check_device(cfg.device)
     check_writable(out, "run folder", is_dir=True)
     settle_dataset(dataset)

@@ -47,13 +47,14 @@ class TrainConfig:
     freeze_blocks: int = 0
     tune: str = "all"  # all | norm (only the normalisation layers' affine parameters learn, GenD-like) | head (only the artefact head)
     hard_fakes: float = 0.0  # share of training deepfake pairs (the most similar for the starting encoder) seen twice per epoch
-    artefact_corpus: str | None = None  # a folder in deepfakes-train's layout (images.csv: path,label,family), checked before any work
+    artefact_corpus: str | None = None  # a folder in deepfakes-train's layout (images.csv: path,label,family); trains the head (implies artefact_head)
+    holdout_family: str | None = None  # corpus family kept out of training for the closing check; None = automatic, "none" = no hold-out
     artefact_head: bool = False  # add an artefact head (fakeproof.engine.encoders.guard) and train it
     head_blocks: int = 7
     head_lr: float = 1e-4
     head_batch: int = 32
-    head_selfblend: float = 0.5
-    head_false_alarm: float = 0.01
+    head_selfblend: float | None = None  # None: 0.5 without a corpus, one family's share with one
+    gate_eer_budget: float = 0.005  # the guard's tau: the strictest whose genuine-pair EER rise on validation is <= this (detect_fakes.gate.choose_tau)
     bn: str = "frozen"
     flip: bool = True
     device: str = "auto"
