@@ -202,12 +202,13 @@ class Trainer:
         self.step += 1
         return total
 
-    def validate(self) -> dict:
+    def validate(self, gate: bool = True) -> dict:
         """Embed the validation crops (split over ranks), score the pairs, and the mean train loss
-        since the last validation (which this resets)."""
+        since the last validation (which this resets); ``gate=False``: the guard stays as it is
+        (before the first step: off, so the row is the stock encoder's)."""
         info, store, vt = self.info, self.data.store, self.data.val
         row: dict = {"val_loss": float("nan"), **dict.fromkeys(METRIC_FIELDS, float("nan"))}
-        if self.head_batches is not None:  # the gate: the strictest tau within the EER budget on validation (training's pairs when none)
+        if self.head_batches is not None and gate:  # the gate: the strictest tau within the EER budget on validation (training's pairs when none)
             self.keeper.gate = choose_gate(self.task.encoder, store, self.data.val, self.cfg.gate_eer_budget, self.cfg.val_batch_size,
                                            corpus=self.corpus, fallback=self.data.train)
         if len(vt):
@@ -279,7 +280,7 @@ class Trainer:
         stopped_by = "step limit"
         # the stock encoder on the same validation pairs, before any step: the summary says plainly
         # when training made the model accept more deepfakes than the encoder it started from
-        stock_row = self.validate() if start_step == 0 and len(data.val) else None
+        stock_row = self.validate(gate=False) if start_step == 0 and len(data.val) else None
         with _StopSignal() as sig, progress_task("training", limit - start_step if limit < 10**12 else None, cfg.progress and self.main) as advance:
             while self.step < limit:
                 over_time = cfg.max_minutes is not None and (time.time() - self.t_start) > cfg.max_minutes * 60
