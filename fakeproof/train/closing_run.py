@@ -24,11 +24,11 @@ def identity_embeddings(enc, crops_of, rows: np.ndarray, batch_size: int = 64) -
     enc.eval()
     out = []
     for i in range(0, len(rows), batch_size):
-        x = enc.to_input(crops_of(rows[i : i + batch_size]))
+        c = crops_of(rows[i : i + batch_size])
         if isinstance(enc, GuardedEncoder):
-            e = enc.identity(x)
-        else:
-            e = F.normalize(enc(x).float(), dim=1) + F.normalize(enc(x.flip(2)).float(), dim=1)
+            e = enc.identity(enc.to_input(c))
+        else:  # the crop and its mirror image (NHWC: width is axis 2)
+            e = F.normalize(enc(enc.to_input(c)).float(), dim=1) + F.normalize(enc(enc.to_input(np.ascontiguousarray(c[:, :, ::-1]))).float(), dim=1)
         out.append(F.normalize(e.float(), dim=1).cpu().numpy())
     return np.concatenate(out)
 
