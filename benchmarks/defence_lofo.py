@@ -10,7 +10,7 @@ Step 2 (anywhere with numpy, OpenCV, scikit-learn and torch; no detector, no dli
 Detectors compared, every one trained on the same items of each fold with the same family balance:
 ``spectrum`` (azimuthal FFT spectrum + residual moments, logistic regression), ``dlib`` (frozen pooled
 block activations of the shipped dlib face ResNet, logistic regression), ``cnn`` (a small CNN trained
-from scratch on high-pass residuals). Families: the 7 neural ones of deepfakes-train (the four FF++
+from scratch on high-pass residuals), ``dlib_ft`` (dlib's lower blocks fine-tuned end to end; GPU-sized). Families: the 7 neural ones of deepfakes-train (the four FF++
 methods as one) and the offline ``classic``, ``selfblend``, ``morph``. Items are split by
 (group, identity) into train 55% / validation 15% / test 30%; holding family F out removes F's fakes
 from training; F is scored on all its fakes against the test-split reals of its group. deepfakes-dev
@@ -42,6 +42,7 @@ from fakeproof.metrics import group_bootstrap, roc_auc
 NEURAL = ("dfdc_mixed_methods", "stylegan2_tpdne", "deepfacelive_dfm", "inswapper_128", "celebdf_v2_synthesis", "stylegan3_r_ffhq", "ffpp")
 OFFLINE = ("classic", "selfblend", "morph")
 DETECTORS = ("spectrum", "dlib", "cnn")
+TRAINED = ("cnn", "dlib_ft")  # learn from pixels (fakeproof.detect_fakes.training); dlib_ft is GPU-sized
 SPLIT = (0.55, 0.15)  # train, validation; the rest is test
 
 
@@ -155,7 +156,7 @@ def run(args) -> dict:
     detectors = [d for d in args.detectors.split(",") if d]
     bounds = np.cumsum([0] + [len(p.crops_jpeg) for p in packs])
     net = None
-    for d in [d for d in detectors if d != "cnn"]:
+    for d in [d for d in detectors if d not in TRAINED]:
         t = time.perf_counter()
         parts = []
         for k, pth in enumerate(args.pack):  # cached per pack file (and its modification time)
@@ -180,21 +181,44 @@ def run(args) -> dict:
         print(f"{d} features {feats[d].shape} in {time.perf_counter() - t:.0f} s", flush=True)
 
     holds = families + ["(none)"]
+    variants_t = None
+
+    def variants_on_device():
+        """Every crop's degraded versions, made once and kept on the training device for all folds."""
+        nonlocal variants_t
+        if variants_t is None:
+            import torch
+
+            from fakeproof.detect_fakes.training import degraded_variants
+
+            t = time.perf_counter()
+            variants_t = torch.from_numpy(degraded_variants(crops, args.variants, args.seed, args.workers)).to(args.device)
+            print(f"{args.variants} versions of {len(crops)} crops in {time.perf_counter() - t:.0f} s", flush=True)
+        return variants_t
     scores = {d: {} for d in detectors}  # detector -> held-out family -> (n,) logits
     for h in holds:
         tr = learn & (split == "train") & ~((fam == h) & (pack.label == 1))
         w = balance_weights(fam[tr], pack.group[tr], pack.label[tr])
         for d in detectors:
             t = time.perf_counter()
-            if d == "cnn":
-                from fakeproof.detect_fakes.residual_cnn import (
-                    predict,
-                    train_residual_cnn,
-                )
+            if d in TRAINED:
+                from fakeproof.detect_fakes.training import predict, train_detector
 
-                model = train_residual_cnn(crops[tr], pack.label[tr], w, steps=args.cnn_steps, device=args.device, seed=args.seed,
-                                           size=args.cnn_size, batch=args.cnn_batch, width=args.cnn_width, workers=args.workers)
+                if d == "cnn":
+                    from fakeproof.detect_fakes.residual_cnn import ResidualCNN
+
+                    model, steps, lr = ResidualCNN(args.cnn_width), args.cnn_steps, args.cnn_lr
+                else:
+                    from fakeproof.detect_fakes.dlib_finetune import DlibArtefactNet
+                    from fakeproof.detect_fakes.features import load_dlib_net
+
+                    model, steps, lr = DlibArtefactNet(load_dlib_net(args.dlib_weights)), args.ft_steps, args.ft_lr
+                rows = np.flatnonzero(tr)
+                model = train_detector(model, variants_on_device(), rows, pack.label[rows], w, steps=steps, seed=args.seed,
+                                       batch=args.cnn_batch, size=args.cnn_size, lr=lr, max_seconds=args.max_fold_seconds)
                 s = predict(model, crops, args.device, size=args.cnn_size)
+                if np.ptp(s[tr]) < 1e-6:
+                    print(f"  warning: {d} collapsed to a constant score with {h} held out (its AUC is 0.5 by construction)", flush=True)
             else:
                 clf = fit_lr(feats[d][tr], pack.label[tr], w, args.seed)
                 s = clf.decision_function(feats[d])
@@ -226,6 +250,17 @@ def run(args) -> dict:
         if d != best:
             diff = mean_draws[best] - mean_draws[d]
             res["auc_diff"][d] = [res["auc_mean"][best][0] - res["auc_mean"][d][0], *map(float, np.percentile(diff, [2.5, 97.5]))]
+    # the same families SEEN: the all-families detector on the test split (fakes and reals it never trained on, of
+    # families it did): the gap to the held-out AUC is what does not generalise
+    res["auc_seen"] = {}
+    for f in families:
+        grp = np.unique(pack.group[(fam == f) & learn])
+        ev = pack.ok & learn & (split == "test") & (((fam == f) & (pack.label == 1)) | ((pack.label == 0) & np.isin(pack.group, grp)))
+        if len(np.unique(pack.label[ev])) == 2:
+            auc, _ = auc_with_ci(pack.label[ev], {d: scores[d]["(none)"][ev] for d in detectors}, pack.identity[ev], args.bootstrap, args.seed)
+            res["auc_seen"][f] = {d: list(map(float, v)) for d, v in auc.items()}
+    if res["auc_seen"]:
+        res["auc_seen_mean"] = {d: float(np.mean([v[d][0] for v in res["auc_seen"].values()])) for d in detectors}
     # deepfakes-dev: the all-families detector, evaluation only
     dev = (src == "dev") & pack.ok
     if dev.any() and len(np.unique(pack.label[dev])) == 2:
@@ -317,6 +352,10 @@ def print_tables(res: dict) -> None:
         rows.append([f"{f} (held out)" if f != "deepfakes-dev" else "deepfakes-dev (all families)", f"{nf}/{nr}"] + [f"{a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}]" for a in (res["auc"][f][d] for d in dets)])
     rows.append(["mean held-out", ""] + [f"{a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}]" for a in (res["auc_mean"][d] for d in dets)])
     print_table("ROC AUC, real vs fake photos (95% CI, identities resampled)", ["family", "fakes/reals"] + dets, rows)
+    if res.get("auc_seen"):
+        rows = [[f] + [f"{a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}]" for a in (v[d] for d in dets)] for f, v in res["auc_seen"].items()]
+        rows.append(["mean seen"] + [f"{res['auc_seen_mean'][d]:.3f}" for d in dets])
+        print_table("the same families SEEN in training (all-families detector, test split)", ["family"] + dets, rows)
     for d, v in res["auc_diff"].items():
         print(f"{res['best']} - {d}: mean held-out AUC {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]")
     d = res["best"]
@@ -341,6 +380,10 @@ def markdown(res: dict) -> str:
     if "deepfakes-dev" in res["auc"]:
         lines.append("| deepfakes-dev (trained on all families; evaluation only) | | " + " | ".join(fm(res["auc"]["deepfakes-dev"][d]) for d in dets) + " |")
     lines += ["", *[f"- {res['best']} minus {d}: mean held-out AUC {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for d, v in res["auc_diff"].items()], ""]
+    if res.get("auc_seen"):
+        lines += ["| family SEEN in training (test split) | " + " | ".join(dets) + " |", "|---" * (1 + len(dets)) + "|"]
+        lines += [f"| {f} | " + " | ".join(fm(v[d]) for d in dets) + " |" for f, v in res["auc_seen"].items()]
+        lines += ["| **mean seen** | " + " | ".join(f"{res['auc_seen_mean'][d]:.3f}" for d in dets) + " |", ""]
     d = res["best"]
     lines += [f"| held-out family | stock acceptance | gated by `{d}` | validation reals flagged | genuine-pair EER, stock -> gated |", "|---|---|---|---|---|"]
     pc = lambda a: f"{100 * a[0]:.1f}% [{100 * a[1]:.1f}, {100 * a[2]:.1f}]"  # noqa: E731
@@ -364,14 +407,19 @@ def main(argv=None):
     ap.add_argument("--detectors", default=",".join(DETECTORS))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--full", action="store_true", help=(
-        "GPU settings: 144 px crops (the GPU pack's size), CNN 1000 steps of 128 at 128 px (width 32, 12 augmentation threads), "
-        "1000 resamples; about 9 minutes on one H200 (the CNN took 42-53 s a fold there)"))
+        "GPU settings: 144 px crops (the GPU pack's size), 8 versions of each crop, CNN 1500 steps and dlib_ft 800 steps "
+        "of 128 windows of 128 px, 1000 resamples (add dlib_ft to --detectors)"))
     ap.add_argument("--fast", action="store_true", help="test settings: a few CNN steps, 50 resamples")
     ap.add_argument("--crop-size", type=int, default=128)
     ap.add_argument("--cnn-size", type=int, default=112)
     ap.add_argument("--cnn-steps", type=int, default=300)
     ap.add_argument("--cnn-batch", type=int, default=48)
     ap.add_argument("--cnn-width", type=int, default=24)
+    ap.add_argument("--cnn-lr", type=float, default=2e-3)
+    ap.add_argument("--ft-steps", type=int, default=300, help="dlib_ft: fine-tuning steps per fold (batch and window: --cnn-batch, --cnn-size)")
+    ap.add_argument("--ft-lr", type=float, default=1e-4)
+    ap.add_argument("--variants", type=int, default=4, help="versions of each crop made before training (1 as stored + degraded ones)")
+    ap.add_argument("--max-fold-seconds", type=float, default=None, help="stop a trained detector's fold after this long (the steps done are reported)")
     ap.add_argument("--workers", type=int, default=1, help="threads for the CNN's augmentation")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--eer-budget", type=float, default=0.005)
@@ -416,14 +464,15 @@ def main(argv=None):
     if not args.pack:
         ap.error("--pack FILE (or --build-pack OUT) is required")
     if args.full:
-        args.crop_size, args.cnn_size, args.cnn_steps, args.cnn_batch, args.cnn_width, args.bootstrap = 144, 128, 1000, 128, 32, 1000
+        args.crop_size, args.cnn_size, args.cnn_steps, args.cnn_batch, args.cnn_width, args.bootstrap = 144, 128, 1500, 128, 32, 1000
+        args.ft_steps, args.variants = 800, 8
         args.workers = max(args.workers, 12)
         if args.device.startswith("cuda"):
             import torch
 
             torch.backends.cudnn.benchmark = True
     if args.fast:
-        args.cnn_steps, args.bootstrap, args.cnn_batch = 8, 50, 16
+        args.cnn_steps, args.ft_steps, args.bootstrap, args.cnn_batch, args.variants = 8, 4, 50, 16, 2
     res = run(args)
     print_tables(res)
     print(f"total {res['seconds']:.0f} s")

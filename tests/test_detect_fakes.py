@@ -148,14 +148,16 @@ def test_lofo_fast_mode_end_to_end(corpora, tmp_path):
 
     weights = cache_home() / "weights"
     assert (weights / "dlib_face_recognition_resnet_model_v1.safetensors").exists()  # converted when the pack was built
-    assert bench.main(["--pack", str(pack_path), "--fast", "--crop-size", "80", "--cnn-size", "64", "--out", str(out), "--dlib-weights", str(weights), "--workers", "2"]) == 0
+    assert bench.main(["--pack", str(pack_path), "--fast", "--crop-size", "80", "--cnn-size", "64", "--out", str(out), "--dlib-weights", str(weights), "--workers", "2",
+                       "--detectors", "spectrum,dlib,cnn,dlib_ft"]) == 0
     assert "| **mean held-out** |" in bench.markdown(json.loads(out.read_text()))
     res = json.loads(out.read_text())
     assert set(res["families"]) == {"stylegan2_tpdne", "inswapper_128", "classic", "selfblend"}
     for f in res["families"]:
-        for d in ("spectrum", "dlib", "cnn"):
+        for d in ("spectrum", "dlib", "cnn", "dlib_ft"):
             auc, lo, hi = res["auc"][f][d]
             assert 0 <= lo <= hi <= 1 and 0 <= auc <= 1
+    assert res["auc_seen"] and set(res["auc_seen"]) <= set(res["families"]) and all(0 <= v["cnn"][0] <= 1 for v in res["auc_seen"].values())
     best = res["best"]
     assert set(res["acceptance"][best]) >= {"classic", "selfblend", "stylegan2_tpdne"}
     for a in res["acceptance"][best].values():

@@ -8,5 +8,7 @@
 - :mod:`.pack`: face crops, identity embeddings and labels of every image in one ``.npz``.
 - :mod:`.features`: the frequency / noise-print baseline and frozen features of the shipped encoders.
 - :mod:`.residual_cnn`: a small CNN trained from scratch on high-pass residuals.
+- :mod:`.dlib_finetune`: the shipped dlib face ResNet's lower blocks fine-tuned end to end as a detector.
+- :mod:`.training`: augmentation on the device, training and scoring of those two.
 - :mod:`.gate`: per-photo realness in [0, 1] and the gated pair score ``cos * r_a * r_b``.
 """
