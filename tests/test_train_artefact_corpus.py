@@ -67,6 +67,14 @@ def test_train_run_uses_the_corpus_and_closes_with_a_decision(ds_and_corpus, tmp
             assert isinstance(m.encoder, GuardedEncoder) and m.encoder.calibrated == guard_on
     forced = resolve_model(str(run / "checkpoints" / "best"))
     assert isinstance(forced.encoder, GuardedEncoder) and forced.encoder.calibrated
+    # an infer command as a user types it: `--model RUN` says on stderr that it loads the stock encoder
+    (run / "decision.json").write_text(json.dumps({**decision, "recommended": "stock", "guard": False}))
+    ident = sorted(p for p in (ds / "images").iterdir())[0]
+    r = CliRunner().invoke(app, ["infer", "compare", str(ident / "0.jpg"), str(ident / "1.jpg"), "--model", str(run), "--runtime", "torch", "--device", "cpu",
+                                 "--out", str(tmp_path / "c.png")])
+    said = r.output + (getattr(r, "stderr", "") if getattr(r, "stderr_bytes", None) is not None else "")
+    assert r.exit_code == 0, said
+    assert "the stock encoder auto" in " ".join(said.split()) and "dlib_resnet" in said
 
 
 def test_bad_corpus_fails_in_one_line_before_any_work(ds_and_corpus, tmp_path):
@@ -150,3 +158,18 @@ def test_closing_check_turns_the_guard_on_only_when_it_beats_stock():
     models = {"stock": Scored(E, ia, ib), "trained": Scored(E, ia, ib), "trained+guard": Scored(E, ia, ib, np.full(2 * n, -3.0), 0.0, missed)}
     res = closing_check(models, kinds, label, ident, units, n_boot=200)
     assert res["recommended"] == "trained" and not res["guard"] and "switched off" in res["reasons"][0]
+
+
+def test_a_guard_blind_to_the_held_out_family_stays_off():
+    """Flagging photos at random lowers the acceptance of a perfect impersonation too: without a head
+    AUC above 0.5 beyond noise on the held-out family, the guard is not turned on."""
+    from fakeproof.train.closing import recommend
+
+    vs = {"trained": {k: {"diff": 0.0, "ci": [-0.01, 0.01]} for k in ("genuine_eer", "val_attack", "heldout_attack")},
+          "trained+guard": {"genuine_eer": {"diff": 0.0, "ci": [-0.01, 0.02]}, "val_attack": {"diff": -0.06, "ci": [-0.2, 0.0]},
+                            "heldout_attack": {"diff": -0.025, "ci": [-0.06, -0.001]}}}
+    assert recommend({"vs_stock": vs}, 0.005)["recommended"] == "trained+guard"
+    blind = recommend({"vs_stock": vs}, 0.005, {"value": 0.508, "ci": [0.46, 0.558]})
+    assert blind["recommended"] == "trained" and not blind["guard"] and "at random" in blind["reasons"][0]
+    seeing = recommend({"vs_stock": vs}, 0.005, {"value": 0.8, "ci": [0.7, 0.9]})
+    assert seeing["recommended"] == "trained+guard" and seeing["guard"]

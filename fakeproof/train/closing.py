@@ -19,7 +19,8 @@ across the models):
 The rule (``decision.json``): the trained model is recommended unless it is worse than stock beyond
 noise (accepts more deepfakes: the difference's interval above 0; or costs more than the EER budget:
 the EER rise above the budget with its interval above 0); the guard stays on only when, besides,
-it accepts fewer deepfakes than stock beyond noise. Otherwise the stock encoder is recommended and
+it accepts fewer deepfakes than stock beyond noise and (with a held-out family) its head ranks that
+family's fakes above real photos of their capture group beyond noise (ROC AUC interval above 0.5). Otherwise the stock encoder is recommended and
 ``--model RUN`` loads it; ``--model RUN/checkpoints/best`` forces the trained weights.
 """
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Scored:
 
 
 def closing_check(models: dict[str, Scored], kind: np.ndarray, label: np.ndarray, identity: np.ndarray,
-                  heldout_units: np.ndarray | None, n_boot: int = N_BOOT, seed: int = 0, budget: float = EER_BUDGET) -> dict:
+                  heldout_units: np.ndarray | None, n_boot: int = N_BOOT, seed: int = 0, budget: float = EER_BUDGET, head_auc: dict | None = None) -> dict:
     """Point estimates, intervals and paired differences against stock of every measure, and the
     recommendation (see the module docstring)."""
     kind, label = np.asarray(kind), np.asarray(label).astype(int)
@@ -116,7 +117,7 @@ def closing_check(models: dict[str, Scored], kind: np.ndarray, label: np.ndarray
             out["vs_stock"][name] = {
                 k: {"diff": point[name][k] - point["stock"][k], "ci": ci(np.asarray(boots[name][k]) - np.asarray(boots["stock"][k]))} for k in MEASURES
             }
-    out.update(recommend(out, budget))
+    out.update(recommend(out, budget, head_auc))
     return out
 
 
@@ -136,13 +137,20 @@ def _better(d: dict) -> bool:
     return any(np.isfinite(d[k]["diff"]) and d[k]["ci"][1] < 0 for k in ("val_attack", "heldout_attack"))
 
 
-def recommend(res: dict, budget: float) -> dict:
+def recommend(res: dict, budget: float, head_auc: dict | None = None) -> dict:
+    """``head_auc``: the head's ROC AUC on the held-out family against real photos of its capture
+    group; when given, the guard also needs it above 0.5 beyond noise (a gate that flags photos at
+    random also lowers the acceptance of a perfect impersonation, and costs little EER on few pairs)."""
     vs = res["vs_stock"]
     reasons = []
     guard_on = False
     if "trained+guard" in vs:
         w = _worse(vs["trained+guard"], budget)
-        if not w and _better(vs["trained+guard"]):
+        blind = head_auc is not None and not head_auc["ci"][0] > 0.5
+        if not w and _better(vs["trained+guard"]) and blind:
+            reasons.append(f"trained+guard accepts fewer deepfakes than stock beyond noise, but its head does not tell the held-out family from real photos "
+                           f"(ROC AUC {head_auc['value']:.3f} [{head_auc['ci'][0]:.3f}, {head_auc['ci'][1]:.3f}]): the drop is what flagging photos at random gives; the guard is switched off")
+        elif not w and _better(vs["trained+guard"]):
             guard_on = True
             reasons.append("trained+guard accepts fewer deepfakes than stock beyond noise, within the EER budget")
         elif w:

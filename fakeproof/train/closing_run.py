@@ -99,7 +99,7 @@ def run_closing_check(tr) -> dict:
             units = np.array([corpus.items[r].identity for r in np.r_[ho_rows, real_rows]], dtype=object)
             head_auc = _auc_with_ci(fl, rl, units)
     identity = val.identity if val.identity is not None else np.arange(len(val))
-    res = closing_check(models, val.kind, val.label, identity, ho_units, seed=cfg.seed, budget=cfg.gate_eer_budget)
+    res = closing_check(models, val.kind, val.label, identity, ho_units, seed=cfg.seed, budget=cfg.gate_eer_budget, head_auc=head_auc)
     res["holdout_family"] = corpus.holdout if corpus is not None else None
     res["head_auc_heldout"] = head_auc
     res["seconds"] = round(time.time() - t0, 1)
