@@ -101,7 +101,10 @@ RUN_HELP = {  # help of the options generated from TrainConfig (defaults: the da
     "head_blocks": "dlib ResNet blocks the artefact head copies (1 to the network's residual blocks)",
     "head_lr": "AdamW learning rate of the artefact head",
     "head_batch": "single crops per step for the artefact head (half real, half fake)",
-    "head_selfblend": "share of the head's fakes self-blended on the fly from real training crops (default: 0.5, or one family's share with --artefact-corpus; 0: none; off when selfblend is held out)",
+    "head_selfblend": (
+        "share of the head's fakes self-blended on the fly from real training crops "
+        "(default: 0.5, or one family's share with --artefact-corpus; 0: none; off when selfblend is held out)"
+    ),
     "gate_eer_budget": "the guard's threshold: the strictest whose genuine-pair EER on validation rises by at most this (0.005 = 0.5 point)",
     "bn": "frozen (keep BatchNorm statistics) | train",
     "flip": "random horizontal flips",

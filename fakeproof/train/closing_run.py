@@ -3,7 +3,6 @@ crops with the stock encoder and the selected checkpoint, score the held-out fam
 checkpoint's artefact head, decide, write ``RUN_DIR/decision.json``, and print the table."""
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -121,7 +120,11 @@ def print_closing(res: dict, run_dir: Path) -> None:
     for line in more_deepfakes_lines(res, ho):
         console.print(f"[bold yellow]{line}")
     rec = res["recommended"]
-    what = {"stock": "the STOCK encoder (training did not beat it)", "trained": "the trained encoder" + (" with its guard switched off" if "trained+guard" in res["models"] else ""), "trained+guard": "the trained encoder with its guard"}[rec]
+    what = {
+        "stock": "the STOCK encoder (training did not beat it)",
+        "trained": "the trained encoder" + (" with its guard switched off" if "trained+guard" in res["models"] else ""),
+        "trained+guard": "the trained encoder with its guard",
+    }[rec]
     console.print(f"recommended: {what}. `--model {run_dir}` loads it (decision.json); `--model {run_dir / 'checkpoints' / 'best'}` forces the trained checkpoint as saved.")
     for r in res["reasons"]:
         console.print(f"  - {r}")

@@ -161,7 +161,6 @@ class CorpusCrops:
                     errors[items[i].path] = err
                 advance(1)
         arr.flush()
-        del arr
         tmp.replace(out_dir / "crops.npy")
         np.save(out_dir / "ok.npy", ok)
         buf = io.StringIO()
