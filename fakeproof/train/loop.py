@@ -327,7 +327,11 @@ class Trainer:
         if self.main:
             from .closing_run import run_closing_check
 
-            summary["closing"] = run_closing_check(self)
+            try:
+                summary["closing"] = run_closing_check(self)
+            except Exception as e:  # noqa: BLE001 - a finished run keeps its checkpoints whatever the check meets
+                summary["closing"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+                self.log(f"[yellow]closing check against the stock encoder failed ({summary['closing']['error']}); no decision.json: --model RUN loads the best checkpoint")
             atomic_write_text(self.run_dir / "summary.json", json_text(summary))
             print_summary(summary, self.run_dir)
             if "models" in summary["closing"]:
