@@ -12,8 +12,9 @@ Detectors compared, every one trained on the same items of each fold with the sa
 block activations of the shipped dlib face ResNet, logistic regression), ``cnn`` (a small CNN trained
 from scratch on high-pass residuals), ``dlib_ft`` (dlib's lower blocks fine-tuned end to end; GPU-sized). Families: the 7 neural ones of deepfakes-train (the four FF++
 methods as one) and the offline ``classic``, ``selfblend``, ``morph``. Items are split by
-(group, identity) into train 55% / validation 15% / test 30%; holding family F out removes F's fakes
-from training; F is scored on all its fakes against the test-split reals of its group. deepfakes-dev
+(group, footage unit) into train 55% / validation 15% / test 30% (``detect_fakes.corpus.footage_unit``: a fake and
+the real footage it was rendered onto are one unit, so a scene is never "fake" in training and "real" in testing);
+holding family F out removes F's fakes, and the reals of the footage they were made on, from training; F is scored on all its fakes against the test-split reals of its group. deepfakes-dev
 is scored by the detector trained on every family, and chooses nothing. The gate (``detect_fakes.gate``)
 takes the strictest realness threshold whose genuine-pair EER rise is <= 0.5 point on the validation
 pairs (offline validation identities and celeba-pairs fold 1); it is checked on celeba-pairs fold 2
@@ -197,7 +198,9 @@ def run(args) -> dict:
         return variants_t
     scores = {d: {} for d in detectors}  # detector -> held-out family -> (n,) logits
     for h in holds:
-        tr = learn & (split == "train") & ~((fam == h) & (pack.label == 1))
+        # F's fakes out, and the reals of the footage they were made on (else the scene itself says "real")
+        held_units = np.unique(pack.identity[(fam == h) & (pack.label == 1)])
+        tr = learn & (split == "train") & ~((fam == h) & (pack.label == 1)) & ~((pack.label == 0) & np.isin(pack.identity, held_units))
         w = balance_weights(fam[tr], pack.group[tr], pack.label[tr])
         for d in detectors:
             t = time.perf_counter()

@@ -24,7 +24,7 @@ import numpy as np
 import typer
 from rich.markup import escape
 
-from .cli_options import config_options
+from .cli_options import config_options, option
 from .data import atomic_write_text, json_text
 from .ui import console, summary_table
 
@@ -50,19 +50,19 @@ def demo_curate_threshold(cfg) -> float:
 @dataclass
 class DemoConfig:
     out: Path
-    identities: int | None = None  # None: every face the sample data has (9)
-    photos: int = 8  # real photos per identity
-    noise: int = 4  # photos moved to a wrong identity folder
-    fakes: int = 4  # deepfakes per identity
-    threshold: float | None = None  # curate clean (None: the default encoder's strict FAR 1e-3 point, see demo_curate_threshold)
-    train_minutes: float = 3.0
-    train_steps: int | None = None
-    batch_size: int = 16
-    freeze_blocks: int = 14
-    lr: float = 5e-5
-    val_fraction: float = 0.34
-    seed: int = 0
-    export_onnx: bool = True
+    identities: int | None = option(None, "use only the first N sample identities (default: all 9)", min=2)
+    photos: int = option(8, "real photos per identity", min=2)
+    noise: int = option(4, "photos moved to a wrong identity folder (what curate must find)", min=0)
+    fakes: int = option(4, "deepfakes per identity", min=0)
+    threshold: float | None = option(None, "curate clean's threshold on the similarity scale (default: the default encoder's FAR 1e-3 point)", min=-1.0, max=1.0)
+    train_minutes: float = option(3.0, "wall-clock budget of the training step", min=0.0, lo_open=True)
+    train_steps: int | None = option(None, "stop training after this many steps (default: the time budget only)", min=1)
+    batch_size: int = option(16, "training pairs per step", min=1)
+    freeze_blocks: int = option(14, "encoder blocks kept frozen", min=0)
+    lr: float = option(5e-5, "training learning rate", min=0.0, lo_open=True)
+    val_fraction: float = option(0.34, "share of identities held apart (the before/after comparison is on them)", min=0.0, max=0.9)
+    seed: int = option(0, "seed of the sample data, noise, fakes and pairs")
+    export_onnx: bool = option(True, "export the fine-tuned encoder to ONNX at the end")
 
 
 class DemoState:
@@ -323,24 +323,7 @@ def print_result(r: dict, out: Path, cfg: DemoConfig) -> None:
     console.print(summary_table("artefacts", [[k, str(v)] for k, v in arts], ["", "path"]))
 
 
-DEMO_HELP = {
-    "identities": "use only the first N sample identities (default: all 9)",
-    "photos": "real photos per identity",
-    "noise": "photos moved to a wrong identity folder (what curate must find)",
-    "fakes": "deepfakes per identity",
-    "threshold": "curate clean's threshold on the similarity scale (default: the default encoder's FAR 1e-3 point)",
-    "train_minutes": "wall-clock budget of the training step",
-    "train_steps": "stop training after this many steps (default: the time budget only)",
-    "batch_size": "training pairs per step",
-    "freeze_blocks": "encoder blocks kept frozen",
-    "lr": "training learning rate",
-    "val_fraction": "share of identities held apart (the before/after comparison is on them)",
-    "seed": "seed of the sample data, noise, fakes and pairs",
-    "export_onnx": "export the fine-tuned encoder to ONNX at the end",
-}
-
-
-@config_options(DemoConfig, DEMO_HELP, skip=("out",))
+@config_options(DemoConfig)
 def demo_command(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Where the demo writes everything (re-running continues an interrupted demo)."),
     fresh: bool = typer.Option(False, "--fresh", help="Delete OUT first instead of continuing."),

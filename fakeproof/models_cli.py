@@ -1,13 +1,13 @@
 """``fakeproof models list|prepare``: what weights fakeproof knows, which are present, where to get them."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
 
 from .cli_errors import HandledGroup
-from .cli_options import MODEL_HELP, chosen_model, encoder_alias_option, model_option
+from .cli_options import MODEL_HELP, chosen_model, encoder_alias_option
+from .engine_options import EngineOptions, engine_options
 from .engine.encoders import list_encoders
 from .ui import console, rows_as_json, summary_table
 
@@ -27,14 +27,16 @@ def _extra_weight_rows(models_dir) -> list[list]:
 
 
 @app.command("list")
+@engine_options(("models_dir",))
 def list_cmd(
-    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Folder with user-supplied weights."),
     as_json: bool = typer.Option(False, "--json", help="print a JSON list of objects (keys: the column names in snake_case)"),
+    engine: EngineOptions = None,
 ):
     """Every registered encoder (and generator backend weight): input, normalisation, file, presence, licence, source.
 
     On a terminal a table (one block per model when the terminal is narrow); into a pipe one plain
     line per model, names never cut (``fakeproof models list | grep -w facenet``)."""
+    models_dir = engine.models_dir
     rows = []
     for s in list_encoders(models_dir):
         ws = s.weights or ()
@@ -53,14 +55,15 @@ def list_cmd(
 
 
 @app.command("prepare")
+@engine_options(("model",), helps={"model": "the encoder to convert and cache now: " + MODEL_HELP})
 def prepare_cmd(
-    model: str = model_option(help="the encoder to convert and cache now: " + MODEL_HELP),
     encoder: Optional[str] = encoder_alias_option(),
+    engine: EngineOptions = None,
 ):
     """Convert and cache the shipped weights once (FaceNet graph or dlib .dat -> torch state dict), warm the detector."""
     from .engine import FaceEngine
 
-    eng = FaceEngine.from_names(chosen_model(model, encoder), device="cpu")
+    eng = FaceEngine.from_names(chosen_model(engine.model, encoder), device="cpu")
     spec = eng.spec
     import numpy as np
 

@@ -53,6 +53,47 @@ def dataset_copy(sample_dataset, tmp_path) -> Path:
 
     return Path(shutil.copytree(sample_dataset, tmp_path / "ds"))
 
+
+@pytest.fixture(scope="session")
+def train_dataset(tmp_path_factory) -> Path:
+    """The shared training dataset: every sample identity x 3 real photos (192 px) + 1 deepfake each
+    (``tests/train_helpers.make_train_dataset``), built once per session. Read-only (``train run``
+    writes only into its --out); a test that changes it copies it first."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from train_helpers import make_train_dataset
+
+    root, _ = make_train_dataset(tmp_path_factory.mktemp("train_ds") / "ds", photos=3, fakes=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def two_family_dataset(tmp_path_factory) -> Path:
+    """The sample identities x 3 real photos (192 px) + 2 deepfakes each from two offline generator
+    families (classic, selfblend), with fakes.csv: what family-aware training and the artefact head
+    need. Built once per session; read-only."""
+    from fakeproof.generate.runner import generate_deepfakes
+    from fakeproof.sample_data import make_sample_dataset
+
+    root = make_sample_dataset(tmp_path_factory.mktemp("two_family") / "ds", photos_per_identity=3, seed=0, size=192)
+    assert generate_deepfakes(root, ["classic", "selfblend"], per_identity=2, seed=0, progress=False).failed == 0
+    return root
+
+
+@pytest.fixture(scope="session")
+def ir18_ckpt(tmp_path_factory) -> Path:
+    """A random AdaFace IR-18 checkpoint in the AdaFace Lightning format ({"state_dict": {"model.<key>":
+    tensor}}, seed 0): the quick trainable stand-in for a stock encoder."""
+    import torch
+
+    from fakeproof.engine.encoders.adaface import IRBackbone
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "adaface_ir18_random.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in IRBackbone(18).state_dict().items()}}, path)
+    return path
+
 # A torchvision wheel that does not match the installed torch breaks every transformers/diffusers
 # model import ("operator torchvision::nms does not exist"). Neither library needs it: hide it.
 try:  # pragma: no cover - depends on the environment

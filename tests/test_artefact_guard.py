@@ -19,14 +19,10 @@ from fakeproof.train.loop import train
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def two_family_ds(tmp_path_factory):
-    from fakeproof.generate.runner import generate_deepfakes
-    from fakeproof.sample_data import make_sample_dataset
-
-    root = make_sample_dataset(tmp_path_factory.mktemp("guard") / "ds", photos_per_identity=3, seed=0, size=192)
-    assert generate_deepfakes(root, ["classic", "selfblend"], per_identity=2, seed=0, progress=False).failed == 0
-    return root
+@pytest.fixture
+def two_family_ds(two_family_dataset):
+    """conftest's shared two-family dataset."""
+    return two_family_dataset
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -16,14 +15,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 @pytest.fixture
-def ckpt(tmp_path):
-    """A random AdaFace IR-18 checkpoint: the quick stand-in for the stock encoder."""
-    from fakeproof.engine.encoders.adaface import IRBackbone
-
-    torch.manual_seed(0)
-    path = tmp_path / "ir18.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in IRBackbone(18).state_dict().items()}}, path)
-    return path
+def ckpt(ir18_ckpt):
+    """conftest's random AdaFace IR-18: the quick stand-in for the stock encoder."""
+    return ir18_ckpt
 
 
 def test_cross_generator_fast_mode(tmp_path, ckpt):

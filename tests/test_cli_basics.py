@@ -1,12 +1,10 @@
 """The CLI as a new user meets it: --version, `models list` in a pipe / a narrow terminal / --json,
-no `<bool>` after on/off flags, and `infer benchmark` on a folder of real photos."""
+no `<bool>` after on/off flags (`infer benchmark` runs in test_infer_benchmark.py)."""
 from __future__ import annotations
 
 import json
 import re
-import shutil
 
-import pytest
 from typer.testing import CliRunner
 
 from fakeproof import __version__
@@ -67,14 +65,3 @@ def test_flags_show_no_bool_metavar():
         assert r.exit_code == 0, r.output
         assert "<bool>" not in r.output, argv
     assert "--no-flip" in runner.invoke(app, ["train", "run", "--help"], env={"COLUMNS": "200"}).output
-
-
-@pytest.mark.slow
-def test_infer_benchmark_runs(tmp_path, group_photo, portrait_photo):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    shutil.copy(group_photo, folder / "group.jpg")
-    shutil.copy(portrait_photo, folder / "portrait.png")
-    r = runner.invoke(app, ["infer", "benchmark", str(folder), "--model", "facenet", "--limit", "2", "--workers", "1", "--repeats", "1", "--no-peer"])
-    assert r.exit_code == 0, r.output
-    assert "fakeproof full pipeline, onnx" in r.output and "where the time goes" in r.output

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fakeproof.detect_fakes.corpus import (
+    footage_unit,
     CorpusError,
     read_images_csv,
     read_training_layout,
@@ -48,6 +49,19 @@ def test_corpus_errors_name_the_file(tmp_path):
     _write_csv(tmp_path / "images.csv", [["a.jpg", "real", "x", "g", "v1"], ["a.jpg", "1", "y", "g", "v1;fake:2"]])
     items = read_images_csv(tmp_path)
     assert [i.label for i in items] == [0, 1] and items[1].identity == "v1" and items[1].group == "g"
+
+
+@pytest.mark.parametrize("fake,real", [
+    ("ffpp_target_video:519;source_video:515", "ffpp_video:519"),
+    ("celebdf_target:id13;source:id10;clip:0011", "celebdf_id:id13;clip:0011"),
+    ("swapped_in:Ava;driver_clip:Ava_2", "driver_clip:Ava_2"),
+    ("dfdc_original_video:aapi;fake_video:uywa", "dfdc_original_video:aapi"),
+])
+def test_a_fake_and_its_source_footage_are_one_unit(fake, real):
+    """Splits keep a fake with the real footage it was made on (else a scene is 'fake' in training, 'real' in testing)."""
+    assert footage_unit(fake, "a.png") == footage_unit(real, "b.jpg")
+    assert footage_unit("celebdf_id:id13;clip:0012", "c.jpg") != footage_unit(real, "b.jpg") or "clip" not in real
+    assert footage_unit("unknown (synthetic)", "x/1.png") == "x/1.png" and footage_unit("", "x/2.png") == "x/2.png"
 
 
 def test_degrade_keeps_size_and_changes_pixels():

@@ -223,11 +223,10 @@ def test_onnx_export_keeps_the_template(tmp_path, encoder, chips):
     assert float((got * ref).sum(1).min()) > 0.9999, report
 
 
-def test_short_training_run_and_reload(tmp_path):
+def test_short_training_run_and_reload(tmp_path, train_dataset):
     """train run fine-tunes dlib_resnet (most blocks frozen) and infer's loader rebuilds it from the
     checkpoint: same weights, same embeddings, the dlib_chip template recorded."""
     import json
-    import sys
 
     from safetensors.torch import load_file
 
@@ -235,10 +234,7 @@ def test_short_training_run_and_reload(tmp_path):
     from fakeproof.train.config import TrainConfig
     from fakeproof.train.loop import train
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from train_helpers import make_train_dataset
-
-    root, _ = make_train_dataset(tmp_path / "ds", photos=3, fakes=1)
+    root = train_dataset
     run = tmp_path / "run"
     cfg = TrainConfig(dataset=str(root), out=str(run), model="dlib_resnet", batch_size=4, val_every=2, freeze_blocks=14,
                       val_fraction=0.3, lr=1e-4, progress=False, epochs=None, max_steps=2)

@@ -104,10 +104,9 @@ def models(tmp_path_factory) -> tuple[Path, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def sample_root(tmp_path_factory) -> Path:
-    from fakeproof.sample_data import make_sample_dataset
-
-    return make_sample_dataset(tmp_path_factory.mktemp("sample"), photos_per_identity=3, identities=3)
+def sample_root(sample_dataset) -> Path:
+    """conftest's shared sample dataset (read-only; the runner test copies it)."""
+    return sample_dataset
 
 
 @pytest.fixture(scope="module")

@@ -76,6 +76,6 @@ def test_benchmark_script_fast_mode(tmp_path, group_photo, portrait_photo):
     cmd = [sys.executable, "benchmarks/infer_throughput.py", "--fast", "--photos", str(folder), "--model", "facenet", "--json", str(out)]
     p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert "where the time goes" in p.stdout and "load average" in p.stdout
+    assert "where the time goes" in p.stdout and "load average" in p.stdout and "fakeproof full pipeline, onnx" in p.stdout
     rep = json.loads(out.read_text())
     assert {x["photos"] for x in rep["rows"]} >= {"250 px", "600 px"}

@@ -28,11 +28,10 @@ from fakeproof.generate.runner import generate_deepfakes
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    from fakeproof.sample_data import make_sample_dataset
-
-    return make_sample_dataset(tmp_path_factory.mktemp("kills") / "sample", photos_per_identity=3, identities=4)
+@pytest.fixture
+def sample(sample_dataset) -> Path:
+    """conftest's shared sample dataset (4 identities x 3 photos); each test copies it before changing it."""
+    return sample_dataset
 
 
 def _generate_invariants(ds: Path, reals: dict[str, str], retired: set[str], quota: int) -> Counter:
@@ -86,10 +85,9 @@ def _cli_ok(*args) -> None:
 
 
 # -- train run -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def train_setup(sample, tmp_path_factory):
+@pytest.fixture
+def train_setup(sample, ir18_ckpt, tmp_path_factory):
     """The sample dataset with one deepfake per identity, hand-picked pairs, a random IR-18."""
-    from fakeproof.engine.encoders.adaface import IRBackbone
     from train_helpers import add_deepfakes
 
     base = tmp_path_factory.mktemp("train_kills")
@@ -108,10 +106,7 @@ def train_setup(sample, tmp_path_factory):
         w = csv.writer(f)
         w.writerow(["split", "kind", "label", "identity", "a", "b"])
         w.writerows(rows)
-    torch.manual_seed(0)
-    ckpt = base / "ir18.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in IRBackbone(18).state_dict().items()}}, ckpt)
-    return ds, pairs, ckpt
+    return ds, pairs, ir18_ckpt
 
 
 STEPS = 3

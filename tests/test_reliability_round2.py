@@ -73,19 +73,8 @@ def test_an_unexpected_exception_is_reported_as_a_bug_an_expected_one_as_one_lin
 
 
 # -- item 2: resume keeps the run's limits -----------------------------------------------------------
-def _train_dataset(root: Path) -> tuple[Path, Path]:
-    from fakeproof.engine.encoders.adaface import IRBackbone
-    from train_helpers import make_train_dataset
-
-    ds, _ = make_train_dataset(root / "ds", photos=3, fakes=1)
-    torch.manual_seed(0)
-    ckpt = root / "ir18.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in IRBackbone(18).state_dict().items()}}, ckpt)
-    return ds, ckpt
-
-
-def test_resume_as_the_readme_shows_it_keeps_the_max_steps_of_the_run(tmp_path):
-    ds, ckpt = _train_dataset(tmp_path)
+def test_resume_as_the_readme_shows_it_keeps_the_max_steps_of_the_run(tmp_path, train_dataset, ir18_ckpt):
+    ds, ckpt = train_dataset, ir18_ckpt
     run = tmp_path / "run"
     args = ["train", "run", ds, "--out", run, "--model", "adaface_ir18", "--weights", ckpt, "--max-steps", "4", "--val-every", "1",
             "--batch-size", "2", "--freeze-blocks", "11", "--no-progress", "--device", "cpu"]

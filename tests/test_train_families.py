@@ -22,25 +22,10 @@ from fakeproof.metrics import pair_metrics
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-@pytest.fixture(scope="module")
-def two_family_ds(tmp_path_factory) -> Path:
-    from fakeproof.generate.runner import generate_deepfakes
-    from fakeproof.sample_data import make_sample_dataset
-
-    root = make_sample_dataset(tmp_path_factory.mktemp("fam") / "ds", photos_per_identity=3, seed=0, size=192)
-    rep = generate_deepfakes(root, ["classic", "selfblend"], per_identity=2, seed=0, progress=False)
-    assert rep.failed == 0
-    return root
-
-
-@pytest.fixture(scope="module")
-def ir18_ckpt(tmp_path_factory):
-    from fakeproof.engine.encoders.adaface import IRBackbone
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "adaface_ir18_random.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in IRBackbone(18).state_dict().items()}}, path)
-    return path
+@pytest.fixture
+def two_family_ds(two_family_dataset) -> Path:
+    """conftest's shared two-family dataset (ir18_ckpt: conftest's random IR-18)."""
+    return two_family_dataset
 
 
 def test_pairs_carry_the_family_and_holdout_removes_it(two_family_ds):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from fakeproof.data import TrainingDataset
 from fakeproof.metrics import compute_eer
-from fakeproof.train.loss import AdaptiveMarginLoss
+from fakeproof.train.losses.adaptive_margin import AdaptiveMarginLoss
 from fakeproof.train.pairs import build_pairs, read_pairs_csv, split_identities, write_pairs_csv
 from fakeproof.metrics import pair_metrics
 

@@ -21,30 +21,16 @@ from fakeproof.engine.checkpoint_reader import load_trained_encoder
 from fakeproof.train.config import TrainConfig, TrainError
 from fakeproof.train.loop import train
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_helpers import make_train_dataset  # noqa: E402
-
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 FREEZE = 11  # of IR-18's 13 blocks: the output BatchNorm and the embedding Linear still learn
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root, _method = make_train_dataset(tmp_path_factory.mktemp("train_ds") / "ds", photos=3, fakes=1)
-    return root
-
-
-@pytest.fixture(scope="module")
-def ir18_ckpt(tmp_path_factory):
-    from fakeproof.engine.encoders.adaface import IRBackbone
-
-    torch.manual_seed(0)
-    net = IRBackbone(18)
-    path = tmp_path_factory.mktemp("weights") / "adaface_ir18_random.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in net.state_dict().items()}}, path)
-    return path
+@pytest.fixture
+def dataset(train_dataset):
+    """conftest's shared training dataset (ir18_ckpt: conftest's random IR-18)."""
+    return train_dataset
 
 
 def _cfg(dataset, ckpt, out, **kw) -> TrainConfig:

@@ -7,30 +7,29 @@ from typing import Optional
 import typer
 
 from ..cli_errors import EXIT_STALE, HandledGroup, check_range, fail
-from ..cli_options import MODEL_HELP, check_device, chosen_model, encoder_alias_option, model_option, settle_dataset
+from ..cli_options import MODEL_HELP, check_device, chosen_model, encoder_alias_option, settle_dataset
+from ..engine_options import EngineOptions, engine_options
 from ..ui import console, say_operating_point, summary_table
 
 app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
 
 
 @app.command("clean")
+@engine_options(("model", "weights", "models_dir", "device", "detector", "workers", "cache", "margin"), helps={"model": "the encoder that embeds the photos: " + MODEL_HELP})
 def clean(
     dataset: Path = typer.Argument(..., help="Dataset root: images/<identity>/<file> + meta.json"),
     threshold: Optional[float] = typer.Option(None, "--threshold", help=(
         "Similarity for an edge between two photos, on the calibrated scale "
         "(0.5 = the model's decision point, the default; what it means is printed)."
     )),
-    model: str = model_option(help="the encoder that embeds the photos: " + MODEL_HELP),
     encoder: Optional[str] = encoder_alias_option(),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default DATASET/curation)."),
     fake_threshold: Optional[float] = typer.Option(None, "--fake-threshold", help=(
         "Deepfake rows below this mean similarity to their identity are flagged "
         "(default: half of --threshold, on the similarity scale)."
     )),
-    max_heatmaps: int = typer.Option(100, "--max-heatmaps"),
-    models_dir: Optional[Path] = typer.Option(None, "--models-dir"),
-    weights: Optional[Path] = typer.Option(None, "--weights"),
-    device: str = typer.Option("auto", "--device"),
+    max_heatmaps: int = typer.Option(100, "--max-heatmaps", help="at most this many per-identity similarity heatmaps [>= 0]"),
+    engine: EngineOptions = None,
 ):
     """Flag photos that do not belong to their identity (graph of cosine similarities). Read-only."""
     from ..data import TrainingDataset, check_writable
@@ -41,14 +40,17 @@ def clean(
     check_range("--threshold", threshold, -1.0, 1.0)
     check_range("--fake-threshold", fake_threshold, -1.0, 1.0)
     check_range("--max-heatmaps", max_heatmaps, 0)
-    check_device(device)
+    check_device(engine.device)
     settle_dataset(dataset)  # under torchrun only rank 0 finishes an interrupted apply
     # a bad meta.json, an escaping link or an unwritable output: said before any model work
     TrainingDataset.load(dataset)
     check_writable(curation_dir(dataset, out), "curation folder", is_dir=True)
-    with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 analyses
+    with torchrun_ranks(engine.device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 analyses
         with main_first(ranks):  # converted weights are written once
-            eng = FaceEngine.from_names(chosen_model(model, encoder), device=ranks.device, weights=weights, models_dir=models_dir, cache_dir=engine_cache_dir(ranks))
+            eng = FaceEngine.from_names(
+                chosen_model(engine.model, encoder), detector=engine.detector, device=ranks.device, weights=engine.weights, models_dir=engine.models_dir,
+                cache_dir=engine_cache_dir(ranks), workers=engine.workers, use_cache=engine.cache, margin=engine.margin,
+            )
         threshold = 0.5 if threshold is None else threshold
         if ranks.is_main:
             say_operating_point(eng.card, threshold)

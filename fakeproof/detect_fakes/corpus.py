@@ -28,13 +28,43 @@ class Item:
     label: int  # 1 = fake
     family: str
     group: str  # the capture domain its matched reals share
-    identity: str  # person / source video: what the bootstrap resamples
+    identity: str  # the footage unit (:func:`footage_unit`): what splits and the bootstrap keep together
 
 
-def _identity(raw: str, path: str) -> str:
-    # DFDC fakes name the source video first ("dfdc_original_video:X;fake_video:Y"): one video, one group
-    first = (raw or "").split(";")[0].strip()
-    return path if not first or first.lower().startswith("unknown") else first  # unknown: each image its own unit
+FOOTAGE_KEYS = ("original_video", "target_video", "driver_clip", "video", "target", "id")  # first present names the footage
+
+
+def footage_unit(raw: str, path: str) -> str:
+    """The real footage an image comes from, so a fake and the real it was rendered onto share one unit.
+
+    ``identity_or_video`` is ``key:value`` pairs joined by ``;``; keys may carry a dataset prefix
+    (``ffpp_target_video``, ``celebdf_id``). A fake names the footage it was made on (``original_video``,
+    ``target_video``, ``driver_clip``, ``target``), a real its own (``video``, ``driver_clip``, ``id``); a
+    ``clip`` is appended. So ``ffpp_target_video:519;source_video:515`` and ``ffpp_video:519`` are one unit,
+    as are ``celebdf_target:id13;source:id10;clip:0011`` and ``celebdf_id:id13;clip:0011``. Splits and
+    bootstrap resamples work on these units: a detector that saw a scene as "fake" in training and
+    meets the same scene as "real" in testing would learn scenes, not artefacts. Unknown: each image its
+    own unit; without a footage key, the first ``;`` part names the unit."""
+    raw = (raw or "").strip()
+    if not raw or raw.lower().startswith("unknown"):
+        return path
+    kv = {}
+    for part in raw.split(";"):
+        if ":" in part:
+            k, v = part.split(":", 1)
+            kv[k.strip().lower()] = v.strip()
+    first = raw.split(";")[0].strip()
+    def find(key):
+        for k, v in kv.items():
+            if k == key or k.endswith("_" + key):
+                return v
+        return None
+
+    footage = next((v for v in map(find, FOOTAGE_KEYS) if v), None)
+    if footage is None:
+        return first
+    clip = find("clip")
+    return footage if clip is None or clip == footage else f"{footage}/{clip}"
 
 
 def read_images_csv(root) -> list[Item]:
@@ -63,7 +93,7 @@ def read_images_csv(root) -> list[Item]:
             raise CorpusError(f"{csv_path}: line {n}: image {r['path']} not found under {root}")
         if not r["family"]:
             raise CorpusError(f"{csv_path}: line {n}: empty family")
-        items.append(Item(str(p.resolve()), label, r["family"], r.get("group") or r["family"], _identity(r.get("identity_or_video", ""), r["path"])))
+        items.append(Item(str(p.resolve()), label, r["family"], r.get("group") or r["family"], footage_unit(r.get("identity_or_video", ""), r["path"])))
     labels = {i.label for i in items}
     if labels != {0, 1}:
         raise CorpusError(f"{csv_path}: needs both real and fake images (has only {'fake' if 1 in labels else 'real' if labels else 'no'} rows)")

@@ -9,7 +9,8 @@ import numpy as np
 import typer
 
 from ..cli_errors import EXIT_MISSING, HandledGroup, check_range
-from ..cli_options import MODEL_HELP, check_device, chosen_model, encoder_alias_option, model_option, settle_dataset
+from ..cli_options import MODEL_HELP, check_device, chosen_model, encoder_alias_option, settle_dataset
+from ..engine_options import EngineOptions, engine_options
 from ..ui import console, summary_table
 
 app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
@@ -123,22 +124,22 @@ def deepfakes(
 
 
 @app.command("check")
+@engine_options(("model", "device"), helps={"model": "the encoder that judges the fakes: " + MODEL_HELP})
 def check(
     dataset: Path = typer.Argument(..., help="Training-layout dataset with fakes (and fakes.csv)."),
-    model: str = model_option(help="the encoder that judges the fakes: " + MODEL_HELP),
     encoder: Optional[str] = encoder_alias_option(),
-    device: str = typer.Option("auto", "--device"),
+    engine: EngineOptions = None,
 ):
     """Per backend: how often the encoder accepts the fake as its identity, and how close it stays to the target."""
     from ..data import TrainingDataset, check_writable
     from .check import CHECK_CSV, CHECK_PNG, check_fakes
 
-    check_device(device)
+    check_device(engine.device)
     settle_dataset(dataset)
     # before any model work: a usable dataset, and a folder the report can go to
     TrainingDataset.load(dataset)
     check_writable(Path(dataset) / CHECK_CSV, "check report")
-    rep = check_fakes(dataset, chosen_model(model, encoder), device)
+    rep = check_fakes(dataset, chosen_model(engine.model, encoder), engine.device)
     rows = []
     for name, bc in sorted(rep.backends.items()):
         m = lambda v: f"{np.mean(v):.3f}" if v else "-"  # noqa: E731

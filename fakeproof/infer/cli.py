@@ -1,7 +1,8 @@
 """``fakeproof infer``: score-folders / score-pairs / evaluate / compare / export-onnx / benchmark.
 
-(Over 300 lines on purpose: six commands' option declarations and their up-front input checks;
-the work itself lives in the modules each command imports.)
+The face-engine options (``--model``, ``--runtime``, ``--device``, ``--batch-size``, ...) are
+described once, in :class:`fakeproof.engine_options.EngineOptions`; each command takes the ones that
+apply to it. The work itself lives in the modules each command imports.
 
 ``--model`` takes every form :func:`fakeproof.engine.resolve_model` reads (registry string, ``train
 run`` folder or checkpoint, ``.onnx`` from ``export-onnx``); ``--runtime onnx`` runs any of them on
@@ -16,8 +17,7 @@ import typer
 from rich.markup import escape
 
 from ..cli_errors import HandledGroup, check_range, fail
-from ..cli_options import model_option
-from ..engine.runtime import DEFAULT_RUNTIME
+from ..engine_options import EngineOptions, engine_options
 from ..ui import say_operating_point, console, summary_table
 
 app = typer.Typer(no_args_is_help=True, cls=HandledGroup)
@@ -32,14 +32,8 @@ def _writable(*outputs) -> None:
         check_writable(o, "output file")
 
 
-def _common_ranges(batch_size=None, workers=None, margin=None, threshold=None) -> None:
-    check_range("--batch-size", batch_size, 1)
-    check_range("--workers", workers, 1)
-    check_range("--margin", margin, 0.0, 1.0)
-    check_range("--threshold", threshold, -1.0, 1.0)
-
-
-def _load(model: str, runtime: str, device: str, weights, models_dir, threshold):
+def _load(opts: EngineOptions, device: str, threshold=None):
+    """The model ``--model`` names (torch or ONNX Runtime, per ``--runtime``), its line printed."""
     from .threads import configure_cpu_threads
 
     configure_cpu_threads()  # before torch is imported
@@ -47,31 +41,14 @@ def _load(model: str, runtime: str, device: str, weights, models_dir, threshold)
     from .model import load_model
 
     check_device(device)
-    m = load_model(model, device=device, runtime=runtime, weights=weights, models_dir=models_dir, threshold=threshold)
+    m = load_model(opts.model, device=device, runtime=opts.runtime, weights=opts.weights, models_dir=opts.models_dir, threshold=threshold)
     console.print(f"model: {escape(m.describe())}", highlight=False)
     return m
 
 
-def _engine(m, detector: str, device: str, workers: Optional[int], cache: bool, margin: Optional[float], cache_dir=None):
-    from ..engine import FaceEngine
-
-    return FaceEngine(m.encoder, detector=detector, device=device, workers=workers, use_cache=cache, margin=margin, cache_dir=cache_dir)
-
-
-# options shared by the commands that embed photos
-_model = model_option()
-_runtime = typer.Option(DEFAULT_RUNTIME, "--runtime", help="auto (ONNX Runtime on CPU, torch on CUDA) | torch | onnx (ONNX Runtime; torch models are exported once and cached)")
-_device = typer.Option("auto", "--device", help="auto | cpu | cuda")
-_weights = typer.Option(None, "--weights", help="weights file for a registry encoder")
-_models_dir = typer.Option(None, "--models-dir", help="folder with user-supplied weights")
-_detector = typer.Option("mtcnn", "--detector", help="mtcnn | scrfd:DIR")
-_workers = typer.Option(None, "--workers", help="decode/detect/align worker threads (default: CPU count, max 8)")
-_batch = typer.Option(32, "--batch-size", help="crops per encoder batch")
-_cache = typer.Option(True, "--cache/--no-cache", help="reuse cached crops and embeddings (keyed by file content)")
-_margin = typer.Option(None, "--margin", help="alignment margin (default: the encoder's)")
-_threshold = typer.Option(None, "--threshold", help="decision threshold on the similarity scale (default: the model's, 0.5 on a calibrated model); with --raw, a raw cosine")
+# options of these commands that are not engine options (those: fakeproof.engine_options)
+_threshold = typer.Option(None, "--threshold", help="decision threshold on the similarity scale (default: the model's, 0.5 on a calibrated model); with --raw, a raw cosine [>= -1 and <= 1]")
 _raw = typer.Option(False, "--raw", help="report the raw cosine instead of the calibrated similarity (0 = typical different people, 0.5 = decision point, 1 = same photo)")
-_progress = typer.Option(True, "--progress/--no-progress")
 
 
 def _face_summary(scores) -> None:
@@ -85,22 +62,13 @@ def _face_summary(scores) -> None:
 
 @app.command("pairs", hidden=True, help="Old name of `score-folders` (still accepted).")
 @app.command("score-folders")
+@engine_options()
 def pairs_cmd(
     test_dir: Path = typer.Argument(..., help="Kryptonite test layout: TEST_DIR/<pair_id>/0.jpg, 1.jpg"),
     out: Path = typer.Option(Path("submission.csv"), "--out", help="CSV with pair_id,similarity"),
     report: Optional[Path] = typer.Option(None, "--report", help="side report: pair_id,face_a,face_b,error (default: OUT with .faces.csv)"),
-    model: str = _model,
-    runtime: str = _runtime,
-    device: str = _device,
-    weights: Optional[str] = _weights,
-    models_dir: Optional[str] = _models_dir,
-    detector: str = _detector,
-    workers: Optional[int] = _workers,
-    batch_size: int = _batch,
-    cache: bool = _cache,
-    margin: Optional[float] = _margin,
-    progress: bool = _progress,
     raw: bool = _raw,
+    engine: EngineOptions = None,
 ):
     """One similarity per pair folder, in sorted order; every pair scored (fallbacks in the side report)."""
     import pandas as pd
@@ -109,17 +77,16 @@ def pairs_cmd(
     from ..distributed.ranks import engine_cache_dir, main_first, torchrun_ranks
     from .scoring import score_pairs
 
-    _common_ranges(batch_size, workers, margin)
     folders = read_pair_folders(test_dir)
     if not folders:
         fail(f"{test_dir}: no pair folders inside")
     report = report or out.with_name(out.stem + ".faces.csv")
     _writable(out, report)
-    with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 writes
+    with torchrun_ranks(engine.device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 writes
         with main_first(ranks):
-            m = _load(model, runtime, ranks.device, weights, models_dir, None)
-        eng = _engine(m, detector, ranks.device, workers, cache, margin, engine_cache_dir(ranks))
-        scores = score_pairs(eng, [(f.a, f.b) for f in folders], batch_size=batch_size, progress=progress)
+            m = _load(engine, ranks.device)
+        eng = engine.face_engine(m.encoder, ranks.device, engine_cache_dir(ranks))
+        scores = score_pairs(eng, [(f.a, f.b) for f in folders], batch_size=engine.batch_size, progress=engine.progress)
     if scores is None:  # a rank other than 0
         return
     errors = [("; ".join(x for x in (f.problem, e) if x)) for f, e in zip(folders, scores.error)]
@@ -133,24 +100,15 @@ def pairs_cmd(
 
 
 @app.command("score-pairs")
+@engine_options()
 def score_pairs_cmd(
     pairs_csv: Path = typer.Argument(..., help="CSV with path_a,path_b (relative to --root) and any other columns"),
     root: Path = typer.Option(Path("."), "--root", help="folder the paths are relative to"),
     out: Path = typer.Option(Path("scores.csv"), "--out", help="input columns + similarity, face_a, face_b, error"),
     column_a: str = typer.Option("path_a", "--column-a"),
     column_b: str = typer.Option("path_b", "--column-b"),
-    model: str = _model,
-    runtime: str = _runtime,
-    device: str = _device,
-    weights: Optional[str] = _weights,
-    models_dir: Optional[str] = _models_dir,
-    detector: str = _detector,
-    workers: Optional[int] = _workers,
-    batch_size: int = _batch,
-    cache: bool = _cache,
-    margin: Optional[float] = _margin,
-    progress: bool = _progress,
     raw: bool = _raw,
+    engine: EngineOptions = None,
 ):
     """Score every row of a pairs CSV; the output keeps every input column and adds the scores
     (``similarity`` on the calibrated scale, ``cosine`` raw)."""
@@ -162,7 +120,6 @@ def score_pairs_cmd(
 
     from ..data import PathEscapeError, resolve_inside
 
-    _common_ranges(batch_size, workers, margin)
     if not root.is_dir():
         fail(f"{root}: --root is not a folder")
     from ..cli_options import settle_dataset
@@ -190,11 +147,11 @@ def score_pairs_cmd(
     added = [c for c in ("similarity", "cosine", "face_a", "face_b", "error") if c in df.columns]
     if added:
         console.print(f"[yellow]{pairs_csv}: existing column(s) {', '.join(added)} are replaced by the new scores")
-    with torchrun_ranks(device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 writes
+    with torchrun_ranks(engine.device) as ranks:  # under torchrun: each rank embeds a slice, rank 0 writes
         with main_first(ranks):
-            m = _load(model, runtime, ranks.device, weights, models_dir, None)
-        eng = _engine(m, detector, ranks.device, workers, cache, margin, engine_cache_dir(ranks))
-        scores = score_pairs(eng, sides, batch_size=batch_size, progress=progress)
+            m = _load(engine, ranks.device)
+        eng = engine.face_engine(m.encoder, ranks.device, engine_cache_dir(ranks))
+        scores = score_pairs(eng, sides, batch_size=engine.batch_size, progress=engine.progress)
     if scores is None:  # a rank other than 0
         return
     df["similarity"] = scores.cosine if raw else scores.similarity
@@ -264,19 +221,13 @@ def evaluate_cmd(
 
 
 @app.command("compare")
+@engine_options(("model", "runtime", "device", "weights", "models_dir", "detector", "cache", "margin"))
 def compare_cmd(
     photos: List[Path] = typer.Argument(..., help="2 to 10 photos"),
     out: Path = typer.Option(Path("compare.png"), "--out", help="PNG: aligned faces along the axes, similarities in the cells"),
-    model: str = _model,
-    runtime: str = _runtime,
-    device: str = _device,
-    weights: Optional[str] = _weights,
-    models_dir: Optional[str] = _models_dir,
-    detector: str = _detector,
     threshold: Optional[float] = _threshold,
-    cache: bool = _cache,
-    margin: Optional[float] = _margin,
     raw: bool = _raw,
+    engine: EngineOptions = None,
 ):
     """Similarity matrix of 2-10 photos, a verdict per pair at the model's threshold, and a PNG."""
     from .compare import MAX_PHOTOS, MIN_PHOTOS, compare_photos, matrix_rows, plot_comparison
@@ -286,10 +237,10 @@ def compare_cmd(
     for p in photos:  # before any model loads: a missing photo is an error, not an "unreadable" cell
         if not p.is_file():
             fail(f"{p}: no such photo" if not p.exists() else f"{p}: not a file")
-    _common_ranges(margin=margin, threshold=threshold)
+    check_range("--threshold", threshold, -1.0, 1.0)
     _writable(out)
-    m = _load(model, runtime, device, weights, models_dir, threshold)
-    eng = _engine(m, detector, device, None, cache, margin)
+    m = _load(engine, engine.device, threshold)
+    eng = engine.face_engine(m.encoder)
     thr = (m.threshold if threshold is not None else m.raw_threshold) if raw else m.threshold
     say_operating_point(m.card, thr, raw=raw)
     c = compare_photos(eng, photos, thr, raw=raw)
@@ -307,12 +258,11 @@ def compare_cmd(
 
 
 @app.command("export-onnx")
+@engine_options(("model", "weights", "models_dir"))
 def export_onnx_cmd(
-    model: str = _model,
     out: Path = typer.Option(Path("model.onnx"), "--out"),
-    weights: Optional[str] = _weights,
-    models_dir: Optional[str] = _models_dir,
-    opset: int = typer.Option(17, "--opset"),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset [>= 11 and <= 21]"),
+    engine: EngineOptions = None,
 ):
     """ONNX with dynamic batch: uint8 RGB aligned crops in, L2-normalised embeddings out
     (normalisation inside the graph, documented in the metadata); checked against torch."""
@@ -320,9 +270,10 @@ def export_onnx_cmd(
 
     check_range("--opset", opset, 11, 21)
     _writable(out)
-    m = _load(model, "torch", "cpu", weights, models_dir, None)
+    engine.runtime = "torch"
+    m = _load(engine, "cpu")
     if m.runtime == "onnx":
-        fail(f"{model} already runs on ONNX Runtime; nothing to export")
+        fail(f"{engine.model} already runs on ONNX Runtime; nothing to export")
     rep = export_onnx(m.encoder, out, threshold=m.threshold, source=m.name, opset=opset)
     rows = [[k.removeprefix("fakeproof."), v] for k, v in rep.metadata.items()]
     rows += [["file size", f"{rep.size_mb:.1f} MB"], ["ONNX Runtime vs torch, max |diff|", f"{rep.max_abs_diff:.2e} (limit {PARITY_TOLERANCE:g})"]]
@@ -330,27 +281,24 @@ def export_onnx_cmd(
 
 
 @app.command("benchmark")
+@engine_options(("model", "device", "workers", "runtime"))
 def benchmark_cmd(
     images: Path = typer.Argument(..., help="folder of photos (searched recursively) to run the pipeline on"),
-    model: str = _model,
     limit: int = typer.Option(64, "--limit", help="photos to use"),
-    device: str = _device,
-    workers: Optional[int] = _workers,
-    runtime: str = _runtime,
     sizes: str = typer.Option("", "--sizes", help="also resize the photos: longer side in pixels, e.g. 250,600,1600 (default: as given)"),
     repeats: int = typer.Option(3, "--repeats", help="interleaved rounds (median and min-max reported)"),
     peer: bool = typer.Option(True, "--peer/--no-peer", help="time face_recognition (HOG + dlib ResNet) on the same photos, when installed"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON (no tables, no progress bar)"),
+    engine: EngineOptions = None,
 ):
     """Throughput on your photos, against face_recognition in the same run: the full pipeline (both
     runtimes), aligned-crop embedding (batch 1 / 32) and where the time goes, over interleaved rounds."""
     from .threads import configure_cpu_threads
 
     check_range("--limit", limit, 2)
-    check_range("--workers", workers, 1)
     from ..cli_options import check_device
 
-    check_device(device)
+    check_device(engine.device)
     check_range("--repeats", repeats, 1)
     try:
         size_list = [int(x) for x in sizes.split(",") if x.strip()]
@@ -367,7 +315,7 @@ def benchmark_cmd(
     if len(paths) < 2:
         fail(f"{images}: fewer than 2 photos found")
     check_photos(paths)  # before any model is loaded
-    rep = run_benchmark(paths, model=model, device=device, workers=workers, runtime=runtime, sizes=size_list, repeats=repeats, peer=peer, progress=not as_json)
+    rep = run_benchmark(paths, model=engine.model, device=engine.device, workers=engine.workers, runtime=engine.runtime, sizes=size_list, repeats=repeats, peer=peer, progress=not as_json)
     if as_json:
         from ..data.atomic import json_text
 

@@ -1,4 +1,5 @@
-"""What a training run needs before any model work: options in range, two identities, a negative pair.
+"""What a training run needs before any model work: two identities, a negative pair (the options'
+ranges: :class:`fakeproof.train.config.TrainConfig`).
 
 With one identity every pair is genuine: the loss has nothing to push apart, validation has no
 impostors and the EER is undefined, so the run would "train" without learning anything useful.
@@ -6,37 +7,6 @@ impostors and the EER is undefined, so the run would "train" without learning an
 from __future__ import annotations
 
 from ..data import TrainingDataset
-from ..engine.encoders.dlib_resnet import BLOCKS as DLIB_BLOCKS
-
-# TrainConfig field -> (lowest, highest, lowest excluded): `train run` refuses values outside
-RANGES: dict[str, tuple[float | None, float | None, bool]] = {
-    "val_fraction": (0.0, 0.9, False),
-    "max_pairs_per_identity": (1, None, False),
-    "batch_size": (1, None, False),
-    "accum_steps": (1, None, False),
-    "lr": (0.0, None, True),
-    "weight_decay": (0.0, None, False),
-    "l2sp": (0.0, None, False),
-    "scale": (0.0, None, True),
-    "margin_base": (0.0, 2.0, False),
-    "margin_alpha": (0.0, 2.0, False),
-    "plateau_factor": (0.0, 1.0, True),
-    "plateau_patience": (0, None, False),
-    "plateau_threshold": (0.0, None, False),
-    "val_every": (1, None, False),
-    "max_steps": (1, None, False),
-    "max_minutes": (0.0, None, True),
-    "epochs": (0.0, None, True),
-    "freeze_blocks": (0, None, False),
-    "val_batch_size": (1, None, False),
-    "hard_fakes": (0.0, 1.0, False),
-    "head_blocks": (1, len(DLIB_BLOCKS), False),
-    "head_lr": (0.0, None, True),
-    "head_batch": (2, None, False),
-    "head_selfblend": (0.0, 1.0, False),
-    "gate_eer_budget": (0.0, 0.5, False),
-}
-
 
 def too_few_identities(ds: TrainingDataset) -> str | None:
     """Why ``ds`` cannot give training pairs (None when it can)."""

@@ -133,7 +133,7 @@ class Trainer:
             describe["started_from"] = start.name
         if guarded:
             describe["artefact_head"] = encoder.head_config()
-        trained_with = ("loss", "scale", "margin_base", "margin_alpha", "lr", "weight_decay", "l2sp", "batch_size", "seed", "bn", "tune")
+        trained_with = ("loss", "loss_options", "lr", "weight_decay", "l2sp", "batch_size", "seed", "bn", "tune")
         describe.update(frozen_blocks=self.task.frozen, train={k: getattr(cfg, k) for k in trained_with}, holdout_backend=cfg.holdout_backend)
         self.keeper = CheckpointKeeper(self.run_dir, info, describe, self.data.steps_per_epoch)
         self.metrics = MetricsLog(self.run_dir, self.main, self.log)

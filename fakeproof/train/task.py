@@ -18,7 +18,7 @@ from ..engine import Encoder
 from .blocks import freeze_early_blocks, set_train_mode, trainable_parameters, tune_only_norm
 from .config import TrainConfig
 from ..distributed.process_group import DistInfo
-from .loss import make_loss
+from .losses import make_loss
 
 
 def amp_dtype(info: DistInfo, enabled: bool):
@@ -42,7 +42,7 @@ class PairTask:
         elif cfg.tune == "head":
             for p in base.parameters():
                 p.requires_grad_(False)
-        self.loss_fn = make_loss(cfg.loss, cfg.scale, cfg.margin_base, cfg.margin_alpha)
+        self.loss_fn = make_loss(cfg.loss, cfg.loss_options)
         self.params = trainable_parameters(base)  # the encoder's (what L2-SP anchors)
         self.head_params = trainable_parameters(self.head) if self.head is not None else []
         # the starting point L2-SP pulls towards: the pretrained weights, taken before any --resume load

@@ -32,8 +32,13 @@ class EncoderEntry:
 
 
 def _load_all() -> None:
-    # importing the modules registers them
-    from . import adaface, dlib_resnet, facenet  # noqa: F401
+    """Import every module of this package: an encoder module registers itself (``@register_encoder``),
+    so a new encoder is its own file here and nothing else in the package."""
+    import importlib
+    import pkgutil
+
+    for m in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{m.name}")
 
 
 ENCODERS: Registry[EncoderEntry] = Registry("encoder", load=_load_all)
