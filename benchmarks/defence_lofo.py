@@ -200,7 +200,11 @@ def run(args) -> dict:
     for h in holds:
         # F's fakes out, and the reals of the footage they were made on (else the scene itself says "real")
         held_units = np.unique(pack.identity[(fam == h) & (pack.label == 1)])
-        tr = learn & (split == "train") & ~((fam == h) & (pack.label == 1)) & ~((pack.label == 0) & np.isin(pack.identity, held_units))
+        base = learn & (split == "train") & ~((fam == h) & (pack.label == 1))
+        tr = base & ~((pack.label == 0) & np.isin(pack.identity, held_units))
+        if len(np.unique(pack.label[tr])) < 2:
+            print(f"  {h}: no real photo left for training once its source footage is out; that footage stays in this fold", flush=True)
+            tr = base
         w = balance_weights(fam[tr], pack.group[tr], pack.label[tr])
         for d in detectors:
             t = time.perf_counter()

@@ -136,7 +136,7 @@ def dev_metrics(engine, dev: Path) -> dict:
 
 def recalibrate(guard, run_dir: Path, false_alarm: float) -> None:
     """Set a guarded encoder's head threshold at ``false_alarm`` of the run's VALIDATION real
-    photos (the run's own crop store), as ``train run --head-false-alarm`` would have."""
+    photos (the run's own crop store); ``train run`` itself sets it under the EER budget (``--gate-eer-budget``)."""
     from fakeproof.train.artefact import calibrate
     from fakeproof.train.data import CropStore, PairTable
     from fakeproof.train.pairs import read_pairs_csv

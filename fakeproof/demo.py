@@ -266,13 +266,14 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     step("train run", train)
     held = step("held-apart pairs", lambda: held_apart_pairs(ds, pairs_csv, ev_dir / "held_apart_pairs.csv"))
-    models = {"stock facenet": "facenet", "fine-tuned": str(run_dir)}
+    # the fine-tuned checkpoint itself (`--model RUN` would follow the run's closing-check recommendation, decision.json)
+    models = {"stock facenet": "facenet", "fine-tuned": str(run_dir / "checkpoints" / "best")}
     for label, model in models.items():
         name = "stock" if model == "facenet" else "trained"
         step(f"score {name}", lambda m=model, n=name: fakeproof("infer", "score-pairs", ev_dir / "held_apart_pairs.csv", "--root", ds, "--out", ev_dir / f"{n}.csv", "--model", m, "--device", "cpu"))
         step(f"evaluate {name}", lambda n=name: fakeproof("infer", "evaluate", ev_dir / f"{n}.csv", "--group-column", "group"))
     if cfg.export_onnx:
-        step("export onnx", lambda: fakeproof("infer", "export-onnx", "--model", run_dir, "--out", out / "model.onnx"))
+        step("export onnx", lambda: fakeproof("infer", "export-onnx", "--model", run_dir / "checkpoints" / "best", "--out", out / "model.onnx"))
     before, after = model_figures(ev_dir / "stock.csv"), model_figures(ev_dir / "trained.csv")
     result = {"curation": found, "held_apart": held, "before": before, "after": after, "seconds": round(time.perf_counter() - t_all, 1), "step_seconds": st.data["times"]}
     atomic_write_text(out / "demo_result.json", json_text(result))

@@ -99,7 +99,7 @@ def test_train_run_with_an_artefact_head_checkpoints_loads_and_exports(two_famil
     w = load_file(str(run / "checkpoints" / "best" / "model.safetensors"))
     ref = base.state_dict()
     assert all(torch.equal(w["base." + k], v) for k, v in ref.items())  # --tune head: the encoder did not move
-    m = resolve_model(str(run))
+    m = resolve_model(str(run / "checkpoints" / "best"))  # the checkpoint as saved (RUN itself follows decision.json)
     assert isinstance(m.encoder, GuardedEncoder) and m.encoder.calibrated
     crops = _crops(two_family_ds, 3)
     e = m.encoder.embed(crops)
@@ -144,7 +144,7 @@ def test_the_head_learns_to_flag_fakes(two_family_ds, tmp_path):
 
     run = tmp_path / "learn"
     train(_cfg(two_family_ds, run, max_steps=40, val_every=40, head_lr=3e-4, head_batch=16, head_selfblend=0.0, seed=1))
-    g = resolve_model(str(run)).encoder
+    g = resolve_model(str(run / "checkpoints" / "best")).encoder
     store = CropStore.open(run / "data")
     table = PairTable.from_pairs([p for p in read_pairs_csv(run / "pairs.csv") if p.split == "train"], store)
     with torch.no_grad():

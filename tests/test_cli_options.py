@@ -29,9 +29,10 @@ BEFORE = {
     "generate check": "--device --encoder --model -m",
     "models list": "--json --models-dir",
     "models prepare": "--encoder --model -m",
+    # --head-false-alarm (a fixed share of flagged real photos) gave way to --gate-eer-budget (issue 20: the gate under a 0.5-pt EER budget)
     "train run": (
         "--accum-steps --amp --artefact-corpus --artefact-head --batch-size --bn --config --detector --device --encoder --epochs --flip "
-        "--freeze-blocks --hard-fakes --head-batch --head-blocks --head-false-alarm --head-lr --head-selfblend --holdout-backend --l2sp "
+        "--freeze-blocks --hard-fakes --head-batch --head-blocks --head-lr --head-selfblend --holdout-backend --l2sp "
         "--loss --lr --margin-alpha --margin-base --max-minutes --max-pairs-per-identity --max-steps --model --models-dir --no-amp "
         "--no-artefact-head --no-flip --no-progress --out --pairs --plateau-factor --plateau-patience --plateau-threshold --progress "
         "--resume --scale --seed --tune --val-batch-size --val-every --val-fraction --weight-decay --weights -m"

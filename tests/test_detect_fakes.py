@@ -122,7 +122,7 @@ def corpora(tmp_path_factory, group_photo):
                                             (fake_b(c, crops[(i + 1) % len(crops)]), "fake", "inswapper_128")]):
             name = f"images/{i}_{k}.{'png' if lab == 'fake' else 'jpg'}"
             save(corpus / name, im)
-            rows.append([name, lab, fam, "g", f"v{i}"])
+            rows.append([name, lab, fam, "g", "unknown (synthetic)" if fam == "stylegan2_tpdne" else f"v{i}"])
     _write_csv(corpus / "images.csv", rows)
     ds = root / "ds"
     meta, fakes = {}, []

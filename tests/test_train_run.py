@@ -64,7 +64,10 @@ def test_short_run_writes_checkpoints_and_metrics(dataset, ir18_ckpt, tmp_path):
 
     cal = Calibration.from_dict(cfg["calibration"])
     assert "validation split" in cal.fitted and cal(cal.raw[2]) == pytest.approx(0.5)
-    assert resolve_model(str(run)).card.calibration == cal
+    assert resolve_model(str(best)).card.calibration == cal
+    # the closing check compared it with the stock encoder and recorded what --model RUN loads
+    assert json.loads((run / "decision.json").read_text())["recommended"] in ("stock", "trained")
+    assert set(summary["closing"]["models"]) == {"stock", "trained"}
     assert summary["best_step"] == cfg["step"]
     # training moved the trainable weights and left the frozen ones alone
     start = {k[len("model."):]: v for k, v in torch.load(ir18_ckpt, weights_only=True)["state_dict"].items()}

@@ -23,6 +23,7 @@ FORMAT = "fakeproof-train-checkpoint/1"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 STATE = "train_state.pt"
+DECISION = "decision.json"  # fakeproof.train.closing.DECISION_FILE
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
@@ -42,6 +43,15 @@ def _read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise InputError(f"{path}: damaged checkpoint file (expected a JSON object)")
     return data
+
+
+def read_decision(path) -> dict | None:
+    """A run folder's ``decision.json`` (written by ``train run``'s closing check: which model it
+    recommends); None for anything else (a checkpoint folder, a file, a run without one)."""
+    p = Path(path)
+    if not (p.is_dir() and (p / "checkpoints").is_dir() and (p / DECISION).is_file()):
+        return None
+    return _read_json(p / DECISION)
 
 
 def load_train_state(folder: Path) -> dict:

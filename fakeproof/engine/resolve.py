@@ -149,9 +149,25 @@ def resolve_model(model: str | Encoder = DEFAULT_ENCODER, device: str = "cpu", w
         raise NotFoundError(f"{p}: no such run folder, checkpoint or ONNX file")
     if not (p.is_dir() or p.suffix in CHECKPOINT_SUFFIXES):
         raise InputError(f"{p}: not a model (expected a registry name, a train run folder, a checkpoint folder/model.safetensors/config.json, or an exported .onnx)")
-    from .checkpoint_reader import load_trained_encoder
+    from .checkpoint_reader import load_trained_encoder, read_decision
 
+    decision = read_decision(p)  # a run folder whose closing check recommends a model (train run: decision.json)
+    if decision is not None and decision.get("recommended") == "stock":
+        import sys
+
+        stock = decision.get("stock_model") or AUTO
+        print(f"model: {p} -> the stock encoder {stock} (the run's closing check found training did not beat it: {p / 'decision.json'}; "
+              f"--model {p / 'checkpoints' / 'best'} forces the trained checkpoint)", file=sys.stderr)
+        return resolve_model(stock, device=device, weights=decision.get("stock_weights") or weights, models_dir=models_dir, announce=False)
     enc, config = load_trained_encoder(p, device=device, models_dir=models_dir)
+    if decision is not None and not decision.get("guard", True) and hasattr(enc, "tau"):
+        import sys
+
+        enc.tau.fill_(float("inf"))  # the guard did not beat stock beyond noise: the gate is off
+        enc.fingerprint = None
+        config["guard"] = "off (decision.json)"
+        print(f"model: {p}: the trained encoder with its artefact guard switched off, as the run's closing check recommends ({p / 'decision.json'}; "
+              f"--model {p / 'checkpoints' / 'best'} keeps the guard)", file=sys.stderr)
     card = _attach(enc, calibration_from_config(config, config.get("encoder", "")), config.get("checkpoint", str(p)))
     src = "checkpoint calibration" if config.get("calibration") or config.get("threshold") is not None else stock_threshold(config.get("encoder", ""))[1]
     return ResolvedModel(enc, config.get("checkpoint", str(p)), kind, float(GENERIC_THRESHOLD), src, config["encoder"], config, card=card)

@@ -9,9 +9,12 @@ post-processing at random: mirror, the selfblend generator's colour and blur/sha
 alterations applied to the WHOLE crop, JPEG re-compression. So a global colour or sharpness change
 says nothing; only a local one (a blend inside the face) does. The loss is binary cross-entropy, added to the pair loss.
 
-Before every validation the head is calibrated on the validation identities' real photos: ``tau``
-is the logit that a share ``--head-false-alarm`` of them exceed (see
-:meth:`fakeproof.engine.encoders.guard.GuardedEncoder.calibrate`).
+Before every validation the gate is set the issue's way (:func:`choose_gate`): ``tau`` is the
+strictest candidate (a share of validation real photos above it: the dataset's validation reals and
+the artefact corpus's ``eval`` reals) whose gated genuine-pair EER on the validation identities' real
+pairs rises by at most ``--gate-eer-budget`` (0.5 point) over the ungated encoder's
+(:func:`fakeproof.detect_fakes.gate.choose_tau`). With ``--artefact-corpus`` the head also learns
+from the corpus (:mod:`.corpus_crops`), every real group and fake family drawn with equal weight.
 
 Batches are a pure function of (seed, step), like the pair batches, so ``--resume`` sees the same.
 """
@@ -26,7 +29,7 @@ from ..engine.encoders.guard import GuardedEncoder
 from ..engine.images import jpeg_roundtrip
 from ..engine.template import encoder_template
 from ..metrics import KIND_CODE
-from .data import CropStore, PairTable, embed_rows
+from .data import CropStore, PairTable
 
 DEEPFAKE = KIND_CODE["deepfake"]
 JPEG_RANGE = (60, 100)
@@ -65,12 +68,29 @@ def _alter_whole(img: np.ndarray, g: np.random.Generator) -> np.ndarray:
 class HeadBatches:
     """The head's single-crop batches: ``(crops uint8 NHWC, labels float32)`` for a step."""
 
-    def __init__(self, store: CropStore, train: PairTable, spec, batch_size: int, selfblend_share: float, seed: int):
-        self.store, self.batch, self.share, self.seed = store, int(batch_size), float(selfblend_share), int(seed)
+    def __init__(self, store: CropStore, train: PairTable, spec, batch_size: int, selfblend_share: float | None, seed: int, corpus=None, row_family: dict | None = None):
+        self.store, self.batch, self.seed = store, int(batch_size), int(seed)
         self.reals, self.fakes = real_rows(train), fake_rows(train)
+        self.corpus = corpus  # a train.corpus_crops.CorpusCrops, or None
+        # what a crop is drawn from, each with equal weight: real groups (the dataset's reals, each
+        # corpus group) and fake families (the dataset's fakes by family, each corpus family)
+        self.real_groups: list[tuple[str, np.ndarray]] = [("store", self.reals)] if len(self.reals) else []
+        fams: dict[str, list[int]] = {}
+        for r in self.fakes:
+            fams.setdefault((row_family or {}).get(int(r), "dataset"), []).append(int(r))
+        self.fake_families: list[tuple[str, np.ndarray]] = [("store", np.asarray(v)) for _, v in sorted(fams.items())]
+        self.family_names = [f"dataset:{k}" for k in sorted(fams)]
+        if corpus is not None:
+            c_reals, c_fakes = corpus.train_groups()
+            self.real_groups += [("corpus", v) for v in c_reals.values()]
+            self.fake_families += [("corpus", v) for v in c_fakes.values()]
+            self.family_names += [f"corpus:{k}" for k in c_fakes]
+        if selfblend_share is None:  # default: half the fakes; with a corpus, one family's share
+            selfblend_share = 0.5 if corpus is None else 1.0 / (len(self.fake_families) + 1)
+        self.share = float(selfblend_share)
         if not len(self.reals):
             raise InputError("the artefact head needs real photos in the training pairs")
-        if not len(self.fakes) and self.share <= 0:
+        if not self.fake_families and self.share <= 0:
             raise InputError("the artefact head needs fakes: the training pairs have no deepfakes and --head-selfblend is 0")
         self.box = face_box(spec)
         self._points: dict[int, np.ndarray | None] = {}
@@ -107,20 +127,29 @@ class HeadBatches:
         except Exception:  # a face region too small to blend
             return None
 
+    def _draw(self, groups: list[tuple[str, np.ndarray]], n: int, g: np.random.Generator) -> list[np.ndarray]:
+        """``n`` crops: a group uniformly, then a row of it uniformly."""
+        out = []
+        for k in g.integers(len(groups), size=n):
+            src, rows = groups[int(k)]
+            r = rows[int(g.integers(len(rows)))]
+            out.append(np.asarray((self.store.crops if src == "store" else self.corpus.crops)[r]))
+        return out
+
     def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         g = np.random.default_rng(np.random.SeedSequence([self.seed & 0xFFFFFFFF, 0xA27E, int(step)]))
         n_real = self.batch // 2
         n_fake = self.batch - n_real
-        crops = [np.asarray(self.store.crops[r]) for r in g.choice(self.reals, n_real)]
+        crops = self._draw(self.real_groups, n_real, g)
         labels = [0.0] * n_real
-        n_sb = n_fake if not len(self.fakes) else int(g.binomial(n_fake, min(1.0, max(0.0, self.share))))
+        n_sb = n_fake if not self.fake_families else int(g.binomial(n_fake, min(1.0, max(0.0, self.share))))
         for r in g.choice(self.reals, n_sb):
             sb = self._selfblend(r, g)
             if sb is not None:
                 crops.append(sb)
                 labels.append(1.0)
-        if len(self.fakes):
-            crops += [np.asarray(self.store.crops[r]) for r in g.choice(self.fakes, self.batch - len(crops))]
+        if self.fake_families:
+            crops += self._draw(self.fake_families, self.batch - len(crops), g)
             labels += [1.0] * (self.batch - len(labels))
         out = []
         for c in crops:  # the same post-processing for real and fake
@@ -143,15 +172,77 @@ def head_loss(guard: GuardedEncoder, crops: np.ndarray, labels: np.ndarray, head
 
 
 @torch.no_grad()
-def calibrate(guard: GuardedEncoder, store: CropStore, val: PairTable, false_alarm: float, batch_size: int = 64) -> float | None:
-    """Set the guard's ``tau`` from the validation real photos; ``None`` when there are none."""
-    rows = real_rows(val)
-    if not len(rows):
-        return None
+def identity_and_logits(guard: GuardedEncoder, crops_of, rows: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(unit identity embeddings, artefact logits) of ``rows`` (``crops_of(rows)`` gives their crops), in eval mode."""
+    was = guard.training
+    guard.eval()
+    e, s = [], []
+    try:
+        for i in range(0, len(rows), batch_size):
+            x = guard.to_input(crops_of(rows[i : i + batch_size]))
+            e.append(guard.identity(x).float().cpu().numpy())
+            s.append(guard.artefact_logit(x).float().cpu().numpy())
+    finally:
+        guard.train(was)
+    if not e:
+        return np.zeros((0, guard.base.spec.embedding_dim), np.float32), np.zeros(0, np.float32)
+    return np.concatenate(e), np.concatenate(s)
+
+
+@torch.no_grad()
+def head_logits(guard: GuardedEncoder, crops_of, rows: np.ndarray, batch_size: int = 64) -> np.ndarray:
     was = guard.training
     guard.eval()
     try:
-        logits = embed_rows(store, rows, lambda crops: guard.artefact_logit(guard.to_input(crops)).float().cpu().numpy(), batch_size)
+        out = [guard.artefact_logit(guard.to_input(crops_of(rows[i : i + batch_size]))).float().cpu().numpy() for i in range(0, len(rows), batch_size)]
     finally:
         guard.train(was)
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def corpus_reals_for_gate(corpus, limit: int = 400) -> np.ndarray:
+    """The corpus's ``eval`` real rows the gate's candidates are drawn from (a fixed subset)."""
+    rows = corpus.rows(label=0, split="eval", holdout=None) if corpus is not None else np.zeros(0, int)
+    if len(rows) > limit:
+        rows = np.sort(np.random.default_rng(0).choice(rows, limit, replace=False))
+    return rows
+
+
+def choose_gate(guard: GuardedEncoder, store: CropStore, val: PairTable, budget: float, batch_size: int = 64, corpus=None, fallback: PairTable | None = None) -> dict | None:
+    """Set the guard's ``tau`` under the genuine-pair EER budget on ``val``'s real pairs; returns
+    ``{"tau", "flag_rate", "eer_rise", "val_reals"}`` or None when there are no real photos at all."""
+    from ..detect_fakes.gate import choose_tau
+
+    table = val if len(real_rows(val)) else fallback
+    if table is None or not len(real_rows(table)):
+        return None
+    crops_of = lambda rows: np.asarray(store.crops[rows])  # noqa: E731  (rows: sorted)
+    rows = table.rows()
+    emb, logit = identity_and_logits(guard, crops_of, rows, batch_size)
+    pos = {int(r): i for i, r in enumerate(rows)}
+    reals = np.array([pos[int(r)] for r in real_rows(table)])
+    pool = logit[reals]
+    c_rows = corpus_reals_for_gate(corpus)
+    if len(c_rows):
+        pool = np.concatenate([pool, head_logits(guard, lambda r: np.asarray(corpus.crops[r]), c_rows, batch_size)])
+    real_pair = (table.kind == KIND_CODE["genuine"]) | (table.kind == KIND_CODE["impostor"])
+    ia = np.array([pos[int(r)] for r in table.a[real_pair]], int)
+    ib = np.array([pos[int(r)] for r in table.b[real_pair]], int)
+    y = table.label[real_pair]
+    if len(y) and y.min() != y.max():
+        sim = (emb[ia] * emb[ib]).sum(1)
+        tau, rate, rises = choose_tau(pool, [(sim, y, logit[ia], logit[ib])], budget=budget)
+    else:  # no genuine/impostor pairs to check a cost on: flag nothing seen real
+        tau, rate, rises = float(np.max(pool)), 0.0, {}
+    guard.tau.fill_(tau)
+    return {"tau": float(tau), "flag_rate": float(rate), "eer_rise": float(rises.get(0, 0.0)), "gate_reals": int(len(pool))}
+
+
+def calibrate(guard: GuardedEncoder, store: CropStore, val: PairTable, false_alarm: float, batch_size: int = 64) -> float | None:
+    """Set ``tau`` at a fixed share of ``val``'s real photos flagged (``benchmarks/train_cross_generator.py
+    --false-alarms``; ``train run`` itself uses :func:`choose_gate`); ``None`` when there are none."""
+    rows = real_rows(val)
+    if not len(rows):
+        return None
+    logits = head_logits(guard, lambda r: np.asarray(store.crops[r]), rows, batch_size)
     return guard.calibrate(logits, false_alarm)

@@ -100,10 +100,12 @@ def run(
     if left_out:
         console.print(f"[yellow]{config}: {', '.join(left_out)} not used (not options of --loss {values.get('loss')})", highlight=False)
     cfg = TrainConfig(**{**values, "dataset": str(dataset), "out": str(out)})
-    if cfg.artefact_corpus:
-        from ..detect_fakes.corpus import read_images_csv
+    if cfg.artefact_corpus:  # CorpusError: one line naming the file, before any work
+        from .corpus_crops import check_corpus, choose_holdout
 
-        read_images_csv(cfg.artefact_corpus)  # CorpusError: one line, before any work
+        items = check_corpus(cfg.artefact_corpus)
+        if cfg.holdout_family:
+            choose_holdout(items, (), cfg.holdout_family)
     check_device(cfg.device)
     check_writable(out, "run folder", is_dir=True)
     settle_dataset(dataset)

@@ -64,8 +64,13 @@ class TrainConfig:
     ))
     hard_fakes: float = option(0.0, "hard-negative mining: the share of training deepfake pairs that the starting encoder finds most similar, shown twice per epoch", min=0.0, max=1.0)
     artefact_corpus: str | None = option(None, (
-        "a deepfake corpus for the artefact detector, in deepfakes-train's layout (DIR/images.csv with path,label,family at least; "
-        "images under DIR); checked before any work"
+        "a deepfake corpus in deepfakes-train's layout (DIR/images.csv with path,label,family at least; images under DIR): its "
+        "images train the artefact head beside the dataset's own fakes (implies --artefact-head), balanced per family and per "
+        "real group, each re-encoded and resized at random; checked before any work"
+    ))
+    holdout_family: str | None = option(None, (
+        "corpus family kept out of training for the closing check against stock "
+        "(default: the corpus family with most fakes not in the dataset; none: no hold-out)"
     ))
     artefact_head: bool = option(False, (
         "add an artefact head: a small classifier of blending/generation artefacts whose verdict scales the embedding, so any "
@@ -74,11 +79,14 @@ class TrainConfig:
     head_blocks: int = option(7, "dlib ResNet blocks the artefact head copies (1 to the network's residual blocks)", min=1, max=_dlib_blocks)
     head_lr: float = option(1e-4, "AdamW learning rate of the artefact head", min=0.0, lo_open=True)
     head_batch: int = option(32, "single crops per step for the artefact head (half real, half fake)", min=2)
-    head_selfblend: float = option(0.5, (
-        "share of the head's fakes self-blended on the fly from real training crops (0: only the dataset's deepfakes; "
-        "off when selfblend is held out)"
+    head_selfblend: float | None = option(None, (
+        "share of the head's fakes self-blended on the fly from real training crops "
+        "(default: 0.5, or one family's share with --artefact-corpus; 0: none; off when selfblend is held out)"
     ), min=0.0, max=1.0)
-    head_false_alarm: float = option(0.01, "share of validation real photos the calibrated head may flag", min=0.0, max=0.5, lo_open=True)
+    gate_eer_budget: float = option(0.005, (
+        "the guard's threshold: the strictest whose genuine-pair EER on validation rises by at most this "
+        "(0.005 = 0.5 point; detect_fakes.gate.choose_tau)"
+    ), min=0.0, max=0.5)
     bn: str = option("frozen", "frozen (keep BatchNorm statistics) | train")
     flip: bool = option(True, "random horizontal flips")
     device: str = option("auto", ENGINE["device"].help)

@@ -126,21 +126,22 @@ class PairTable:
     label: np.ndarray  # (P,) float32
     kind: np.ndarray  # (P,) int8 code into metrics.KINDS (metrics.KIND_CODE)
     dropped: int = 0
+    identity: np.ndarray | None = None  # (P,) the anchor's identity (what a bootstrap resamples)
 
     def __len__(self) -> int:
         return len(self.a)
 
     @classmethod
     def from_pairs(cls, pairs: list[Pair], store: CropStore) -> "PairTable":
-        a, b, y, k = [], [], [], []
+        a, b, y, k, ident = [], [], [], [], []
         dropped = 0
         for p in pairs:
             ia, ib = store.index.get(p.a), store.index.get(p.b)
             if ia is None or ib is None or not store.ok[ia] or not store.ok[ib]:
                 dropped += 1
                 continue
-            a.append(ia), b.append(ib), y.append(p.label), k.append(KIND_CODE[p.kind])
-        return cls(np.array(a, np.int64), np.array(b, np.int64), np.array(y, np.float32), np.array(k, np.int8), dropped)
+            a.append(ia), b.append(ib), y.append(p.label), k.append(KIND_CODE[p.kind]), ident.append(p.identity)
+        return cls(np.array(a, np.int64), np.array(b, np.int64), np.array(y, np.float32), np.array(k, np.int8), dropped, np.array(ident, dtype=object))
 
     def rows(self) -> np.ndarray:
         """Sorted unique crop rows these pairs use."""

@@ -29,4 +29,5 @@ def oversample_hard_fakes(table: PairTable, store: CropStore, embed: Callable[[n
     cos = (emb[np.searchsorted(rows, table.a[fake])] * emb[np.searchsorted(rows, table.b[fake])]).sum(1)
     hard = fake[np.argsort(-cos, kind="stable")[:n]]
     cat = lambda f: np.concatenate([f, f[hard]])  # noqa: E731
-    return replace(table, a=cat(table.a), b=cat(table.b), label=cat(table.label), kind=cat(table.kind)), n
+    ident = cat(table.identity) if table.identity is not None else None
+    return replace(table, a=cat(table.a), b=cat(table.b), label=cat(table.label), kind=cat(table.kind), identity=ident), n

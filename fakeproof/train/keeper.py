@@ -25,6 +25,7 @@ class CheckpointKeeper:
         self.steps_per_epoch = steps_per_epoch
         self.best = {"eer": math.inf, "step": None}
         self.calibration: dict | None = None  # the similarity scale fitted on the latest validation (fakeproof.engine.cards)
+        self.gate: dict | None = None  # the guard's gate chosen at the latest validation (train.artefact.choose_gate)
 
     def restore(self, task: PairTask, opt: Optimisation, log: Callable[[str], None]) -> tuple[int, tuple[float, int]]:
         """Load the last checkpoint into ``task``'s encoder, ``opt`` and the RNGs; returns ``(step,
@@ -58,6 +59,7 @@ class CheckpointKeeper:
             # the similarity scale's calibration on this checkpoint's validation pairs (real genuine and
             # impostor pairs; all pairs when there are none): --model RUN reports on it
             "calibration": self.calibration,
+            **({"gate": self.gate} if self.gate is not None else {}),
             "validation": {k: v for k, v in metrics.items() if k in ("val_loss", *METRIC_FIELDS) or k.startswith(FAMILY_PREFIX)},
             "step": step,
             "epoch": step / self.steps_per_epoch,

@@ -34,14 +34,14 @@ from ..ui import console, progress_task
 from . import checkpoint_writer as ckpt
 from .config import TrainConfig, TrainError, resolve_config, stop_limit
 from .data import batch_order, embed_rows, flip_mask, gather_crops
-from ..distributed.process_group import any_flag, cleanup, gather_objects, init_distributed, mean_across
+from ..distributed.process_group import any_flag, barrier, cleanup, gather_objects, init_distributed, mean_across
 from .keeper import CheckpointKeeper
 from .records import MetricsLog, print_summary, validation_line
 from .run_data import build_run_data, load_run_pairs
 from .task import Optimisation, PairTask
 from ..metrics import METRIC_FIELDS, pair_metrics
-from .families import family_summary, parse_holdout, stock_comparison
-from .artefact import HeadBatches, calibrate
+from .families import fake_families, family_summary, parse_holdout, stock_comparison
+from .artefact import HeadBatches, choose_gate
 from ..engine.encoders.guard import GuardedEncoder, guard
 
 
@@ -74,6 +74,10 @@ class Trainer:
         self.t_start = time.time()
         self.info = init_distributed(cfg.device)
         self.run_dir = Path(cfg.out)
+        if cfg.artefact_corpus and not cfg.artefact_head:  # the corpus trains the guard's head
+            from dataclasses import replace
+
+            cfg = replace(cfg, artefact_head=True)
         self.cfg = resolve_config(cfg, resume, self.run_dir)
         self.resume = resume
         cfg = self.cfg
@@ -104,12 +108,17 @@ class Trainer:
         self.engine = FaceEngine(encoder, detector=cfg.detector, device=info.device)
         self.data = build_run_data(cfg, info, self.run_dir, self.engine, dataset, pairs, self.log)
         self.head_batches = None
+        self.corpus = self._corpus() if cfg.artefact_corpus else None
         if guarded:
             share = 0.0 if "selfblend" in parse_holdout(cfg.holdout_backend) else cfg.head_selfblend
             try:
-                self.head_batches = HeadBatches(self.data.store, self.data.train, encoder.spec, cfg.head_batch, share, cfg.seed)
+                self.head_batches = HeadBatches(self.data.store, self.data.train, encoder.spec, cfg.head_batch, share, cfg.seed,
+                                                corpus=self.corpus, row_family=self._row_family())
             except ValueError as e:
                 raise TrainError(f"{cfg.dataset}: {e}") from None
+            if self.corpus is not None:
+                self.log(f"artefact head: fakes from {', '.join(self.head_batches.family_names)} and self-blends ({self.head_batches.share:.0%}), "
+                         f"each family and each real group ({len(self.head_batches.real_groups)}) drawn with equal weight")
         self.task = PairTask(encoder, cfg, info)
         if cfg.hard_fakes > 0:
             from .hard_fakes import oversample_hard_fakes
@@ -134,6 +143,39 @@ class Trainer:
             self.step, self.train_loss_since_val = self.keeper.restore(self.task, self.opt, self.log)
             self.metrics.truncate(self.step)
         self.task.wrap_distributed()
+
+    def _corpus(self):
+        """The artefact corpus's chips (rank 0 builds ``RUN_DIR/corpus``, the others open it) and the
+        held-out family, said at the start."""
+        from ..detect_fakes.corpus import CorpusError, read_images_csv
+        from .corpus_crops import CorpusCrops, choose_holdout
+
+        cfg, info = self.cfg, self.info
+        try:
+            items = read_images_csv(cfg.artefact_corpus)
+            holdout = choose_holdout(items, set(fake_families(cfg.dataset).values()), cfg.holdout_family)
+        except CorpusError as e:
+            raise TrainError(str(e)) from None
+        if holdout is None:
+            self.log("[yellow]artefact corpus: no family held out (--holdout-family none, or the dataset has every corpus family): the closing check has no unseen family")
+        else:
+            n = sum(1 for it in items if it.label and it.family == holdout)
+            why = "--holdout-family" if cfg.holdout_family else "automatic: the corpus family with most fakes not in the dataset"
+            self.log(f"closing check: corpus family [bold]{holdout}[/] ({n} fakes) is held out of training ({why})")
+        out = self.run_dir / "corpus"
+        if info.is_main:
+            corpus = CorpusCrops.build(self.engine, cfg.artefact_corpus, out, cfg.seed, holdout, progress=cfg.progress, items=items)
+        barrier(info)
+        if not info.is_main:
+            corpus = CorpusCrops.build(self.engine, cfg.artefact_corpus, out, cfg.seed, holdout, progress=False, items=items)
+        if corpus.errors:
+            self.log(f"[yellow]artefact corpus: {len(corpus.errors)} of {len(corpus.items)} images without a usable face are left out (see {out / 'errors.csv'})")
+        return corpus
+
+    def _row_family(self) -> dict[int, str]:
+        """The generator family of each fake crop of the dataset (fakes.csv's backend)."""
+        fams = fake_families(self.cfg.dataset)
+        return {row: fams[key] for key, row in self.data.store.index.items() if key in fams}
 
     def train_step(self) -> float:
         """One optimizer step over global batch ``self.step``; returns its loss (this rank's share)."""
@@ -160,15 +202,15 @@ class Trainer:
         self.step += 1
         return total
 
-    def validate(self) -> dict:
+    def validate(self, gate: bool = True) -> dict:
         """Embed the validation crops (split over ranks), score the pairs, and the mean train loss
-        since the last validation (which this resets)."""
+        since the last validation (which this resets); ``gate=False``: the guard stays as it is
+        (before the first step: off, so the row is the stock encoder's)."""
         info, store, vt = self.info, self.data.store, self.data.val
         row: dict = {"val_loss": float("nan"), **dict.fromkeys(METRIC_FIELDS, float("nan"))}
-        if self.head_batches is not None:  # the head's threshold, from validation real photos (training's when none)
-            for table in (self.data.val, self.data.train):
-                if calibrate(self.task.encoder, store, table, self.cfg.head_false_alarm, self.cfg.val_batch_size) is not None:
-                    break
+        if self.head_batches is not None and gate:  # the gate: the strictest tau within the EER budget on validation (training's pairs when none)
+            self.keeper.gate = choose_gate(self.task.encoder, store, self.data.val, self.cfg.gate_eer_budget, self.cfg.val_batch_size,
+                                           corpus=self.corpus, fallback=self.data.train)
         if len(vt):
             mine = vt.rows()[info.rank :: info.world_size]
             bs = self.cfg.val_batch_size
@@ -238,7 +280,7 @@ class Trainer:
         stopped_by = "step limit"
         # the stock encoder on the same validation pairs, before any step: the summary says plainly
         # when training made the model accept more deepfakes than the encoder it started from
-        stock_row = self.validate() if start_step == 0 and len(data.val) else None
+        stock_row = self.validate(gate=False) if start_step == 0 and len(data.val) else None
         with _StopSignal() as sig, progress_task("training", limit - start_step if limit < 10**12 else None, cfg.progress and self.main) as advance:
             while self.step < limit:
                 over_time = cfg.max_minutes is not None and (time.time() - self.t_start) > cfg.max_minutes * 60
@@ -283,8 +325,19 @@ class Trainer:
         summary.update(family_summary(self.run_dir, last_row))
         summary.update(stock_comparison(stock_row, summary))
         if self.main:
+            from .closing_run import run_closing_check
+
+            try:
+                summary["closing"] = run_closing_check(self)
+            except Exception as e:  # noqa: BLE001 - a finished run keeps its checkpoints whatever the check meets
+                summary["closing"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+                self.log(f"[yellow]closing check against the stock encoder failed ({summary['closing']['error']}); no decision.json: --model RUN loads the best checkpoint")
             atomic_write_text(self.run_dir / "summary.json", json_text(summary))
             print_summary(summary, self.run_dir)
+            if "models" in summary["closing"]:
+                from .closing_run import print_closing
+
+                print_closing(summary["closing"], self.run_dir)
         cleanup(info)
         return summary
 

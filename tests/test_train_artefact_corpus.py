@@ -1,0 +1,175 @@
+"""`train run --artefact-corpus DIR`: the corpus trains the guard's head, the gate is set under the
+0.5-point EER budget, the closing check compares stock / trained / trained+guard on a held-out
+family, and `--model RUN` follows the recommendation it writes (decision.json)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import package_image
+from fakeproof.cli import app
+from fakeproof.train.closing import Scored, closing_check, more_deepfakes_lines
+from fakeproof.metrics import KIND_CODE
+from train_helpers import add_deepfakes, make_artefact_corpus
+
+
+@pytest.fixture(scope="module")
+def ds_and_corpus(tmp_path_factory):
+    from fakeproof.sample_data import make_sample_dataset
+
+    root = tmp_path_factory.mktemp("corpus_run")
+    ds = make_sample_dataset(root / "ds", photos_per_identity=3, seed=0, size=192)
+    add_deepfakes(ds, per_identity=2)
+    return ds, make_artefact_corpus(root / "corpus", package_image("t1.jpg"))
+
+
+@pytest.mark.slow
+def test_train_run_uses_the_corpus_and_closes_with_a_decision(ds_and_corpus, tmp_path):
+    from fakeproof.engine import resolve_model
+    from fakeproof.engine.encoders.guard import GuardedEncoder
+
+    ds, corpus = ds_and_corpus
+    run = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "run", str(ds), "--out", str(run), "--artefact-corpus", str(corpus), "--max-steps", "3", "--val-every", "3",
+                                 "--batch-size", "4", "--head-batch", "8", "--tune", "head", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "corpus family inswapper_128 (7 fakes) is held out of training (automatic" in out  # the family the dataset lacks, said at the start
+    assert "corpus:stylegan2_tpdne" in out and "corpus:inswapper_128" not in out  # the head learns from the corpus, not the held-out family
+    assert "closing check: stock vs trained" in out and "held-out family inswapper_128" in out and "recommended:" in out
+    run_cfg = json.loads((run / "run.json").read_text())["config"]
+    assert run_cfg["artefact_head"] is True  # implied by --artefact-corpus
+    assert (run / "corpus" / "crops.npy").exists()  # the corpus chips, built once
+    s = json.loads((run / "summary.json").read_text())["closing"]
+    assert set(s["models"]) == {"stock", "trained", "trained+guard"} and s["holdout_family"] == "inswapper_128"
+    assert s["pairs"]["heldout_fakes"] == 7 and s["n_boot"] == 1000
+    for m in s["models"].values():
+        for k in ("genuine_eer", "val_attack", "heldout_attack"):
+            lo, hi = m[k]["ci"]
+            assert lo <= m[k]["value"] + 1e-9 and m[k]["value"] <= hi + 1e-9
+    # --tune head: the encoder did not move, so stock and trained score every real pair alike
+    assert s["models"]["trained"]["genuine_eer"]["value"] == s["models"]["stock"]["genuine_eer"]["value"]
+    best = json.loads((run / "checkpoints" / "best" / "config.json").read_text())
+    assert best["gate"]["flag_rate"] >= 0 and best["gate"]["eer_rise"] <= 0.005 + 1e-12  # the gate under the 0.5-point budget
+    decision = json.loads((run / "decision.json").read_text())
+    assert decision["recommended"] == s["recommended"] in ("stock", "trained", "trained+guard") and decision["stock_model"] == "auto"
+
+    # --model RUN follows the decision; RUN/checkpoints/best forces the trained checkpoint
+    for rec, guard_on in (("stock", False), ("trained", False), ("trained+guard", True)):
+        (run / "decision.json").write_text(json.dumps({**decision, "recommended": rec, "guard": guard_on}))
+        m = resolve_model(str(run))
+        if rec == "stock":
+            assert not isinstance(m.encoder, GuardedEncoder) and m.architecture == "dlib_resnet" and m.kind == "registry"
+        else:
+            assert isinstance(m.encoder, GuardedEncoder) and m.encoder.calibrated == guard_on
+    forced = resolve_model(str(run / "checkpoints" / "best"))
+    assert isinstance(forced.encoder, GuardedEncoder) and forced.encoder.calibrated
+    # an infer command as a user types it: `--model RUN` says on stderr that it loads the stock encoder
+    (run / "decision.json").write_text(json.dumps({**decision, "recommended": "stock", "guard": False}))
+    ident = sorted(p for p in (ds / "images").iterdir())[0]
+    r = CliRunner().invoke(app, ["infer", "compare", str(ident / "0.jpg"), str(ident / "1.jpg"), "--model", str(run), "--runtime", "torch", "--device", "cpu",
+                                 "--out", str(tmp_path / "c.png")])
+    said = r.output + (getattr(r, "stderr", "") if getattr(r, "stderr_bytes", None) is not None else "")
+    assert r.exit_code == 0, said
+    assert "the stock encoder auto" in " ".join(said.split()) and "dlib_resnet" in said
+
+
+def test_bad_corpus_fails_in_one_line_before_any_work(ds_and_corpus, tmp_path):
+    import shutil
+
+    ds, corpus = ds_and_corpus
+    bad = tmp_path / "bad"
+    shutil.copytree(corpus, bad)
+    rows = (bad / "images.csv").read_text().splitlines()
+    (bad / rows[3].split(",")[0]).write_bytes(b"not an image at all")  # line 4 of images.csv
+    cases = [
+        (["--artefact-corpus", str(bad)], f"{bad / 'images.csv'}: line 4: "),
+        (["--artefact-corpus", str(corpus), "--holdout-family", "nosuch"], "--holdout-family nosuch: no fakes of that family"),
+    ]
+    (tmp_path / "nocol").mkdir()
+    (tmp_path / "nocol" / "images.csv").write_text("path,label\nx.jpg,real\n")
+    cases.append((["--artefact-corpus", str(tmp_path / "nocol")], "images.csv: missing column(s) family"))
+    for extra, msg in cases:
+        run = tmp_path / "run"
+        r = CliRunner().invoke(app, ["train", "run", str(ds), "--out", str(run), "--max-steps", "1", *extra])
+        assert r.exit_code != 0, r.output
+        errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and msg in " ".join(r.output.split()), r.output
+        assert "unreadable image" in r.output or "line 4" not in msg
+        assert not run.exists()  # refused before the run folder was made
+
+
+def _pairs(n_id=40, seed=0):
+    """Synthetic validation pairs: per identity 3 genuine, 3 impostor, 2 deepfake pairs."""
+    g = np.random.default_rng(seed)
+    kinds, ident = [], []
+    for i in range(n_id):
+        kinds += [KIND_CODE["genuine"]] * 3 + [KIND_CODE["impostor"]] * 3 + [KIND_CODE["deepfake"]] * 2
+        ident += [f"id{i}"] * 8
+    kinds = np.array(kinds, np.int8)
+    label = (kinds == KIND_CODE["genuine"]).astype(np.float32)
+    n = len(kinds)
+    ia, ib = np.arange(n), np.arange(n, 2 * n)
+    return g, kinds, label, np.array(ident, dtype=object), ia, ib
+
+
+def _emb(cos: np.ndarray) -> np.ndarray:
+    """Unit vectors whose pairs (i, n + i) have exactly cosine ``cos[i]``."""
+    n = len(cos)
+    a = np.zeros((n, 2))
+    a[:, 0] = 1
+    b = np.stack([cos, np.sqrt(1 - cos**2)], 1)
+    return np.concatenate([a, b])
+
+
+def test_closing_check_recommends_stock_when_training_accepts_more_deepfakes():
+    g, kinds, label, ident, ia, ib = _pairs()
+    base = np.where(kinds == KIND_CODE["genuine"], 0.8, np.where(kinds == KIND_CODE["impostor"], 0.2, 0.5)) + g.normal(0, 0.05, len(kinds))
+    worse = base.copy()
+    worse[kinds == KIND_CODE["deepfake"]] += 0.4  # the trained encoder now likes the fakes
+    units = np.array([f"v{i // 3}" for i in range(60)], dtype=object)
+    res = closing_check({"stock": Scored(_emb(np.clip(base, -1, 1)), ia, ib), "trained": Scored(_emb(np.clip(worse, -1, 1)), ia, ib)}, kinds, label, ident, units, n_boot=200)
+    assert res["recommended"] == "stock" and "worse than stock" in res["reasons"][-1]
+    assert res["vs_stock"]["trained"]["val_attack"]["ci"][0] > 0
+    assert any("trained model accepts MORE deepfakes than stock" in ln and "beyond noise" in ln for ln in more_deepfakes_lines(res, "fam"))
+
+
+def test_closing_check_turns_the_guard_on_only_when_it_beats_stock():
+    g, kinds, label, ident, ia, ib = _pairs(seed=1)
+    cos = np.where(kinds == KIND_CODE["genuine"], 0.8, np.where(kinds == KIND_CODE["impostor"], 0.2, 0.75)) + g.normal(0, 0.05, len(kinds))
+    E = _emb(np.clip(cos, -1, 1))
+    n = len(kinds)
+    logits = np.full(2 * n, -3.0)
+    logits[ib[kinds == KIND_CODE["deepfake"]]] = 3.0  # the head flags the dataset's fakes
+    units = np.array([f"v{i // 3}" for i in range(60)], dtype=object)
+    flagged, missed = np.full(60, 3.0), np.full(60, -3.0)
+    for hl, expect in ((flagged, "trained+guard"), (missed, None)):
+        models = {"stock": Scored(E, ia, ib), "trained": Scored(E, ia, ib), "trained+guard": Scored(E, ia, ib, logits, 0.0, hl)}
+        res = closing_check(models, kinds, label, ident, units, n_boot=200)
+        assert res["models"]["trained+guard"]["genuine_eer"]["value"] == res["models"]["stock"]["genuine_eer"]["value"]
+        if expect:
+            assert res["recommended"] == "trained+guard" and res["guard"] and res["models"]["trained+guard"]["heldout_attack"]["value"] == 0
+        else:  # flags the dataset's fakes but not the held-out family: still beats stock on the validation fakes
+            assert res["models"]["trained+guard"]["heldout_attack"]["value"] > 0.9
+            assert res["recommended"] == "trained+guard"
+    models = {"stock": Scored(E, ia, ib), "trained": Scored(E, ia, ib), "trained+guard": Scored(E, ia, ib, np.full(2 * n, -3.0), 0.0, missed)}
+    res = closing_check(models, kinds, label, ident, units, n_boot=200)
+    assert res["recommended"] == "trained" and not res["guard"] and "switched off" in res["reasons"][0]
+
+
+def test_a_guard_blind_to_the_held_out_family_stays_off():
+    """Flagging photos at random lowers the acceptance of a perfect impersonation too: without a head
+    AUC above 0.5 beyond noise on the held-out family, the guard is not turned on."""
+    from fakeproof.train.closing import recommend
+
+    vs = {"trained": {k: {"diff": 0.0, "ci": [-0.01, 0.01]} for k in ("genuine_eer", "val_attack", "heldout_attack")},
+          "trained+guard": {"genuine_eer": {"diff": 0.0, "ci": [-0.01, 0.02]}, "val_attack": {"diff": -0.06, "ci": [-0.2, 0.0]},
+                            "heldout_attack": {"diff": -0.025, "ci": [-0.06, -0.001]}}}
+    assert recommend({"vs_stock": vs}, 0.005)["recommended"] == "trained+guard"
+    blind = recommend({"vs_stock": vs}, 0.005, {"value": 0.508, "ci": [0.46, 0.558]})
+    assert blind["recommended"] == "trained" and not blind["guard"] and "at random" in blind["reasons"][0]
+    seeing = recommend({"vs_stock": vs}, 0.005, {"value": 0.8, "ci": [0.7, 0.9]})
+    assert seeing["recommended"] == "trained+guard" and seeing["guard"]
