@@ -353,7 +353,8 @@ def main(argv=None) -> int:
     ap.add_argument("--protocol", default="celeba-pairs", choices=["celeba-pairs", "wild"],
                     help="celeba-pairs: 6,000 pairs in 10 folds (default); wild: every genuine pair of celeba-mini + five-celebrities")
     ap.add_argument("--reference", default="fakeproof dlib_resnet +flip", help="the row the paired intervals compare against")
-    ap.add_argument("--other-metric", action=argparse.BooleanOptionalAction, default=True, help="also dlib scored by the cosine of its L2-normalised descriptor (its card's metric is -euclidean on the raw one)")
+    ap.add_argument("--other-metric", action=argparse.BooleanOptionalAction, default=True,
+                    help="also dlib scored by the cosine of its L2-normalised descriptor (its card's metric is -euclidean on the raw one)")
     ap.add_argument("--peer-stored-folds", action="store_true", help="celeba-pairs: only the folds the peer's stores in --cache already cover completely (no waiting on the peer)")
     ap.add_argument("--bootstrap", type=int, default=1000, help="identity resamples behind the intervals")
     ap.add_argument("--folds", default="", help="celeba-pairs: only these folds, e.g. 1,2 (the peer embeds ~1 photo/s on a busy 2-core CPU; default all 10)")

@@ -47,8 +47,12 @@ def _load(opts: EngineOptions, device: str, threshold=None):
 
 
 # options of these commands that are not engine options (those: fakeproof.engine_options)
-_threshold = typer.Option(None, "--threshold", help="decision threshold on the similarity scale (default: the model's, 0.5 on a calibrated model); with --raw, a raw score of the model's metric (cosine; -euclidean distance for stock dlib_resnet) [>= -1 and <= 1]")
-_raw = typer.Option(False, "--raw", help="report the raw score of the model's metric (cosine; -euclidean distance for stock dlib_resnet) instead of the calibrated similarity (0 = typical different people, 0.5 = decision point, 1 = same photo)")
+_threshold = typer.Option(None, "--threshold", help=(
+    "decision threshold on the similarity scale (default: the model's, 0.5 on a calibrated model); "
+    "with --raw, a raw score of the model's metric (cosine; -euclidean distance for stock dlib_resnet) [>= -1 and <= 1]"))
+_raw = typer.Option(False, "--raw", help=(
+    "report the raw score of the model's metric (cosine; -euclidean distance for stock dlib_resnet) instead of "
+    "the calibrated similarity (0 = typical different people, 0.5 = decision point, 1 = same photo)"))
 
 
 def _face_summary(scores) -> None:
