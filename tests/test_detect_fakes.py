@@ -90,46 +90,19 @@ def corpora(tmp_path_factory, group_photo):
     """An artefact corpus and a generate layout from the faces of one shipped group photo: reals are the
     faces (and mirrored, re-lit copies); 'fakes' are the same faces with a smoothed, re-coloured centre
     (family A) or a pasted other face (family B) - enough for every code path, not a benchmark."""
-    from fakeproof.engine import get_detector, load_rgb
+    from train_helpers import face_crops, make_artefact_corpus, pasted_fake, smoothed_fake
 
     root = tmp_path_factory.mktemp("corpora")
-    rgb = load_rgb(group_photo).rgb
-    faces = get_detector("mtcnn").detect(rgb)
-    assert len(faces) >= 4
-    crops = []
-    for f in faces:
-        x0, y0, x1, y1 = f.bbox
-        cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 1.6
-        a, b = int(max(0, cx - s / 2)), int(max(0, cy - s / 2))
-        crops.append(cv2.resize(rgb[b:int(cy + s / 2), a:int(cx + s / 2)], (160, 160)))
-
-    def fake_a(c):
-        out = c.copy()
-        out[40:120, 40:120] = cv2.GaussianBlur(c, (9, 9), 3)[40:120, 40:120] * np.array([1.0, 0.9, 1.1])
-        return out.clip(0, 255).astype(np.uint8)
-
-    def fake_b(c, other):
-        out = c.copy()
-        out[50:115, 50:110] = cv2.resize(other, (60, 65))
-        return out
-
-    save = lambda p, im: cv2.imwrite(str(p), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
-    corpus = root / "corpus"
-    (corpus / "images").mkdir(parents=True)
-    rows = []
-    for i, c in enumerate(crops):
-        for k, (im, lab, fam) in enumerate([(c, "real", "real_g"), (c[:, ::-1].copy(), "real", "real_g"), (fake_a(c), "fake", "stylegan2_tpdne"),
-                                            (fake_b(c, crops[(i + 1) % len(crops)]), "fake", "inswapper_128")]):
-            name = f"images/{i}_{k}.{'png' if lab == 'fake' else 'jpg'}"
-            save(corpus / name, im)
-            rows.append([name, lab, fam, "g", "unknown (synthetic)" if fam == "stylegan2_tpdne" else f"v{i}"])
-    _write_csv(corpus / "images.csv", rows)
+    crops = face_crops(group_photo)
+    assert len(crops) >= 4
+    corpus = make_artefact_corpus(root / "corpus", group_photo, synthetic=("stylegan2_tpdne",))
+    save = lambda p, im: cv2.imwrite(str(p), cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2BGR))  # noqa: E731
     ds = root / "ds"
     meta, fakes = {}, []
     for i, c in enumerate(crops):
         (ds / "images" / f"p{i}").mkdir(parents=True)
         for k, im in enumerate([c, np.clip(c[:, ::-1] * 1.1, 0, 255).astype(np.uint8), c]):
-            save(ds / "images" / f"p{i}" / f"{k}.jpg", im if k < 2 else fake_a(c) if i % 2 else fake_b(c, crops[(i + 1) % len(crops)]))
+            save(ds / "images" / f"p{i}" / f"{k}.jpg", im if k < 2 else smoothed_fake(c) if i % 2 else pasted_fake(c, crops[(i + 1) % len(crops)]))
             meta[f"p{i}/{k}.jpg"] = int(k == 2)
         fakes.append([f"p{i}/2.jpg", f"p{i}", "selfblend" if i % 2 else "classic"])
     (ds / "meta.json").write_text(json.dumps(meta))

@@ -161,9 +161,10 @@ def test_engine_end_to_end_genuine_above_impostor(tmp_path, encoder):
     assert all(r.detected for r in res.records), [(r.path, r.error or r.fallback) for r in res.records if not r.detected]
     e = res.embeddings
     n = len(paths)
-    genuine = [float(e[i] @ e[n + i]) for i in range(n)]
-    impostor = [float(e[i] @ e[j]) for i in range(n) for j in range(n) if i < j]
-    impostor += [float(e[i] @ e[n + j]) for i in range(n) for j in range(n) if i != j]
+    sim = eng.card.raw_similarity_matrix(e)  # the card's own metric (dlib: -euclidean on the raw descriptor)
+    genuine = [float(sim[i, n + i]) for i in range(n)]
+    impostor = [float(sim[i, j]) for i in range(n) for j in range(n) if i < j]
+    impostor += [float(sim[i, n + j]) for i in range(n) for j in range(n) if i != j]
     print(f"dlib_resnet engine: {n} people, genuine min {min(genuine):.3f}, impostor max {max(impostor):.3f}")
     assert min(genuine) > max(impostor) + 0.02
 

@@ -67,35 +67,52 @@ def make_train_dataset(root: Path, photos: int = 4, fakes: int = 2) -> tuple[Pat
     return root, add_deepfakes(root, fakes)
 
 
-def make_artefact_corpus(root: Path, photo: Path, families=("stylegan2_tpdne", "inswapper_128")) -> Path:
-    """A tiny artefact corpus in deepfakes-train's layout from the faces of one photo an installed
-    package ships: reals are the faces and their mirror images (JPEG), 'fakes' are the same faces with
-    a smoothed, re-coloured centre (first family) or another face pasted in (second family; PNG).
-    Enough for every code path, not a benchmark."""
-    import csv
-
+def face_crops(photo: Path, size: int = 160) -> list[np.ndarray]:
+    """Loose RGB crops (1.6x the box) of every face MTCNN finds in ``photo``, resized to ``size``."""
     from fakeproof.engine import get_detector, load_rgb
 
-    root = Path(root)
     rgb = load_rgb(photo).rgb
-    faces = get_detector("mtcnn").detect(rgb)
     crops = []
-    for f in faces:
+    for f in get_detector("mtcnn").detect(rgb):
         x0, y0, x1, y1 = f.bbox
         cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 1.6
         a, b = int(max(0, cx - s / 2)), int(max(0, cy - s / 2))
-        crops.append(cv2.resize(rgb[b:int(cy + s / 2), a:int(cx + s / 2)], (160, 160)))
+        crops.append(cv2.resize(rgb[b:int(cy + s / 2), a:int(cx + s / 2)], (size, size)))
+    return crops
+
+
+def smoothed_fake(c: np.ndarray) -> np.ndarray:
+    """A stand-in fake: the face's centre blurred and re-coloured (a local change, as a blend leaves)."""
+    out = c.copy()
+    out[40:120, 40:120] = (cv2.GaussianBlur(c, (9, 9), 3)[40:120, 40:120] * np.array([1.0, 0.9, 1.1])).clip(0, 255)
+    return out
+
+
+def pasted_fake(c: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """A stand-in face swap: another face pasted over the centre."""
+    out = c.copy()
+    out[50:115, 50:110] = cv2.resize(other, (60, 65))
+    return out
+
+
+def make_artefact_corpus(root: Path, photo: Path, families=("stylegan2_tpdne", "inswapper_128"), synthetic=()) -> Path:
+    """A tiny artefact corpus in deepfakes-train's layout from the faces of one photo an installed
+    package ships: reals are the faces and their mirror images (JPEG), 'fakes' are the same faces with
+    a smoothed, re-coloured centre (first family) or another face pasted in (second family; PNG).
+    Fakes of the families in ``synthetic`` have no source footage (``unknown``), like GAN faces; the
+    others share their real face's footage unit. Enough for every code path, not a benchmark."""
+    import csv
+
+    root = Path(root)
+    crops = face_crops(photo)
     (root / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     for i, c in enumerate(crops):
-        smooth = c.copy()
-        smooth[40:120, 40:120] = (cv2.GaussianBlur(c, (9, 9), 3)[40:120, 40:120] * np.array([1.0, 0.9, 1.1])).clip(0, 255)
-        pasted = c.copy()
-        pasted[50:115, 50:110] = cv2.resize(crops[(i + 1) % len(crops)], (60, 65))
-        for k, (im, lab, fam) in enumerate([(c, "real", "real_g"), (c[:, ::-1].copy(), "real", "real_g"), (smooth, "fake", families[0]), (pasted, "fake", families[1])]):
+        fakes = [(smoothed_fake(c), "fake", families[0]), (pasted_fake(c, crops[(i + 1) % len(crops)]), "fake", families[1])]
+        for k, (im, lab, fam) in enumerate([(c, "real", "real_g"), (c[:, ::-1].copy(), "real", "real_g"), *fakes]):
             name = f"images/{i}_{k}.{'png' if lab == 'fake' else 'jpg'}"
             cv2.imwrite(str(root / name), cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2BGR))
-            rows.append([name, lab, fam, "g", f"v{i}"])
+            rows.append([name, lab, fam, "g", "unknown (synthetic)" if fam in synthetic else f"v{i}"])
     with open(root / "images.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "label", "family", "group", "identity_or_video"])
