@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from .errors import EXIT_BUG, EXIT_DEVICE, EXIT_ERROR, EXIT_MISSING, EXIT_STALE, EXIT_USAGE, FakeproofError  # noqa: F401
+from .errors import EXIT_BUG, EXIT_ERROR, EXIT_USAGE, FakeproofError
 
 def one_line(message) -> str:
     """``message`` on one line (whatever an exception said), markup-free."""

@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from ..cli_errors import EXIT_STALE, HandledGroup, check_range, fail
+from ..cli_errors import HandledGroup, check_range, fail
+from ..errors import EXIT_STALE
 from ..cli_options import MODEL_HELP, check_device, chosen_model, encoder_alias_option, settle_dataset
 from ..engine_options import EngineOptions, engine_options
 from ..ui import console, say_operating_point, summary_table

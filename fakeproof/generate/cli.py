@@ -8,7 +8,8 @@ from typing import Optional
 import numpy as np
 import typer
 
-from ..cli_errors import EXIT_MISSING, HandledGroup, check_range
+from ..cli_errors import HandledGroup, check_range
+from ..errors import EXIT_MISSING
 from ..cli_options import MODEL_HELP, check_device, chosen_model, encoder_alias_option, settle_dataset
 from ..engine_options import EngineOptions, engine_options
 from ..ui import console, summary_table

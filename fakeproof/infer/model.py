@@ -11,11 +11,9 @@ from __future__ import annotations
 from ..errors import InputError
 from ..engine import Encoder, resolve_device
 from ..engine.paths import cache_home
-from ..engine.resolve import GENERIC_THRESHOLD, ResolvedModel, resolve_model, stock_threshold  # noqa: F401 - re-exported
+from ..engine.resolve import ResolvedModel, resolve_model
 from ..engine.encoders import DEFAULT_ENCODER
 from ..engine.runtime import DEFAULT_RUNTIME, pick_runtime
-
-InferModel = ResolvedModel  # the name the infer stage used before the engine had the resolver
 
 
 def load_model(
