@@ -163,6 +163,7 @@ def main() -> None:
     ap.add_argument("--celeba-pairs", action="store_true", help="also ../shared/data/celeba-pairs: its identities with >= 3 photos (89x109 aligned crops), a larger confirmation set")
     ap.add_argument("--fast", action="store_true", help="five-celebrities, 10% noise, threshold 0.5, seed 0")
     ap.add_argument("--quiet", action="store_true", help="only the summary tables")
+    ap.add_argument("--no-cleanlab", action="store_true", help="skip cleanlab (minutes per run on celeba-pairs' ~800 classes)")
     args = ap.parse_args()
     if args.fast:
         args.only, args.rates, args.thresholds, args.seeds = "five-celebrities", "0.1", "0.5", "0"
@@ -237,7 +238,7 @@ def main() -> None:
                         )
                     )
                     console.print(f"  centroid baseline with the same number of flags as clean (columns above); at its best threshold {bt:.2f} (oracle): P {bbp:.3f} R {bbr:.3f} F1 {bbf:.3f}")
-                cl = cleanlab_flags(f, emb)
+                cl = "cleanlab skipped (--no-cleanlab)" if args.no_cleanlab else cleanlab_flags(f, emb)
                 cl_prf = prf(cl, truth) if isinstance(cl, set) else None
                 if not args.quiet:
                     console.print("  " + (cl if cl_prf is None else "cleanlab find_label_issues (logistic regression, out-of-fold): P {:.3f} R {:.3f} F1 {:.3f} ({} flagged)".format(*cl_prf, len(cl))))
