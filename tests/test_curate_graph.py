@@ -92,3 +92,56 @@ def test_unreadable_and_no_face_and_exact_duplicates():
     assert f.loc["a/2.jpg", "reason"] == "no_face"
     assert f.loc["b/3.jpg", "flagged"] and "same_file_as:a/0.jpg" in f.loc["b/3.jpg", "notes"]
     assert "several_faces(2)" in f.loc["b/3.jpg", "notes"]
+
+
+def test_member_above_threshold_still_flagged_when_another_identity_is_closer():
+    """A photo of B filed under A that joins A's main component (its mean to A is even above the
+    threshold) is flagged when B's main component is closer by more than the margin; an atypical
+    photo of A with no better identity stays in."""
+    rng = np.random.default_rng(4)
+    a, u = _unit(rng, 2)
+    u = u - (u @ a) * a
+    u /= np.linalg.norm(u)
+    b = 0.6 * a + 0.8 * u  # cos(a, b) = 0.6: two look-alike people
+    emb, keys, ids = [], [], []
+    for name, c in (("A", a), ("B", b)):
+        for i in range(6):
+            emb.append(_cluster(rng, c, 1, 0.02)[0]); ids.append(name); keys.append(f"{name}/{i}.jpg")
+    x = 0.25 * a + 0.97 * b  # a photo of B, filed under A
+    emb.append(x / np.linalg.norm(x)); ids.append("A"); keys.append("A/moved.jpg")
+    r = _unit(rng, 1)[0]
+    r -= (r @ a) * a + (r @ u) * u
+    odd = 0.6 * a + 0.8 * r / np.linalg.norm(r)  # an atypical photo of A (profile, old photo): like nobody else
+    emb.append(odd / np.linalg.norm(odd)); ids.append("A"); keys.append("A/odd.jpg")
+    emb = np.stack(emb)
+    own_mean = float((emb[:6] @ emb[12]).mean())
+    assert own_mean >= 0.5  # above the threshold: the rule before looked only below it
+    assert float(emb[6:12].mean(0) @ emb[12]) > own_mean + 0.1
+    f = analyse(keys, ids, np.zeros(len(keys), bool), emb, 0.5, progress=False).flags.set_index("key")
+    assert f.loc["A/moved.jpg", "reason"] == "closer_to_other_identity" and f.loc["A/moved.jpg", "flagged"]
+    assert f.loc["A/moved.jpg", "suggested_identity"] == "B"
+    assert not f.loc["A/odd.jpg", "flagged"], f.loc["A/odd.jpg"].to_dict()
+    assert int(f.flagged.sum()) == 1
+    # the margin is read on the similarity scale when one is given: a scale that squeezes the
+    # difference below it keeps the photo
+    f = analyse(keys, ids, np.zeros(len(keys), bool), emb, 0.5, progress=False, scale=lambda v: np.asarray(v) * 0.1).flags.set_index("key")
+    assert not f.loc["A/moved.jpg", "flagged"]
+
+
+def test_main_group_score_matches_score_to_groups():
+    """The own score the closer rule uses is in the units the other identities are scored in:
+    minus the RMS distance to the main component's other members (euclidean), the mean cosine (cosine)."""
+    from fakeproof.curate.graph import main_group_score
+    from fakeproof.engine.cards import group_stats, raw_score_matrix, score_to_groups
+
+    rng = np.random.default_rng(5)
+    e = rng.standard_normal((6, 8))
+    main = np.array([0, 1, 2, 4])
+    for metric in ("euclidean", "cosine"):
+        x = e if metric == "euclidean" else e / np.linalg.norm(e, axis=1, keepdims=True)
+        got = main_group_score(raw_score_matrix(metric, x), main, metric)
+        for i in range(6):
+            rest = [j for j in main if j != i]
+            m, sp = group_stats(x[rest])
+            want = score_to_groups(metric, x[i : i + 1], m[None], [sp])[0, 0]
+            assert abs(got[i] - want) < 1e-5, (metric, i)

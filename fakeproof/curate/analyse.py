@@ -62,14 +62,21 @@ def analyse(
     progress: bool = True,
     keep_floor: float | None = None,
     metric: str = "cosine",
+    scale=None,
 ) -> Analysis:
     """Flags for every image. ``emb`` rows are the engine's embeddings (NaN rows = no embedding),
     compared by ``metric`` (the model card's: cosine of L2-normalised rows, or -euclidean distance
     of raw descriptors); every threshold and every "cosine" below is a raw score of that metric.
 
-    Beyond the graph rule, a main-component photo whose score is below ``threshold`` is flagged
-    (``closer_to_other_identity``) when another identity's main component is similar to it on
-    average (mean cosine >= threshold) and more similar than its own by more than ``closer_margin``: one chance edge must not hide a mislabel.
+    Beyond the graph rule, a main-component photo is flagged (``closer_to_other_identity``) when
+    another identity's main component is similar to it on average (mean cosine >= threshold) and
+    more similar than its own main component (self excluded, scored the same way) by more than
+    ``closer_margin``: edges to a few look-alike photos must not hide a photo of someone else who is
+    in the dataset. Its own score may be above ``threshold`` (on in-the-wild photos a stranger's
+    mean can be; benchmarks/curate_noise.py: 22 of 41 missed moved photos were). ``scale`` (the
+    card's raw -> similarity-scale map; ``curate clean`` passes it) makes ``closer_margin`` a
+    difference on the scale, the same size whatever the two scores (the calibration is piecewise
+    linear); without it the margin is in raw units.
 
     ``keep_floor`` (a raw cosine; ``curate clean`` passes the one at similarity 0, the median
     impostor pair): an ``isolated`` / ``outlier_component`` photo is NOT flagged when it has no
@@ -92,6 +99,7 @@ def analyse(
     reason = np.full(n, "", object)
     component = np.full(n, np.nan)
     score = np.full(n, np.nan, np.float32)
+    own_score = np.full(n, np.nan, np.float32)  # to the own main component in score_to_groups' units
     notes: list[list[str]] = [[] for _ in range(n)]
     for i, p in enumerate(info):
         if not p.ok or not np.isfinite(emb[i]).all():
@@ -125,6 +133,8 @@ def analyse(
                 stats[ident] = g.main_stats
             component[rr] = g.component
             score[rr] = g.score
+            if g.group_score is not None:
+                own_score[rr] = g.group_score
             for r, f, why in zip(rr, g.flagged, g.reason):
                 if f:
                     flagged[r] = True
@@ -164,12 +174,15 @@ def analyse(
     for r in np.flatnonzero(single):
         if np.isfinite(suggested_cos[r]) and suggested_cos[r] >= threshold:
             flagged[r], reason[r] = True, "matches_other_identity"
-    # weakly attached members of a main component (joined through one chance edge): flagged when
-    # they look more like another identity's main component than like their own
-    weak = np.flatnonzero((component == 0) & ~flagged & ~is_deepfake & usable & (score < threshold))
+    # members of a main component that look more like another identity's main component than like
+    # their own (joined through edges to a few look-alike photos)
+    def _gap(other: float, mine: float) -> float:
+        return float(scale(other) - scale(mine)) if scale is not None else float(other - mine)
+
+    weak = np.flatnonzero((component == 0) & ~flagged & ~is_deepfake & usable & np.isfinite(own_score))
     w_idx, w_cos = best_other(emb[weak], own[weak], means, spreads, has, metric)
     for r, k, c in zip(weak, w_idx, w_cos):
-        if k >= 0 and c >= threshold and c > score[r] + closer_margin:
+        if k >= 0 and c >= threshold and _gap(c, own_score[r]) > closer_margin:
             flagged[r], reason[r] = True, "closer_to_other_identity"
             suggested[r], suggested_cos[r] = id_names[k], c
             want = np.append(want, r)

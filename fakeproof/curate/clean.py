@@ -20,7 +20,7 @@ from ..engine import FaceEngine
 from .analyse import Analysis, PhotoInfo, analyse
 from .report import write_embeddings, write_heatmaps, write_similarity, write_summary, write_tables
 from ..engine.encoders import DEFAULT_ENCODER
-from .thresholds import KEEP_FLOOR, closer_margin, curation_thresholds
+from .thresholds import CLOSER_MARGIN_SCALE, KEEP_FLOOR, curation_thresholds
 
 
 @dataclass
@@ -75,7 +75,8 @@ def run_clean(
         info,
         fake_threshold=fake_threshold,
         dup_threshold=dup_threshold,
-        closer_margin=closer_margin(card, threshold),
+        closer_margin=CLOSER_MARGIN_SCALE,
+        scale=card.scale,
         keep_floor=card.raw_threshold(KEEP_FLOOR) if card.calibrated else None,
         progress=progress,
         metric=card.metric,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from ..engine.cards import group_stats, raw_score_matrix
+from ..engine.cards import check_metric, group_stats, raw_score_matrix
 
 # component ids written to flags.csv
 ISOLATED = -1
@@ -45,6 +45,7 @@ class IdentityGraph:
     n_components: int = 0
     tie: bool = False
     main_stats: tuple[np.ndarray, float] | None = field(default=None, repr=False)  # main members' (mean embedding, spread): cards.group_stats
+    group_score: np.ndarray | None = field(default=None, repr=False)  # (n,) score to the main component (self excluded) in the units of cards.score_to_groups: mean cosine, or minus the RMS distance
 
     @property
     def main_size(self) -> int:
@@ -110,4 +111,26 @@ def identity_graph(identity: str, keys: list[str], emb: np.ndarray, threshold: f
     s_main[main] -= np.diag(sim)[main]
     with np.errstate(invalid="ignore", divide="ignore"):
         score = np.where(cnt > 0, s_main / np.maximum(cnt, 1), np.nan).astype(np.float32)
-    return IdentityGraph(identity, keys, sim, comp, flagged, reason, score, len(comps), tie, group_stats(emb[main]))
+    g = IdentityGraph(identity, keys, sim, comp, flagged, reason, score, len(comps), tie, group_stats(emb[main]))
+    g.group_score = main_group_score(sim, main, metric)
+    return g
+
+
+def main_group_score(sim: np.ndarray, main: np.ndarray, metric: str) -> np.ndarray:
+    """Each photo's score to the main component, self excluded, in the units
+    :func:`~fakeproof.engine.cards.score_to_groups` gives for another identity's main component (cosine:
+    the mean cosine; euclidean: minus the root-mean-square distance), so the two compare like for like.
+    NaN where the main component has no other member."""
+    n = len(sim)
+    member = np.zeros(n, bool)
+    member[main] = True
+    cnt = len(main) - member.astype(int)
+    vals = sim[:, main].astype(np.float64)
+    euclid = check_metric(metric) == "euclidean"
+    if euclid:
+        vals = vals**2  # sim = -distance; the diagonal is 0, so self adds nothing
+    else:
+        vals[member, np.searchsorted(main, np.flatnonzero(member))] = 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = np.where(cnt > 0, vals.sum(1) / np.maximum(cnt, 1), np.nan)
+    return (-np.sqrt(m) if euclid else m).astype(np.float32)

@@ -20,7 +20,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..engine.cards import raw_scores, score_to_groups
+from ..engine.cards import check_metric, raw_scores, score_rows_to_groups, score_to_groups
 
 
 def main_means(ids: list[str], stats: dict[str, tuple[np.ndarray, float]], dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,17 +46,31 @@ def best_other(emb: np.ndarray, own: np.ndarray, means: np.ndarray, spreads: np.
     cos = np.full(n, np.nan, np.float32)
     if n == 0 or not has.any():
         return idx, cos
+    # the search runs in float32 (every main-component member goes through it: 97k photos x 10k
+    # identities at Kryptonite scale); the winner's score is then recomputed exactly
+    means32, spreads32 = means.astype(np.float32), np.asarray(spreads, np.float32)
     for s in range(0, n, chunk):
-        sc = score_to_groups(metric, emb[s : s + chunk], means, spreads)
+        x = np.asarray(emb[s : s + chunk], np.float32)
+        sc = _scores32(metric, x, means32, spreads32)
         sc[:, ~has] = -np.inf
         rows = np.arange(len(sc))
         sc[rows, own[s : s + chunk]] = -np.inf
         b = sc.argmax(1)
-        v = sc[rows, b]
-        ok = np.isfinite(v)
-        idx[s : s + chunk][ok] = b[ok]
-        cos[s : s + chunk][ok] = v[ok]
+        ok = np.isfinite(sc[rows, b])
+        if ok.any():
+            exact = score_rows_to_groups(metric, emb[s : s + chunk][ok], means[b[ok]], np.asarray(spreads)[b[ok]])
+            idx[s : s + chunk][ok] = b[ok]
+            cos[s : s + chunk][ok] = exact
     return idx, cos
+
+
+def _scores32(metric: str, x: np.ndarray, means: np.ndarray, spreads: np.ndarray) -> np.ndarray:
+    """:func:`~fakeproof.engine.cards.score_to_groups` in float32 (for ranking only)."""
+    dots = x @ means.T
+    if check_metric(metric) == "cosine":
+        return dots
+    sq = (x * x).sum(1)[:, None] + (means * means).sum(1)[None, :] - 2.0 * dots + spreads[None, :]
+    return -np.sqrt(np.maximum(sq, 0.0))
 
 
 def merge_candidates(ids: list[str], means: np.ndarray, spreads: np.ndarray, has: np.ndarray, threshold: float, metric: str = "cosine", chunk: int = 2048) -> list[tuple[str, str, float]]:
