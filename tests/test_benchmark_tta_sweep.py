@@ -54,7 +54,7 @@ def test_tta_sweep_fast(tmp_path):
     data = _fixture(tmp_path / "shared")
     out = tmp_path / "tta.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200", "FAKEPROOF_SHARED_DATA": str(data)}
-    cmd = [sys.executable, "benchmarks/tta_sweep.py", "--fast", "--bootstrap", "30", "--time-chips", "8", "--batch", "4",
+    cmd = [sys.executable, "benchmarks/tta_sweep.py", "--fast", "--bootstrap", "30", "--time-chips", "8", "--time-repeats", "1", "--batch", "4",
            "--threads", "1", "--cache", str(tmp_path / "cache"), "--json", str(out)]
     p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
