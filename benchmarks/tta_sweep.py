@@ -40,34 +40,7 @@ Speed: encoder throughput of each variant (chips/s: jitters + forward passes, to
 best of ``--time-repeats`` rounds with the variants interleaved (on a shared CPU one round is noisy).
 ``FAKEPROOF_SHARED_DATA`` points the data elsewhere (the test's fixture); skips cleanly without it.
 
-Results (2026-12-04, 2-core CPU shared with other jobs; ``tta_sweep.py --dlib-random 2 --time-chips 32
---time-repeats 8``, the same rows as the full runs without ``--dlib-random``). celeba-pairs, all 6,000
-pairs, 10 folds, intervals over 3,144 identities:
-
-| variant | copies | accuracy % | EER % (folds) | EER % pooled | TAR@FAR1e-3 % | EER - flip [95%] | chips/s |
-|---|---|---|---|---|---|---|---|
-| no flip | 1 | 95.82 +- 0.77 | 4.20 +- 1.23 | 4.27 | 80.53 | +0.00 [-0.10, +0.47] | 220.7 |
-| **flip (default)** | 2 | 96.30 +- 0.69 | 4.37 +- 1.07 | 4.27 | 85.33 | reference | 119.7 |
-| flip + 2 jitters | 6 | 96.37 +- 0.68 | 4.10 +- 1.00 | 4.07 | 84.47 | -0.20 [-0.27, +0.13] | 39.3 |
-| flip + 4 jitters | 10 | 96.37 +- 0.65 | 4.10 +- 1.16 | 4.10 | 84.30 | -0.17 [-0.24, +0.23] | 24.0 |
-| flip + 8 jitters | 18 | 96.25 +- 0.70 | 3.90 +- 1.01 | 4.13 | 84.43 | -0.13 [-0.24, +0.23] | 13.0 |
-| dlib-style 2 random | 2 | 96.15 +- 0.88 | 3.90 +- 1.02 | 4.13 | 77.20 | -0.13 [-0.30, +0.37] | 112.0 |
-
-wild (4,508 pairs, 478 photos, intervals over 65 identities):
-
-| variant | EER % | ROC AUC | TAR@FAR1e-3 % | EER - flip [95%] |
-|---|---|---|---|---|
-| no flip | 2.71 | 0.9950 | 85.40 | +0.22 [-0.15, +0.54] |
-| **flip (default)** | 2.48 | 0.9956 | 85.89 | reference |
-| flip + 2 jitters | 2.44 | 0.9957 | 86.16 | -0.04 [-0.31, +0.20] |
-| flip + 4 jitters | 2.31 | 0.9958 | 87.36 | -0.18 [-0.46, +0.18] |
-| flip + 8 jitters | 2.31 | 0.9959 | 87.93 | -0.18 [-0.56, +0.21] |
-| dlib-style 2 random | 2.75 | 0.9951 | 82.08 | +0.27 [-0.21, +0.51] |
-
-Every interval contains 0: more TTA does not lower the EER beyond noise on either protocol (at
-best -0.20 point, 5% of the default's 4.27%, on celeba-pairs; -0.18 point, 7% of 2.48%, on wild),
-while the encoder costs 3x (K = 2) to 9x (K = 8) the default's time (copies / 2). The flip and
-no-flip rows reproduce the README's verify_peers numbers exactly.
+Measured results and their reading: the README, "Results" (test-time augmentation).
 """
 from __future__ import annotations
 
