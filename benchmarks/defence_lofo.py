@@ -6,12 +6,16 @@ Step 1 (where the photos are; needs the face engine):
 Step 2 (anywhere with numpy, OpenCV, scikit-learn and torch; no detector, no dlib package):
     python benchmarks/defence_lofo.py --pack .cache/pack.npz --pack .cache/offline.npz
     python benchmarks/defence_lofo.py --pack P1 --pack P2 --device cuda --full --dlib-weights DIR_OR_FILE
+    python benchmarks/defence_lofo.py --markdown RESULTS.json     # the README's tables of a run
 
 Detectors compared, every one trained on the same items of each fold with the same family balance:
 ``spectrum`` (azimuthal FFT spectrum + residual moments, logistic regression), ``dlib`` (frozen pooled
-block activations of the shipped dlib face ResNet, logistic regression), ``cnn`` (a small CNN trained
-from scratch on high-pass residuals), ``dlib_ft`` (dlib's lower blocks fine-tuned end to end; GPU-sized). Families: the 7 neural ones of deepfakes-train (the four FF++
-methods as one) and the offline ``classic``, ``selfblend``, ``morph``. Items are split by
+block activations of the shipped dlib face ResNet, logistic regression), ``facenet`` (the same for the shipped
+FaceNet: stem, Block35, Block17 and Block8 stacks pooled on the crops resized to 160 px; the same head),
+``cnn`` (a small CNN trained from scratch on high-pass residuals), ``dlib_ft`` (dlib's lower blocks fine-tuned
+end to end; GPU-sized). Paired differences of the mean held-out AUC are reported for every pair of detectors
+(``auc_pairs`` in the results). Families: the 7 neural ones of deepfakes-train (the four FF++ methods as one)
+and the offline ``classic``, ``selfblend``, ``morph``. Items are split by
 (group, footage unit) into train 55% / validation 15% / test 30% (``detect_fakes.corpus.footage_unit``: a fake and
 the real footage it was rendered onto are one unit, so a scene is never "fake" in training and "real" in testing);
 holding family F out removes F's fakes, and the reals of the footage they were made on, from training; F is scored on all its fakes against the test-split reals of its group. deepfakes-dev
@@ -42,8 +46,12 @@ from fakeproof.metrics import group_bootstrap, roc_auc
 
 NEURAL = ("dfdc_mixed_methods", "stylegan2_tpdne", "deepfacelive_dfm", "inswapper_128", "celebdf_v2_synthesis", "stylegan3_r_ffhq", "ffpp")
 OFFLINE = ("classic", "selfblend", "morph")
-DETECTORS = ("spectrum", "dlib", "cnn")
+DETECTORS = ("spectrum", "dlib", "cnn")  # the default
 TRAINED = ("cnn", "dlib_ft")  # learn from pixels (fakeproof.detect_fakes.training); dlib_ft is GPU-sized
+# frozen encoders + logistic regression: detector -> (loader, feature function) names in detect_fakes.features;
+# each loader takes the --<detector>-weights file (or None: the installed package's weights)
+FROZEN = {"dlib": ("load_dlib_net", "dlib_block_features"), "facenet": ("load_facenet_net", "facenet_block_features")}
+CHOICES = ("spectrum", *FROZEN, *TRAINED)
 SPLIT = (0.55, 0.15)  # train, validation; the rest is test
 
 
@@ -156,7 +164,7 @@ def run(args) -> dict:
     feats: dict[str, np.ndarray] = {}
     detectors = [d for d in args.detectors.split(",") if d]
     bounds = np.cumsum([0] + [len(p.crops_jpeg) for p in packs])
-    net = None
+    nets: dict = {}
     for d in [d for d in detectors if d not in TRAINED]:
         t = time.perf_counter()
         parts = []
@@ -167,15 +175,13 @@ def run(args) -> dict:
 
                 fn = lambda c=c: spectrum_features(c, size=min(size, 128))
             else:
-                from fakeproof.detect_fakes.features import (
-                    dlib_block_features,
-                    load_dlib_net,
-                )
+                from fakeproof.detect_fakes import features
 
-                def fn(c=c):
-                    nonlocal net
-                    net = net or load_dlib_net(args.dlib_weights)
-                    return dlib_block_features(c, net, args.device)
+                def fn(c=c, d=d):
+                    load, extract = (getattr(features, f) for f in FROZEN[d])
+                    if d not in nets:
+                        nets[d] = load(getattr(args, f"{d}_weights"))
+                    return extract(c, nets[d], args.device)
             stamp = hashlib.blake2b(f"{Path(pth).resolve()}|{Path(pth).stat().st_mtime_ns}".encode(), digest_size=6).hexdigest()
             parts.append(cached(Path(args.cache_dir or Path(pth).parent) / f"feat_{stamp}", f"{d}{size}", fn))
         feats[d] = np.concatenate(parts)
@@ -253,10 +259,15 @@ def run(args) -> dict:
         res["auc_mean"][d] = [float(np.mean([res["auc"][f][d][0] for f in families if f in res["auc"]])), *map(float, np.percentile(mean_draws[d], [2.5, 97.5]))]
     best = max(detectors, key=lambda d: res["auc_mean"][d][0])
     res["best"] = best
-    for d in detectors:
-        if d != best:
-            diff = mean_draws[best] - mean_draws[d]
-            res["auc_diff"][d] = [res["auc_mean"][best][0] - res["auc_mean"][d][0], *map(float, np.percentile(diff, [2.5, 97.5]))]
+    res["auc_pairs"] = {}  # "a - b": paired difference of the mean held-out AUC, every ordered pair
+    for a in detectors:
+        for d in detectors:
+            if d != a:
+                diff = mean_draws[a] - mean_draws[d]
+                v = [res["auc_mean"][a][0] - res["auc_mean"][d][0], *map(float, np.percentile(diff, [2.5, 97.5]))]
+                res["auc_pairs"][f"{a} - {d}"] = v
+                if a == best:
+                    res["auc_diff"][d] = v
     # the same families SEEN: the all-families detector on the test split (fakes and reals it never trained on, of
     # families it did): the gap to the held-out AUC is what does not generalise
     res["auc_seen"] = {}
@@ -365,6 +376,9 @@ def print_tables(res: dict) -> None:
         print_table("the same families SEEN in training (all-families detector, test split)", ["family"] + dets, rows)
     for d, v in res["auc_diff"].items():
         print(f"{res['best']} - {d}: mean held-out AUC {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]")
+    others = {k: v for k, v in res.get("auc_pairs", {}).items() if not k.startswith(f"{res['best']} - ")}
+    if others:
+        print("the other paired differences: " + "; ".join(f"{k} {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for k, v in others.items()))
     d = res["best"]
     rows = []
     for f, a in res["acceptance"][d].items():
@@ -386,7 +400,15 @@ def markdown(res: dict) -> str:
     lines.append("| **mean held-out** | | " + " | ".join(fm(res["auc_mean"][d]) for d in dets) + " |")
     if "deepfakes-dev" in res["auc"]:
         lines.append("| deepfakes-dev (trained on all families; evaluation only) | | " + " | ".join(fm(res["auc"]["deepfakes-dev"][d]) for d in dets) + " |")
-    lines += ["", *[f"- {res['best']} minus {d}: mean held-out AUC {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for d, v in res["auc_diff"].items()], ""]
+    lines += ["", *[f"- {res['best']} minus {d}: mean held-out AUC {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for d, v in res["auc_diff"].items()]]
+    pairs, mean = res.get("auc_pairs", {}), {d: res["auc_mean"][d][0] for d in dets}
+    for i, a in enumerate(dets):  # the pairs without the best one, each once: the higher mean minus the lower
+        for b in dets[i + 1:]:
+            hi, lo = (a, b) if mean[a] >= mean[b] else (b, a)
+            if res["best"] not in (a, b) and f"{hi} - {lo}" in pairs:
+                v = pairs[f"{hi} - {lo}"]
+                lines.append(f"- {hi} minus {lo}: mean held-out AUC {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]")
+    lines += [""]
     if res.get("auc_seen"):
         lines += ["| family SEEN in training (test split) | " + " | ".join(dets) + " |", "|---" * (1 + len(dets)) + "|"]
         lines += [f"| {f} | " + " | ".join(fm(v[d]) for d in dets) + " |" for f, v in res["auc_seen"].items()]
@@ -402,6 +424,8 @@ def markdown(res: dict) -> str:
 
 
 def main(argv=None):
+    from fakeproof.engine.encoders.facenet import CACHE_NAME as FACENET_FILE
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pack", action="append", default=[], help="pack(s) to read (repeatable)")
     ap.add_argument("--build-pack", help="write a pack of the sets in --sets and stop")
@@ -411,7 +435,7 @@ def main(argv=None):
     ap.add_argument("--offline", help="a generate training layout (classic/selfblend/morph fakes of celeba-mini)")
     ap.add_argument("--celeba-folds", default="1,2")
     ap.add_argument("--limit-per-family", type=int, default=None)
-    ap.add_argument("--detectors", default=",".join(DETECTORS))
+    ap.add_argument("--detectors", default=",".join(DETECTORS), help=f"comma-separated, of: {', '.join(CHOICES)}")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--full", action="store_true", help=(
         "GPU settings: 144 px crops (the GPU pack's size), 8 versions of each crop, CNN 1500 steps and dlib_ft 800 steps "
@@ -432,12 +456,18 @@ def main(argv=None):
     ap.add_argument("--eer-budget", type=float, default=0.005)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dlib-weights", help="converted dlib ResNet .safetensors (a file, or a folder holding dlib_face_recognition_resnet_model_v1.safetensors)")
+    ap.add_argument("--facenet-weights", help="converted FaceNet .safetensors (a file, or a folder holding " + FACENET_FILE + ")")
     ap.add_argument("--cache-dir", help="where features are cached (default: beside the first pack)")
     ap.add_argument("--out", help="results JSON")
     ap.add_argument("--markdown", help="print the README tables of this results JSON and stop")
     args = ap.parse_args(argv)
     if args.dlib_weights and Path(args.dlib_weights).is_dir():
         args.dlib_weights = str(Path(args.dlib_weights) / "dlib_face_recognition_resnet_model_v1.safetensors")
+    if args.facenet_weights and Path(args.facenet_weights).is_dir():
+        args.facenet_weights = str(Path(args.facenet_weights) / FACENET_FILE)
+    unknown = [d for d in args.detectors.split(",") if d and d not in CHOICES]
+    if unknown:
+        ap.error(f"--detectors: unknown {', '.join(unknown)} (choices: {', '.join(CHOICES)})")
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())))
         return 0

