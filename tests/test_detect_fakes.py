@@ -135,13 +135,25 @@ def test_lofo_fast_mode_end_to_end(corpora, tmp_path):
 
     weights = cache_home() / "weights"
     assert (weights / "dlib_face_recognition_resnet_model_v1.safetensors").exists()  # converted when the pack was built
-    assert bench.main(["--pack", str(pack_path), "--fast", "--crop-size", "80", "--cnn-size", "64", "--out", str(out), "--dlib-weights", str(weights), "--workers", "2",
-                       "--detectors", "spectrum,dlib,cnn,dlib_ft"]) == 0
-    assert "| **mean held-out** |" in bench.markdown(json.loads(out.read_text()))
+    from fakeproof.engine.encoders.facenet import CACHE_NAME, converted_state_dict
+
+    converted_state_dict()  # FaceNet's graph converted into the same folder (once per test home)
+    assert (weights / CACHE_NAME).exists()
+    dets = ("spectrum", "dlib", "facenet", "cnn", "dlib_ft")
+    assert bench.main(["--pack", str(pack_path), "--fast", "--crop-size", "80", "--cnn-size", "64", "--out", str(out), "--dlib-weights", str(weights),
+                       "--facenet-weights", str(weights), "--workers", "2", "--detectors", ",".join(dets)]) == 0
+    md = bench.markdown(json.loads(out.read_text()))
+    assert "| **mean held-out** |" in md and "| spectrum | dlib | facenet | cnn | dlib_ft |" in md
     res = json.loads(out.read_text())
+    # facenet: 4 taps (256, 256, 896, 1792 channels), mean and std each, on the crops resized to 160 px
+    (fn_feats,) = tmp_path.glob("feat_*.facenet80.npy")
+    assert np.load(fn_feats).shape == (len(p.crops_jpeg), 2 * (256 + 256 + 896 + 1792))
+    assert set(res["auc_pairs"]) == {f"{a} - {b}" for a in dets for b in dets if a != b}
+    lo, hi = res["auc_pairs"]["facenet - spectrum"][1:]
+    assert -1 <= lo <= hi <= 1 and np.isclose(res["auc_pairs"]["facenet - dlib"][0], -res["auc_pairs"]["dlib - facenet"][0])
     assert set(res["families"]) == {"stylegan2_tpdne", "inswapper_128", "classic", "selfblend"}
     for f in res["families"]:
-        for d in ("spectrum", "dlib", "cnn", "dlib_ft"):
+        for d in dets:
             auc, lo, hi = res["auc"][f][d]
             assert 0 <= lo <= hi <= 1 and 0 <= auc <= 1
     assert res["auc_seen"] and set(res["auc_seen"]) <= set(res["families"]) and all(0 <= v["cnn"][0] <= 1 for v in res["auc_seen"].values())
@@ -149,6 +161,14 @@ def test_lofo_fast_mode_end_to_end(corpora, tmp_path):
     assert set(res["acceptance"][best]) >= {"classic", "selfblend", "stylegan2_tpdne"}
     for a in res["acceptance"][best].values():
         assert 0 <= a["gated"][0] <= 1
+
+
+def test_lofo_refuses_an_unknown_detector(capsys):
+    import defence_lofo as bench
+
+    with pytest.raises(SystemExit):
+        bench.main(["--pack", "x.npz", "--detectors", "spectrum,facenett"])
+    assert "unknown facenett" in capsys.readouterr().err
 
 
 def test_train_run_checks_artefact_corpus_first(tmp_path, corpora):
