@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# test processes (pytest-xdist; one module stays in one process, so its module fixtures are built once);
+# `make test PYTEST_WORKERS=0` runs the suite in this process
+PYTEST_WORKERS ?= 2
 # The CPU build of torch lies in a local wheel folder on machines of this kind; elsewhere pip's index is used.
 TORCH_SPEC ?= torch==2.13.0
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
@@ -30,7 +33,7 @@ lint: install
 	$(BIN)/ruff check .
 
 test: install lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 demo: install
 	$(BIN)/fakeproof demo --out demo_out
