@@ -20,7 +20,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..engine.cards import check_metric, raw_scores, score_rows_to_groups, score_to_groups
+from ..engine.cards import raw_scores, score_rows_to_groups, score_to_groups
 
 
 def main_means(ids: list[str], stats: dict[str, tuple[np.ndarray, float]], dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -51,7 +51,7 @@ def best_other(emb: np.ndarray, own: np.ndarray, means: np.ndarray, spreads: np.
     means32, spreads32 = means.astype(np.float32), np.asarray(spreads, np.float32)
     for s in range(0, n, chunk):
         x = np.asarray(emb[s : s + chunk], np.float32)
-        sc = _scores32(metric, x, means32, spreads32)
+        sc = score_to_groups(metric, x, means32, spreads32, dtype=np.float32)
         sc[:, ~has] = -np.inf
         rows = np.arange(len(sc))
         sc[rows, own[s : s + chunk]] = -np.inf
@@ -62,15 +62,6 @@ def best_other(emb: np.ndarray, own: np.ndarray, means: np.ndarray, spreads: np.
             idx[s : s + chunk][ok] = b[ok]
             cos[s : s + chunk][ok] = exact
     return idx, cos
-
-
-def _scores32(metric: str, x: np.ndarray, means: np.ndarray, spreads: np.ndarray) -> np.ndarray:
-    """:func:`~fakeproof.engine.cards.score_to_groups` in float32 (for ranking only)."""
-    dots = x @ means.T
-    if check_metric(metric) == "cosine":
-        return dots
-    sq = (x * x).sum(1)[:, None] + (means * means).sum(1)[None, :] - 2.0 * dots + spreads[None, :]
-    return -np.sqrt(np.maximum(sq, 0.0))
 
 
 def merge_candidates(ids: list[str], means: np.ndarray, spreads: np.ndarray, has: np.ndarray, threshold: float, metric: str = "cosine", chunk: int = 2048) -> list[tuple[str, str, float]]:

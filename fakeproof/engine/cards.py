@@ -177,20 +177,21 @@ def group_stats(rows: np.ndarray) -> tuple[np.ndarray, float]:
     return m, float(((r - m) ** 2).sum(1).mean())
 
 
-def score_to_groups(metric: str, x: np.ndarray, means: np.ndarray, spreads, x_spreads=None) -> np.ndarray:
+def score_to_groups(metric: str, x: np.ndarray, means: np.ndarray, spreads, x_spreads=None, dtype=np.float64) -> np.ndarray:
     """``(n, K)`` score of each row of ``x`` to each group (its :func:`group_stats`), in ``metric``'s
     raw units. cosine: ``x @ mean``, exactly the mean cosine to the group's members. euclidean:
     minus the root-mean-square distance to the members, ``-sqrt(|x - mean|^2 + spread)`` (exact:
     the mean squared distance is that sum), the Euclidean counterpart of a mean score. Rows of
     ``x`` that are themselves group means pass their spreads as ``x_spreads`` (group to group:
-    the mean cross cosine, or minus the RMS distance between the two groups' members)."""
-    x, means = np.asarray(x, np.float64), np.asarray(means, np.float64)
+    the mean cross cosine, or minus the RMS distance between the two groups' members). ``dtype``:
+    float32 where the scores only rank (curation's best-other search at scale)."""
+    x, means = np.asarray(x, dtype), np.asarray(means, dtype)
     dots = x @ means.T
     if check_metric(metric) == "cosine":
         return dots
-    sq = (x * x).sum(1)[:, None] + (means * means).sum(1)[None, :] - 2.0 * dots + np.asarray(spreads, np.float64)[None, :]
+    sq = (x * x).sum(1)[:, None] + (means * means).sum(1)[None, :] - 2.0 * dots + np.asarray(spreads, dtype)[None, :]
     if x_spreads is not None:
-        sq = sq + np.asarray(x_spreads, np.float64)[:, None]
+        sq = sq + np.asarray(x_spreads, dtype)[:, None]
     return -np.sqrt(np.maximum(sq, 0.0))
 
 
