@@ -73,7 +73,7 @@ def analyse(
     more similar than its own main component (self excluded, scored the same way) by more than
     ``closer_margin``: edges to a few look-alike photos must not hide a photo of someone else who is
     in the dataset. Its own score may be above ``threshold`` (on in-the-wild photos a stranger's
-    mean can be; benchmarks/curate_noise.py: 22 of 41 missed moved photos were). ``scale`` (the
+    mean can be; benchmarks/curate_noise.py measures it). ``scale`` (the
     card's raw -> similarity-scale map; ``curate clean`` passes it) makes ``closer_margin`` a
     difference on the scale, the same size whatever the two scores (the calibration is piecewise
     linear); without it the margin is in raw units.

@@ -12,12 +12,11 @@ FAKE_SCALE = DECISION / 2  # deepfake rows below this mean similarity to their i
 DUP_SCALE = 0.97  # near-duplicates: similarity at or above this to a photo of another identity
 # closer_to_other_identity: another identity's main component must beat the photo's own (both scored as
 # cards.score_to_groups, itself left out) by this much on the scale. Chosen with benchmarks/curate_noise.py
-# seeds 0-9 (0.2 -> 0.07 with the rule applied to every main member: worst-seed recall 0.875-0.944 -> 0.917-1.0),
-# confirmed on seeds 10-29 (README)
+# seeds 0-9, confirmed on seeds 10-29 (its figures: README, "Curation")
 CLOSER_MARGIN_SCALE = 0.07
 # a photo cut off from its identity's graph but more like it than a typical stranger (similarity >= 0, the
 # median impostor pair) and with no better home among the other identities is a hard photo, not a mislabel
-# (benchmarks/curate_noise.py: precision on celeba-mini at 10% noise 0.90 -> 0.97, recall unchanged; see README)
+# (benchmarks/curate_noise.py; its figures: README, "Curation")
 KEEP_FLOOR = 0.0
 
 
