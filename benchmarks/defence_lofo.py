@@ -424,6 +424,7 @@ def markdown(res: dict) -> str:
 
 
 def main(argv=None):
+    from fakeproof.engine.encoders.dlib_resnet import CACHE_NAME as DLIB_FILE
     from fakeproof.engine.encoders.facenet import CACHE_NAME as FACENET_FILE
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -455,16 +456,16 @@ def main(argv=None):
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--eer-budget", type=float, default=0.005)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--dlib-weights", help="converted dlib ResNet .safetensors (a file, or a folder holding dlib_face_recognition_resnet_model_v1.safetensors)")
+    ap.add_argument("--dlib-weights", help="converted dlib ResNet .safetensors (a file, or a folder holding " + DLIB_FILE + ")")
     ap.add_argument("--facenet-weights", help="converted FaceNet .safetensors (a file, or a folder holding " + FACENET_FILE + ")")
     ap.add_argument("--cache-dir", help="where features are cached (default: beside the first pack)")
     ap.add_argument("--out", help="results JSON")
     ap.add_argument("--markdown", help="print the README tables of this results JSON and stop")
     args = ap.parse_args(argv)
-    if args.dlib_weights and Path(args.dlib_weights).is_dir():
-        args.dlib_weights = str(Path(args.dlib_weights) / "dlib_face_recognition_resnet_model_v1.safetensors")
-    if args.facenet_weights and Path(args.facenet_weights).is_dir():
-        args.facenet_weights = str(Path(args.facenet_weights) / FACENET_FILE)
+    for d, file in (("dlib", DLIB_FILE), ("facenet", FACENET_FILE)):  # a folder: the converted file in it
+        w = getattr(args, f"{d}_weights")
+        if w and Path(w).is_dir():
+            setattr(args, f"{d}_weights", str(Path(w) / file))
     unknown = [d for d in args.detectors.split(",") if d and d not in CHOICES]
     if unknown:
         ap.error(f"--detectors: unknown {', '.join(unknown)} (choices: {', '.join(CHOICES)})")
