@@ -181,8 +181,10 @@ def photo_descriptors(encoder, chips: dict[str, np.ndarray], paths: list[str], c
 
 def variant_scores(desc: dict[str, np.ndarray], copies: list[Jitter], ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     """-euclidean distance of the mean raw descriptors (the card's raw similarity of dlib_resnet)."""
+    from fakeproof.engine.cards import raw_scores
+
     mean = np.mean([desc[j.name] for j in copies], axis=0)
-    return -np.linalg.norm(mean[ia] - mean[ib], axis=1)
+    return raw_scores("euclidean", mean[ia], mean[ib])
 
 
 def time_variants(encoder, chips: np.ndarray, vs: dict[str, list[Jitter]], batch: int, repeats: int = 3) -> dict[str, float]:
@@ -231,25 +233,22 @@ def interval_cell(labels, s, ref, groups, n: int) -> str:
 
 
 def evaluate(protocol: str, args, engine, vs: dict[str, list[Jitter]], speed: dict[str, float]) -> dict | None:
-    from _protocol import fold_figures, load_pairs
+    from _protocol import fold_figures
 
     from fakeproof.metrics import compute_eer, roc_auc, tar_at_far
 
+    pairs = protocol_pairs(protocol, args.fast)
+    if pairs is None:
+        print(f"SKIP {protocol}: " + (f"{SHARED_DATA / 'celeba-pairs'} not found" if protocol == "celeba-pairs"
+                                      else f"neither celeba-mini nor five-celebrities under {SHARED_DATA}"))
+        return None
     if protocol == "celeba-pairs":
-        if not (SHARED_DATA / "celeba-pairs").exists():
-            print(f"SKIP celeba-pairs: {SHARED_DATA / 'celeba-pairs'} not found")
-            return None
-        pairs = load_pairs(SHARED_DATA / "celeba-pairs", fast=args.fast)
         if args.folds:
             pairs = pairs[pairs.fold.isin([int(f) for f in args.folds.split(",")])].reset_index(drop=True)
         groups = pairs.identity_a.values
     else:
-        from _pairs import build_pairs, identity_photos
+        from _pairs import identity_photos
 
-        pairs = build_pairs(max_per_dataset=20 if args.fast else None)
-        if pairs.empty:
-            print(f"SKIP wild: neither celeba-mini nor five-celebrities under {SHARED_DATA}")
-            return None
         who = {p: f"{ds}:{i}" for ds, ids in identity_photos().items() for i, files in ids.items() for p in files}
         groups = pairs.path_a.map(who).values
     labels = pairs.expected_accept.values.astype(int)
@@ -317,7 +316,8 @@ def main(argv=None) -> int:
     speed: dict[str, float] = {}
     if args.time_chips:
         # chips of a few pairs of the first protocol present, repeated up to --time-chips
-        paths = next((p for p in (_protocol_paths(pr) for pr in protocols) if p), [])
+        pairs = next((p for p in (protocol_pairs(pr, fast=True) for pr in protocols) if p is not None), None)
+        paths = [] if pairs is None else sorted(set(pairs.path_a) | set(pairs.path_b))
         chips = np.stack(list(load_chips(engine, paths)[0].values()))
         chips = np.resize(chips, (args.time_chips, *chips.shape[1:]))
         result["parity_max_abs_diff"] = check_parity(engine, chips[: args.batch])
@@ -336,21 +336,16 @@ def main(argv=None) -> int:
     return 0
 
 
-def _protocol_paths(protocol: str) -> list[str]:
-    """The photos of a few pairs of ``protocol`` (none where its data is absent)."""
+def protocol_pairs(protocol: str, fast: bool):
+    """The pairs of ``protocol`` (``fast``: a few), or None where its data is absent."""
     if protocol == "celeba-pairs":
         from _protocol import load_pairs
 
-        if not (SHARED_DATA / "celeba-pairs").exists():
-            return []
-        pairs = load_pairs(SHARED_DATA / "celeba-pairs", fast=True)
-    else:
-        from _pairs import build_pairs
+        return load_pairs(SHARED_DATA / "celeba-pairs", fast=fast) if (SHARED_DATA / "celeba-pairs").exists() else None
+    from _pairs import build_pairs
 
-        pairs = build_pairs(max_per_dataset=20)
-        if pairs.empty:
-            return []
-    return sorted(set(pairs.path_a) | set(pairs.path_b))
+    pairs = build_pairs(max_per_dataset=20 if fast else None)
+    return None if pairs.empty else pairs
 
 
 if __name__ == "__main__":
