@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import SHARED_DATA, shared_or_skip
+from _common import SHARED_DATA, print_table, shared_or_skip
 
 REFERENCE = "flip"
 
@@ -214,15 +214,6 @@ def load_chips(engine, paths: list[str]) -> tuple[dict[str, np.ndarray], int]:
     recs, crops = engine.crops(paths, progress=False)
     chips = {p: c for p, c in zip(paths, crops) if c is not None}
     return chips, sum(1 for r in recs if not r.detected)
-
-
-def print_table(rows: list[dict]) -> None:
-    cols = list(dict.fromkeys(c for r in rows for c in r if not c.startswith("_")))
-    width = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
-    print("| " + " | ".join(c.ljust(width[c]) for c in cols) + " |")
-    print("|" + "|".join("-" * (width[c] + 2) for c in cols) + "|")
-    for r in rows:
-        print("| " + " | ".join(str(r.get(c, "")).ljust(width[c]) for c in cols) + " |")
 
 
 def interval_cell(labels, s, ref, groups, n: int) -> str:

