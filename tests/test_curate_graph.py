@@ -145,3 +145,101 @@ def test_main_group_score_matches_score_to_groups():
             m, sp = group_stats(x[rest])
             want = score_to_groups(metric, x[i : i + 1], m[None], [sp])[0, 0]
             assert abs(got[i] - want) < 1e-5, (metric, i)
+
+
+def _moved_lookalike(rng):
+    """Two look-alike people A and B (6 photos each) and a photo of B filed under A that joins A's main
+    component; returns keys, identities, embeddings and the photo's mean cosine to B."""
+    a, u = _unit(rng, 2)
+    u = u - (u @ a) * a
+    u /= np.linalg.norm(u)
+    b = 0.6 * a + 0.8 * u
+    emb, keys, ids = [], [], []
+    for name, c in (("A", a), ("B", b)):
+        for i in range(6):
+            emb.append(_cluster(rng, c, 1, 0.02)[0]); ids.append(name); keys.append(f"{name}/{i}.jpg")
+    x = 0.25 * a + 0.97 * b
+    emb.append(x / np.linalg.norm(x)); ids.append("A"); keys.append("A/moved.jpg")
+    emb = np.stack(emb)
+    return keys, ids, emb, float(emb[6:12].mean(0) @ emb[12])
+
+
+def test_closer_rule_needs_the_other_identity_past_its_floor():
+    """``closer_floor``: a main-component photo is moved out only when the other identity's mean reaches
+    it (``curate clean``: a little above the decision point), not on a near-tie with the threshold."""
+    keys, ids, emb, to_b = _moved_lookalike(np.random.default_rng(4))
+    assert to_b >= 0.5
+    fake = np.zeros(len(keys), bool)
+    for floor, want in ((None, True), (to_b - 0.01, True), (to_b + 0.01, False)):
+        f = analyse(keys, ids, fake, emb, 0.5, progress=False, closer_floor=floor).flags.set_index("key")
+        assert bool(f.loc["A/moved.jpg", "flagged"]) is want, (floor, f.loc["A/moved.jpg"].to_dict())
+
+
+def test_a_distinct_best_other_identity_overrides_weak_match():
+    """A photo cut off from its identity's graph but like it a little (>= keep_floor) is kept as
+    ``weak_match`` when no identity reaches the threshold, unless (``distinct_floor``) its best other
+    identity reaches the floor AND stands out from every further one by ``distinct_margin``: then it is
+    flagged with that suggestion. A photo vaguely like two strangers at once stays a weak match."""
+    rng = np.random.default_rng(6)
+    basis = np.linalg.qr(rng.standard_normal((64, 10)))[0].T.astype(np.float32)  # orthonormal rows
+    emb, keys, ids = [], [], []
+    for k, name in enumerate("ABCD"):
+        for i in range(6):
+            emb.append(_cluster(rng, basis[k], 1, 0.02)[0]); ids.append(name); keys.append(f"{name}/{i}.jpg")
+    moved = 0.3 * basis[0] + 0.42 * basis[1] + np.sqrt(1 - 0.3**2 - 0.42**2) * basis[5]  # of B, filed under A
+    vague = 0.3 * basis[0] + 0.42 * basis[1] + 0.40 * basis[2] + np.sqrt(1 - 0.3**2 - 0.42**2 - 0.4**2) * basis[6]
+    for key, v in (("A/moved.jpg", moved), ("A/vague.jpg", vague)):
+        emb.append(v); ids.append("A"); keys.append(key)
+    emb, fake = np.stack(emb).astype(np.float32), np.zeros(len(keys), bool)
+    base = analyse(keys, ids, fake, emb, 0.5, progress=False, keep_floor=0.0).flags.set_index("key")
+    assert (base.loc[["A/moved.jpg", "A/vague.jpg"], "reason"] == "weak_match").all() and not base.flagged.any()
+    f = analyse(keys, ids, fake, emb, 0.5, progress=False, keep_floor=0.0, distinct_floor=0.35, distinct_margin=0.1).flags.set_index("key")
+    row = f.loc["A/moved.jpg"]
+    assert row.flagged and row.reason == "isolated" and row.suggested_identity == "B" and "distinct_other_identity" in row.notes
+    assert f.loc["A/vague.jpg", "reason"] == "weak_match" and not f.loc["A/vague.jpg", "flagged"]
+    assert int(f.flagged.sum()) == 1
+    # the floor is a floor: below it the distinct match is still a weak match
+    f = analyse(keys, ids, fake, emb, 0.5, progress=False, keep_floor=0.0, distinct_floor=0.45, distinct_margin=0.1).flags.set_index("key")
+    assert not f.flagged.any()
+
+
+def test_clean_passes_the_floors_on_the_similarity_scale(monkeypatch, tmp_path):
+    """``curate clean`` reads both floors off the card's scale around --threshold:
+    closer_floor at threshold + CLOSER_FLOOR_MARGIN_SCALE, distinct_floor at threshold - DISTINCT_BELOW_SCALE."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from fakeproof.curate import clean
+    from fakeproof.curate.thresholds import CLOSER_FLOOR_MARGIN_SCALE, DISTINCT_BELOW_SCALE, DISTINCT_MARGIN_SCALE
+    from fakeproof.data import write_meta
+    from fakeproof.engine import encoder_spec
+    from fakeproof.engine.cards import card_from_spec
+
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "a" / "0.jpg")
+    write_meta(tmp_path / "meta.json", {"a/0.jpg": 0})
+    card = card_from_spec(encoder_spec("dlib_resnet"))
+    seen = {}
+
+    class Seen(Exception):
+        pass
+
+    def fake_analyse(*args, **kw):
+        seen.update(kw)
+        raise Seen
+
+    rec = SimpleNamespace(ok=True, error=None, n_faces=1, fallback=None, digest="d")
+    monkeypatch.setattr(clean, "analyse", fake_analyse)
+    monkeypatch.setattr(clean, "embed_paths_across_ranks", lambda eng, paths, progress=True: SimpleNamespace(records=[rec] * len(paths), embeddings=np.zeros((len(paths), 128), np.float32)))
+    engine = SimpleNamespace(card=card, spec=SimpleNamespace(name="dlib_resnet"), margin=0.0, stats={})
+    for t in (0.5, 0.6):
+        seen.clear()
+        try:
+            clean.run_clean(tmp_path, t, engine=engine, out=tmp_path / "cur", progress=False)
+        except Seen:
+            pass
+        assert seen["closer_floor"] == card.raw_threshold(t + CLOSER_FLOOR_MARGIN_SCALE)
+        assert seen["distinct_floor"] == card.raw_threshold(t - DISTINCT_BELOW_SCALE)
+        assert seen["distinct_margin"] == DISTINCT_MARGIN_SCALE
+        assert card.raw_threshold(t) < seen["closer_floor"] and seen["distinct_floor"] < card.raw_threshold(t)

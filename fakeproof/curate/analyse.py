@@ -15,7 +15,7 @@ import pandas as pd
 from ..engine.cards import score_rows_to_groups
 from ..ui import progress_task
 from .graph import IdentityGraph, identity_graph
-from .suggest import best_other, exact_duplicates, main_means, merge_candidates, near_duplicate_in
+from .suggest import best_other, exact_duplicates, main_means, merge_candidates, near_duplicate_in, runner_up
 
 FLAG_COLUMNS = [
     "key", "identity", "is_deepfake", "flagged", "reason", "component", "score",
@@ -63,6 +63,9 @@ def analyse(
     keep_floor: float | None = None,
     metric: str = "cosine",
     scale=None,
+    closer_floor: float | None = None,
+    distinct_floor: float | None = None,
+    distinct_margin: float = 0.1,
 ) -> Analysis:
     """Flags for every image. ``emb`` rows are the engine's embeddings (NaN rows = no embedding),
     compared by ``metric`` (the model card's: cosine of L2-normalised rows, or -euclidean distance
@@ -76,14 +79,24 @@ def analyse(
     mean can be; benchmarks/curate_noise.py measures it). ``scale`` (the
     card's raw -> similarity-scale map; ``curate clean`` passes it) makes ``closer_margin`` a
     difference on the scale, the same size whatever the two scores (the calibration is piecewise
-    linear); without it the margin is in raw units.
+    linear); without it the margin is in raw units. ``closer_floor`` (a raw score; ``None``: ``threshold``) is
+    the mean the other identity must reach for this rule: ``curate clean`` passes the one a little
+    above the decision point, so a photo that has edges to its own identity is not moved out on a
+    near-tie with the decision point.
 
     ``keep_floor`` (a raw cosine; ``curate clean`` passes the one at similarity 0, the median
     impostor pair): an ``isolated`` / ``outlier_component`` photo is NOT flagged when it has no
     better home (no other identity's main component reaches ``threshold`` on average) and its mean
     cosine to its own main component is at least ``keep_floor`` (more like its identity than a
     typical stranger): a hard photo of the right person, not a mislabel. It keeps the reason
-    ``weak_match`` (unflagged) so a reviewer can still find it."""
+    ``weak_match`` (unflagged) so a reviewer can still find it.
+
+    ``distinct_floor`` (a raw score; ``None``: off) limits that: a would-be ``weak_match`` photo stays
+    flagged (its graph reason, note ``distinct_other_identity``) when its best other identity reaches
+    ``distinct_floor`` on average, though below ``threshold``, and beats every further identity by at
+    least ``distinct_margin`` (on the scale when ``scale`` is given): a hard photo of the right
+    person looks vaguely like several strangers, a photo filed under the wrong person looks like one
+    of them."""
     import time
 
     t0 = time.perf_counter()
@@ -167,22 +180,35 @@ def analyse(
         if k >= 0:
             suggested[r] = id_names[k]
             suggested_cos[r] = c
+
+    def _gap(other, mine):
+        return scale(other) - scale(mine) if scale is not None else np.asarray(other) - np.asarray(mine)
+
     if keep_floor is not None:
-        for r in want:
+        kept, kept_best, kept_reason = [], [], []
+        for r, k in zip(want, sug_idx):
             if reason[r] in ("isolated", "outlier_component") and not (np.isfinite(suggested_cos[r]) and suggested_cos[r] >= threshold) and np.isfinite(score[r]) and score[r] >= keep_floor:
+                kept.append(r), kept_best.append(k), kept_reason.append(reason[r])
                 flagged[r], reason[r] = False, "weak_match"
+        if distinct_floor is not None and kept:
+            # ... unless its best other identity stands out from all the rest
+            kept, kept_best = np.array(kept, int), np.array(kept_best, int)
+            ru = runner_up(emb[kept], own[kept], kept_best, means, spreads, has, metric)
+            for r, k, why, c2 in zip(kept, kept_best, kept_reason, ru):
+                c = suggested_cos[r]
+                if k >= 0 and np.isfinite(c) and c >= distinct_floor and np.isfinite(c2) and _gap(c, c2) >= distinct_margin:
+                    flagged[r], reason[r] = True, why
+                    notes[r].append("distinct_other_identity")
     for r in np.flatnonzero(single):
         if np.isfinite(suggested_cos[r]) and suggested_cos[r] >= threshold:
             flagged[r], reason[r] = True, "matches_other_identity"
     # members of a main component that look more like another identity's main component than like
     # their own (joined through edges to a few look-alike photos)
-    def _gap(other: float, mine: float) -> float:
-        return float(scale(other) - scale(mine)) if scale is not None else float(other - mine)
-
     weak = np.flatnonzero((component == 0) & ~flagged & ~is_deepfake & usable & np.isfinite(own_score))
     w_idx, w_cos = best_other(emb[weak], own[weak], means, spreads, has, metric)
+    floor = threshold if closer_floor is None else max(threshold, closer_floor)
     for r, k, c in zip(weak, w_idx, w_cos):
-        if k >= 0 and c >= threshold and _gap(c, own_score[r]) > closer_margin:
+        if k >= 0 and c >= floor and _gap(c, own_score[r]) > closer_margin:
             flagged[r], reason[r] = True, "closer_to_other_identity"
             suggested[r], suggested_cos[r] = id_names[k], c
             want = np.append(want, r)

@@ -20,7 +20,7 @@ from ..engine import FaceEngine
 from .analyse import Analysis, PhotoInfo, analyse
 from .report import write_embeddings, write_heatmaps, write_similarity, write_summary, write_tables
 from ..engine.encoders import DEFAULT_ENCODER
-from .thresholds import CLOSER_MARGIN_SCALE, KEEP_FLOOR, curation_thresholds
+from .thresholds import CLOSER_FLOOR_MARGIN_SCALE, CLOSER_MARGIN_SCALE, DISTINCT_BELOW_SCALE, DISTINCT_MARGIN_SCALE, KEEP_FLOOR, curation_thresholds
 
 
 @dataclass
@@ -78,6 +78,9 @@ def run_clean(
         closer_margin=CLOSER_MARGIN_SCALE,
         scale=card.scale,
         keep_floor=card.raw_threshold(KEEP_FLOOR) if card.calibrated else None,
+        closer_floor=card.raw_threshold(scale_threshold + CLOSER_FLOOR_MARGIN_SCALE),
+        distinct_floor=card.raw_threshold(scale_threshold - DISTINCT_BELOW_SCALE),
+        distinct_margin=DISTINCT_MARGIN_SCALE,
         progress=progress,
         metric=card.metric,
     )

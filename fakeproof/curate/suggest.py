@@ -64,6 +64,22 @@ def best_other(emb: np.ndarray, own: np.ndarray, means: np.ndarray, spreads: np.
     return idx, cos
 
 
+def runner_up(emb: np.ndarray, own: np.ndarray, best: np.ndarray, means: np.ndarray, spreads: np.ndarray, has: np.ndarray, metric: str = "cosine", chunk: int = 2048) -> np.ndarray:
+    """For each row of ``emb``: its score to the best other identity after ``best`` (its own identity
+    ``own`` and ``best`` left out), in the units of :func:`best_other`; NaN where there is none."""
+    out = np.full(len(emb), np.nan, np.float64)
+    for s in range(0, len(emb), chunk):
+        sc = score_to_groups(metric, emb[s : s + chunk], means, spreads)
+        sc[:, ~has] = -np.inf
+        rows = np.arange(len(sc))
+        sc[rows, own[s : s + chunk]] = -np.inf
+        b = best[s : s + chunk]
+        sc[rows[b >= 0], b[b >= 0]] = -np.inf
+        m = sc.max(1) if sc.shape[1] else np.full(len(sc), -np.inf)
+        out[s : s + chunk] = np.where(np.isfinite(m), m, np.nan)
+    return out
+
+
 def merge_candidates(ids: list[str], means: np.ndarray, spreads: np.ndarray, has: np.ndarray, threshold: float, metric: str = "cosine", chunk: int = 2048) -> list[tuple[str, str, float]]:
     """Identity pairs (a < b) whose main components' mean cross cosine is >= threshold, best first."""
     out = []
