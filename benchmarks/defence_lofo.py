@@ -13,7 +13,10 @@ Detectors compared, every one trained on the same items of each fold with the sa
 block activations of the shipped dlib face ResNet, logistic regression), ``facenet`` (the same for the shipped
 FaceNet: stem, Block35, Block17 and Block8 stacks pooled on the crops resized to 160 px; the same head),
 ``cnn`` (a small CNN trained from scratch on high-pass residuals), ``dlib_ft`` (dlib's lower blocks fine-tuned
-end to end; GPU-sized). Paired differences of the mean held-out AUC are reported for every pair of detectors
+end to end; GPU-sized), ``local`` (local noise / sharpness / colour statistics on a grid of patches of the full
+192-px crop, pooled over inner face, blending ring and outside, with inner-minus-ring differences; logistic
+regression), ``stack`` (spectrum + dlib + local features side by side, one logistic regression) and
+``spectrum_full`` (the spectrum features on the full 192-px crop instead of 128 px). Paired differences of the mean held-out AUC are reported for every pair of detectors
 (``auc_pairs`` in the results). Families: the 7 neural ones of deepfakes-train (the four FF++ methods as one)
 and the offline ``classic``, ``selfblend``, ``morph``. Items are split by
 (group, footage unit) into train 55% / validation 15% / test 30% (``detect_fakes.corpus.footage_unit``: a fake and
@@ -51,7 +54,9 @@ TRAINED = ("cnn", "dlib_ft")  # learn from pixels (fakeproof.detect_fakes.traini
 # frozen encoders + logistic regression: detector -> (loader, feature function) names in detect_fakes.features;
 # each loader takes the --<detector>-weights file (or None: the installed package's weights)
 FROZEN = {"dlib": ("load_dlib_net", "dlib_block_features"), "facenet": ("load_facenet_net", "facenet_block_features")}
-CHOICES = ("spectrum", *FROZEN, *TRAINED)
+FULL_SIZE = ("local", "spectrum_full")  # computed on the pack's stored crop (192 px), whatever --crop-size says
+STACKED = ("spectrum", "dlib", "local")  # ``stack``: these features concatenated, one logistic regression
+CHOICES = ("spectrum", *FROZEN, *TRAINED, *FULL_SIZE, "stack")
 SPLIT = (0.55, 0.15)  # train, validation; the rest is test
 
 
@@ -165,27 +170,46 @@ def run(args) -> dict:
     detectors = [d for d in args.detectors.split(",") if d]
     bounds = np.cumsum([0] + [len(p.crops_jpeg) for p in packs])
     nets: dict = {}
-    for d in [d for d in detectors if d not in TRAINED]:
+
+    def features_of(d: str) -> np.ndarray:
+        """One fixed feature set for every image, cached per pack file (and its modification time)."""
+        if d in feats:
+            return feats[d]
         t = time.perf_counter()
+        if d == "stack":  # the others' columns side by side; fit_lr standardises each column
+            feats[d] = np.concatenate([features_of(b) for b in STACKED], 1)
+            print(f"{d} features {feats[d].shape} ({' + '.join(STACKED)})", flush=True)
+            return feats[d]
+        from fakeproof.detect_fakes import features
+
         parts = []
-        for k, pth in enumerate(args.pack):  # cached per pack file (and its modification time)
+        for k, pth in enumerate(args.pack):
             c = crops[bounds[k]:bounds[k + 1]]
+            key = f"{d}{size}"
             if d == "spectrum":
-                from fakeproof.detect_fakes.features import spectrum_features
+                fn = lambda c=c: features.spectrum_features(c, size=min(size, 128))
+            elif d in FULL_SIZE:  # the pack's stored crops, not resized to --crop-size
+                key = f"{d}{packs[k].crops([0]).shape[1] if len(packs[k].crops_jpeg) else 0}"
 
-                fn = lambda c=c: spectrum_features(c, size=min(size, 128))
+                def fn(k=k, d=d):
+                    full = packs[k].crops(None)
+                    if d == "local":
+                        return features.local_consistency_features(full)
+                    return features.spectrum_features(full, size=full.shape[1])
             else:
-                from fakeproof.detect_fakes import features
-
                 def fn(c=c, d=d):
                     load, extract = (getattr(features, f) for f in FROZEN[d])
                     if d not in nets:
                         nets[d] = load(getattr(args, f"{d}_weights"))
                     return extract(c, nets[d], args.device)
             stamp = hashlib.blake2b(f"{Path(pth).resolve()}|{Path(pth).stat().st_mtime_ns}".encode(), digest_size=6).hexdigest()
-            parts.append(cached(Path(args.cache_dir or Path(pth).parent) / f"feat_{stamp}", f"{d}{size}", fn))
+            parts.append(cached(Path(args.cache_dir or Path(pth).parent) / f"feat_{stamp}", key, fn))
         feats[d] = np.concatenate(parts)
         print(f"{d} features {feats[d].shape} in {time.perf_counter() - t:.0f} s", flush=True)
+        return feats[d]
+
+    for d in [d for d in detectors if d not in TRAINED]:
+        features_of(d)
 
     holds = families + ["(none)"]
     variants_t = None

@@ -85,6 +85,40 @@ def test_gate_math_and_tau_choice():
     assert tau0 == float("inf") and rate0 == 0.0
 
 
+def _textured_crops(n: int, size: int = 192, seed: int = 0) -> np.ndarray:
+    """Camera-like stand-ins: smooth random shading plus fine sensor noise, in colour."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        base = cv2.resize(rng.random((12, 12, 3)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC) * 160 + 40
+        out.append(np.clip(base + rng.normal(0, 8, (size, size, 3)), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def test_local_features_see_a_blurred_centre():
+    """A face whose centre was re-rendered smoother than the photo around it (a blended swap) lowers the
+    inner-minus-ring noise and sharpness differences; blurring the WHOLE crop moves them far less."""
+    from fakeproof.detect_fakes.features import local_consistency_features, local_feature_names, local_region_masks
+
+    crops = _textured_crops(6)
+    inner = local_region_masks(192)[0] > 0
+    pasted = crops.copy()
+    for c in pasted:
+        c[inner] = cv2.GaussianBlur(c, (0, 0), 1.2)[inner]
+    everywhere = np.stack([cv2.GaussianBlur(c, (0, 0), 1.2) for c in crops])
+    f0, f1, f2 = (local_consistency_features(x) for x in (crops, pasted, everywhere))
+    names = local_feature_names()
+    assert f0.shape == (6, len(names)) == (6, 8 * (64 + 6)) and f0.dtype == np.float32 and np.isfinite(f0).all()
+    for ch in ("lapY", "srmY", "lapCb", "lapCr"):
+        j = names.index(f"{ch}:inner-ring")
+        assert (f1[:, j] < f0[:, j] - 1.0).all(), ch  # log energy ratio falls by > 1 (the centre lost its noise)
+        assert np.abs(f2[:, j] - f0[:, j]).max() < 0.5 * np.abs(f1[:, j] - f0[:, j]).min(), ch  # global: about unchanged
+    assert np.allclose(f1[:, names.index("Y:inner-ring")], f0[:, names.index("Y:inner-ring")], atol=0.01)  # blur keeps the colour
+    assert np.allclose(local_consistency_features(crops[:0]).shape, (0, len(names)))
+    # the 144-px crops of a repacked (GPU) pack: the same columns, the face regions scaled
+    assert local_consistency_features(cv2.resize(crops[0], (144, 144))[None]).shape == (1, len(names))
+
+
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory, group_photo):
     """An artefact corpus and a generate layout from the faces of one shipped group photo: reals are the
@@ -139,15 +173,17 @@ def test_lofo_fast_mode_end_to_end(corpora, tmp_path):
 
     converted_state_dict()  # FaceNet's graph converted into the same folder (once per test home)
     assert (weights / CACHE_NAME).exists()
-    dets = ("spectrum", "dlib", "facenet", "cnn", "dlib_ft")
+    dets = ("spectrum", "dlib", "facenet", "cnn", "dlib_ft", "local", "stack")
     assert bench.main(["--pack", str(pack_path), "--fast", "--crop-size", "80", "--cnn-size", "64", "--out", str(out), "--dlib-weights", str(weights),
                        "--facenet-weights", str(weights), "--workers", "2", "--detectors", ",".join(dets)]) == 0
     md = bench.markdown(json.loads(out.read_text()))
-    assert "| **mean held-out** |" in md and "| spectrum | dlib | facenet | cnn | dlib_ft |" in md
+    assert "| **mean held-out** |" in md and "| spectrum | dlib | facenet | cnn | dlib_ft | local | stack |" in md
     res = json.loads(out.read_text())
     # facenet: 4 taps (256, 256, 896, 1792 channels), mean and std each, on the crops resized to 160 px
     (fn_feats,) = tmp_path.glob("feat_*.facenet80.npy")
     assert np.load(fn_feats).shape == (len(p.crops_jpeg), 2 * (256 + 256 + 896 + 1792))
+    (local_feats,) = tmp_path.glob("feat_*.local96.npy")  # the stored 96-px crops, not --crop-size's 80
+    assert np.load(local_feats).shape == (len(p.crops_jpeg), 8 * (64 + 6))
     assert set(res["auc_pairs"]) == {f"{a} - {b}" for a in dets for b in dets if a != b}
     lo, hi = res["auc_pairs"]["facenet - spectrum"][1:]
     assert -1 <= lo <= hi <= 1 and np.isclose(res["auc_pairs"]["facenet - dlib"][0], -res["auc_pairs"]["dlib - facenet"][0])

@@ -6,7 +6,8 @@
   (ArcFace template, margin :data:`~.crops.CROP_MARGIN`), with the random re-encoding and resizing
   that keeps file format and source size from carrying the label.
 - :mod:`.pack`: face crops, identity embeddings and labels of every image in one ``.npz``.
-- :mod:`.features`: the frequency / noise-print baseline and frozen features of the shipped encoders.
+- :mod:`.features`: the frequency / noise-print baseline, local consistency (inner face vs the ring around
+  it) and frozen features of the shipped encoders.
 - :mod:`.residual_cnn`: a small CNN trained from scratch on high-pass residuals.
 - :mod:`.dlib_finetune`: the shipped dlib face ResNet's lower blocks fine-tuned end to end as a detector.
 - :mod:`.training`: augmentation on the device, training and scoring of those two.

