@@ -68,13 +68,19 @@ def residual_moments(grey: np.ndarray) -> np.ndarray:
     return np.concatenate(feats, 1)
 
 
-def spectrum_features(crops: np.ndarray, size: int = 128) -> np.ndarray:
+def spectrum_features(crops: np.ndarray, size: int = 128, batch: int = 512) -> np.ndarray:
+    """(N, 64) spectrum + residual-moment features, ``batch`` crops at a time (the FFT of every crop
+    at once would hold gigabytes)."""
     import cv2
 
-    if crops.shape[1] != size:
-        crops = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
-    grey = _grey(crops)
-    return np.concatenate([radial_spectrum(grey), residual_moments(grey)], 1).astype(np.float32)
+    out = []
+    for b in range(0, len(crops), batch):
+        part = crops[b : b + batch]
+        if part.shape[1] != size:
+            part = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in part])
+        grey = _grey(part)
+        out.append(np.concatenate([radial_spectrum(grey), residual_moments(grey)], 1).astype(np.float32))
+    return np.concatenate(out) if out else np.zeros((0, N_RADIAL + 24), np.float32)
 
 
 # -- local consistency ------------------------------------------------------------------------------------
