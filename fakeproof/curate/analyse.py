@@ -185,16 +185,15 @@ def analyse(
         return scale(other) - scale(mine) if scale is not None else np.asarray(other) - np.asarray(mine)
 
     if keep_floor is not None:
-        kept, kept_best, kept_reason = [], [], []
-        for r, k in zip(want, sug_idx):
-            if reason[r] in ("isolated", "outlier_component") and not (np.isfinite(suggested_cos[r]) and suggested_cos[r] >= threshold) and np.isfinite(score[r]) and score[r] >= keep_floor:
-                kept.append(r), kept_best.append(k), kept_reason.append(reason[r])
-                flagged[r], reason[r] = False, "weak_match"
-        if distinct_floor is not None and kept:
+        kept = np.array([i for i, r in enumerate(want) if reason[r] in ("isolated", "outlier_component")
+                         and not (np.isfinite(suggested_cos[r]) and suggested_cos[r] >= threshold)
+                         and np.isfinite(score[r]) and score[r] >= keep_floor], int)  # positions in want
+        rows, kept_best, kept_reason = want[kept], sug_idx[kept], reason[want[kept]].copy()
+        flagged[rows], reason[rows] = False, "weak_match"
+        if distinct_floor is not None and len(rows):
             # ... unless its best other identity stands out from all the rest
-            kept, kept_best = np.array(kept, int), np.array(kept_best, int)
-            ru = runner_up(emb[kept], own[kept], kept_best, means, spreads, has, metric)
-            for r, k, why, c2 in zip(kept, kept_best, kept_reason, ru):
+            ru = runner_up(emb[rows], own[rows], kept_best, means, spreads, has, metric)
+            for r, k, why, c2 in zip(rows, kept_best, kept_reason, ru):
                 c = suggested_cos[r]
                 if k >= 0 and np.isfinite(c) and c >= distinct_floor and np.isfinite(c2) and _gap(c, c2) >= distinct_margin:
                     flagged[r], reason[r] = True, why

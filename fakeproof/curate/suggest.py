@@ -37,6 +37,17 @@ def main_means(ids: list[str], stats: dict[str, tuple[np.ndarray, float]], dim: 
     return m, spread, has
 
 
+def _other_scores(emb: np.ndarray, own: np.ndarray, means: np.ndarray, spreads, has: np.ndarray, metric: str, chunk: int, dtype=np.float64):
+    """Yield ``(start, scores)`` per chunk of ``emb`` rows: the ``(rows, K)`` score to every identity's
+    main component (:func:`~fakeproof.engine.cards.score_to_groups`, in ``dtype``), -inf for identities
+    without one (``~has``) and for each row's own identity ``own``."""
+    for s in range(0, len(emb), chunk):
+        sc = score_to_groups(metric, np.asarray(emb[s : s + chunk], dtype), means, spreads, dtype=dtype)
+        sc[:, ~has] = -np.inf
+        sc[np.arange(len(sc)), own[s : s + chunk]] = -np.inf
+        yield s, sc
+
+
 def best_other(emb: np.ndarray, own: np.ndarray, means: np.ndarray, spreads: np.ndarray, has: np.ndarray, metric: str = "cosine", chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``emb`` (own identity index ``own``): the best other identity index and its cosine.
 
@@ -49,14 +60,9 @@ def best_other(emb: np.ndarray, own: np.ndarray, means: np.ndarray, spreads: np.
     # the search runs in float32 (every main-component member goes through it: 97k photos x 10k
     # identities at Kryptonite scale); the winner's score is then recomputed exactly
     means32, spreads32 = means.astype(np.float32), np.asarray(spreads, np.float32)
-    for s in range(0, n, chunk):
-        x = np.asarray(emb[s : s + chunk], np.float32)
-        sc = score_to_groups(metric, x, means32, spreads32, dtype=np.float32)
-        sc[:, ~has] = -np.inf
-        rows = np.arange(len(sc))
-        sc[rows, own[s : s + chunk]] = -np.inf
+    for s, sc in _other_scores(emb, own, means32, spreads32, has, metric, chunk, np.float32):
         b = sc.argmax(1)
-        ok = np.isfinite(sc[rows, b])
+        ok = np.isfinite(sc[np.arange(len(sc)), b])
         if ok.any():
             exact = score_rows_to_groups(metric, emb[s : s + chunk][ok], means[b[ok]], np.asarray(spreads)[b[ok]])
             idx[s : s + chunk][ok] = b[ok]
@@ -68,13 +74,9 @@ def runner_up(emb: np.ndarray, own: np.ndarray, best: np.ndarray, means: np.ndar
     """For each row of ``emb``: its score to the best other identity after ``best`` (its own identity
     ``own`` and ``best`` left out), in the units of :func:`best_other`; NaN where there is none."""
     out = np.full(len(emb), np.nan, np.float64)
-    for s in range(0, len(emb), chunk):
-        sc = score_to_groups(metric, emb[s : s + chunk], means, spreads)
-        sc[:, ~has] = -np.inf
-        rows = np.arange(len(sc))
-        sc[rows, own[s : s + chunk]] = -np.inf
+    for s, sc in _other_scores(emb, own, means, spreads, has, metric, chunk):
         b = best[s : s + chunk]
-        sc[rows[b >= 0], b[b >= 0]] = -np.inf
+        sc[np.flatnonzero(b >= 0), b[b >= 0]] = -np.inf
         m = sc.max(1) if sc.shape[1] else np.full(len(sc), -np.inf)
         out[s : s + chunk] = np.where(np.isfinite(m), m, np.nan)
     return out
