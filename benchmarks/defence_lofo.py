@@ -170,6 +170,12 @@ def run(args) -> dict:
     detectors = [d for d in args.detectors.split(",") if d]
     bounds = np.cumsum([0] + [len(p.crops_jpeg) for p in packs])
     nets: dict = {}
+    full_crops: dict[int, np.ndarray] = {}  # pack index -> its crops at the stored size, decoded once for every FULL_SIZE detector
+
+    def full_size(k: int) -> np.ndarray:
+        if k not in full_crops:
+            full_crops[k] = packs[k].crops(None)
+        return full_crops[k]
 
     def features_of(d: str) -> np.ndarray:
         """One fixed feature set for every image, cached per pack file (and its modification time)."""
@@ -192,7 +198,7 @@ def run(args) -> dict:
                 key = f"{d}{packs[k].crops([0]).shape[1] if len(packs[k].crops_jpeg) else 0}"
 
                 def fn(k=k, d=d):
-                    full = packs[k].crops(None)
+                    full = full_size(k)
                     if d == "local":
                         return features.local_consistency_features(full)
                     return features.spectrum_features(full, size=full.shape[1])
