@@ -16,7 +16,9 @@ FaceNet: stem, Block35, Block17 and Block8 stacks pooled on the crops resized to
 end to end; GPU-sized), ``local`` (local noise / sharpness / colour statistics on a grid of patches of the full
 192-px crop, pooled over inner face, blending ring and outside, with inner-minus-ring differences; logistic
 regression), ``stack`` (spectrum + dlib + local features side by side, one logistic regression) and
-``spectrum_full`` (the spectrum features on the full 192-px crop instead of 128 px). Paired differences of the mean held-out AUC are reported for every pair of detectors
+``spectrum_full`` (the spectrum features on the full 192-px crop instead of 128 px) and ``consistency`` (does the inner
+face carry the identity of its surroundings? frozen dlib descriptors of five views of the 192-px crop, tight inner
+face to wide context with the inner face greyed, and their pairwise cosines and distances; logistic regression). Paired differences of the mean held-out AUC are reported for every pair of detectors
 (``auc_pairs`` in the results). Families: the 7 neural ones of deepfakes-train (the four FF++ methods as one)
 and the offline ``classic``, ``selfblend``, ``morph``. Items are split by
 (group, footage unit) into train 55% / validation 15% / test 30% (``detect_fakes.corpus.footage_unit``: a fake and
@@ -43,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from fakeproof.data.atomic import atomic_write_text, replacing
+from fakeproof.detect_fakes.crops import CROP_MARGIN
 from fakeproof.detect_fakes.gate import choose_tau, eer, gated, realness
 from fakeproof.detect_fakes.pack import Pack, load_pack
 from fakeproof.metrics import group_bootstrap, roc_auc
@@ -54,7 +57,7 @@ TRAINED = ("cnn", "dlib_ft")  # learn from pixels (fakeproof.detect_fakes.traini
 # frozen encoders + logistic regression: detector -> (loader, feature function) names in detect_fakes.features;
 # each loader takes the --<detector>-weights file (or None: the installed package's weights)
 FROZEN = {"dlib": ("load_dlib_net", "dlib_block_features"), "facenet": ("load_facenet_net", "facenet_block_features")}
-FULL_SIZE = ("local", "spectrum_full")  # computed on the pack's stored crop (192 px), whatever --crop-size says
+FULL_SIZE = ("local", "spectrum_full", "consistency")  # computed on the pack's stored crop (192 px), whatever --crop-size says
 STACKED = ("spectrum", "dlib", "local")  # ``stack``: these features concatenated, one logistic regression
 CHOICES = ("spectrum", *FROZEN, *TRAINED, *FULL_SIZE, "stack")
 SPLIT = (0.55, 0.15)  # train, validation; the rest is test
@@ -201,6 +204,10 @@ def run(args) -> dict:
                     full = full_size(k)
                     if d == "local":
                         return features.local_consistency_features(full)
+                    if d == "consistency":
+                        if "dlib" not in nets:
+                            nets["dlib"] = features.load_dlib_net(args.dlib_weights)
+                        return features.identity_consistency_features(full, nets["dlib"], CROP_MARGIN, args.device)
                     return features.spectrum_features(full, size=full.shape[1])
             else:
                 def fn(c=c, d=d):

@@ -33,8 +33,9 @@ def test_train_run_uses_the_corpus_and_closes_with_a_decision(ds_and_corpus, tmp
 
     ds, corpus = ds_and_corpus
     run = tmp_path / "run"
+    check = _check_pairs_csv(ds, tmp_path / "check")
     r = CliRunner().invoke(app, ["train", "run", str(ds), "--out", str(run), "--artefact-corpus", str(corpus), "--max-steps", "3", "--val-every", "3",
-                                 "--batch-size", "4", "--head-batch", "8", "--tune", "head", "--no-progress"])
+                                 "--batch-size", "4", "--head-batch", "8", "--tune", "head", "--check-pairs", str(check), "--no-progress"])
     assert r.exit_code == 0, r.output
     out = " ".join(r.output.split())
     assert "corpus family inswapper_128 (7 fakes) is held out of training (automatic" in out  # the family the dataset lacks, said at the start
@@ -52,6 +53,10 @@ def test_train_run_uses_the_corpus_and_closes_with_a_decision(ds_and_corpus, tmp
             assert lo <= m[k]["value"] + 1e-9 and m[k]["value"] <= hi + 1e-9
     # --tune head: the encoder did not move, so stock and trained score every real pair alike
     assert s["models"]["trained"]["genuine_eer"]["value"] == s["models"]["stock"]["genuine_eer"]["value"]
+    # --check-pairs: every model also measured on the real pairs of many people (here 27 + 27 of the sample people)
+    assert s["check_pairs"]["pairs"] == 54 and s["check_pairs"]["genuine"] == 27 and "genuine-pair EER (--check-pairs), 54 pairs" in out
+    assert s["models"]["trained"]["check_eer"]["value"] == s["models"]["stock"]["check_eer"]["value"]
+    assert s["vs_stock"]["trained"]["check_eer"]["diff"] == 0.0 and "check_eer" in s["models"]["trained+guard"]
     best = json.loads((run / "checkpoints" / "best" / "config.json").read_text())
     assert best["gate"]["flag_rate"] >= 0 and best["gate"]["eer_rise"] <= 0.005 + 1e-12  # the gate under the 0.5-point budget
     decision = json.loads((run / "decision.json").read_text())
@@ -100,6 +105,67 @@ def test_bad_corpus_fails_in_one_line_before_any_work(ds_and_corpus, tmp_path):
         assert len(errors) == 1 and msg in " ".join(r.output.split()), r.output
         assert "unreadable image" in r.output or "line 4" not in msg
         assert not run.exists()  # refused before the run folder was made
+
+
+def _check_pairs_csv(ds, out):
+    """A --check-pairs CSV beside copies of the dataset's real photos: every same-person pair and as many
+    pairs of different people (paths relative to the CSV's folder, people = the photos' folders)."""
+    import itertools
+    import shutil
+
+    shutil.copytree(ds / "images", out / "images")
+    people = sorted(p.name for p in (out / "images").iterdir())
+    photos = {p: sorted(f"images/{p}/{f.name}" for f in (out / "images" / p).glob("[0-9].jpg")) for p in people}
+    rows = [(a, b, 1) for p in people for a, b in itertools.combinations(photos[p], 2)]
+    rows += [(photos[p][k % 3], photos[q][(k + 1) % 3], 0) for k, (p, q) in enumerate(itertools.islice(itertools.cycle(zip(people, people[1:] + people[:1])), len(rows)))]
+    (out / "pairs.csv").write_text("path_a,path_b,expected_accept\n" + "".join(f"{a},{b},{y}\n" for a, b, y in rows))
+    return out / "pairs.csv"
+
+
+def test_check_pairs_file_is_checked_before_any_work(ds_and_corpus, tmp_path):
+    from fakeproof.train.check_pairs import CheckPairsError, read_check_pairs
+
+    ds, _ = ds_and_corpus
+    good = _check_pairs_csv(ds, tmp_path / "check")
+    pairs = read_check_pairs(good)
+    assert len(pairs) == 54 and pairs.label.sum() == 27 and len(pairs.paths) == 27 and pairs.person[0].startswith("images/")
+    lines = good.read_text().splitlines()
+    cases = {
+        "nocol.csv": ("path_a,path_b\nx,y\n", "no column 'expected_accept'"),
+        "badlabel.csv": ("\n".join([lines[0], lines[1].rsplit(",", 1)[0] + ",yes", *lines[2:]]), "line 2: expected_accept 'yes' is not 0/1"),
+        "missing.csv": ("\n".join([lines[0], "images/nobody/0.jpg," + lines[1].split(",", 1)[1], *lines[2:]]), "line 2: path_a 'images/nobody/0.jpg': no such file"),
+        "escape.csv": ("\n".join([lines[0], "../" + lines[1], *lines[2:]]), "leaves the CSV's folder"),
+        "few.csv": ("\n".join(lines[:11]), "10 genuine and 0 impostor pairs; needs 20 of each"),
+    }
+    for name, (text, msg) in cases.items():
+        (tmp_path / "check" / name).write_text(text)
+        with pytest.raises(CheckPairsError, match=None) as e:
+            read_check_pairs(tmp_path / "check" / name)
+        assert msg in str(e.value) and str(tmp_path / "check" / name) in str(e.value)
+    # on the command line: one line naming the file, before the run folder exists
+    run = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "run", str(ds), "--out", str(run), "--max-steps", "1", "--check-pairs", str(tmp_path / "check" / "few.csv")])
+    assert r.exit_code != 0 and [ln for ln in r.output.splitlines() if ln.startswith("error:")] and not run.exists(), r.output
+    assert "needs 20 of each" in " ".join(r.output.split())
+
+
+def test_check_pairs_catch_an_eer_rise_the_validation_split_cannot_see():
+    """Seen on the issue's run: 150 steps left the validation genuine-pair EER at 1.0% (12 people) while
+    celeba-pairs (6,000 pairs, 3,674 people) went from 4.27% to 7.03%. With --check-pairs the rise counts."""
+    from fakeproof.train.closing import add_check
+
+    vs = {"trained": {"genuine_eer": {"diff": 0.0, "ci": [-0.01, 0.03]}, "val_attack": {"diff": -0.2, "ci": [-0.3, -0.1]},
+                      "heldout_attack": {"diff": 0.0, "ci": [0.0, 0.0]}}}
+    res = {"models": {"stock": {}, "trained": {}}, "vs_stock": vs}
+    from fakeproof.train.closing import recommend
+
+    assert recommend(res, 0.005)["recommended"] == "trained"  # the validation split alone sees nothing
+    check = {"source": "pairs.csv", "pairs": 6000, "left_out": 3, "genuine": 3000,
+             "models": {"stock": {"value": 0.0460, "ci": [0.04, 0.05]}, "trained": {"value": 0.0703, "ci": [0.06, 0.08]}},
+             "vs_stock": {"trained": {"diff": 0.0243, "ci": [0.018, 0.031]}}}
+    res = add_check(res, check, 0.005)
+    assert res["recommended"] == "stock" and "genuine-pair EER on --check-pairs +2.43 pt" in res["reasons"][-1]
+    assert res["check_pairs"]["pairs"] == 6000 and res["models"]["trained"]["check_eer"]["value"] == 0.0703
 
 
 def _pairs(n_id=40, seed=0):

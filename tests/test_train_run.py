@@ -148,6 +148,34 @@ def test_torchrun_two_processes_on_cpu(dataset, ir18_ckpt, tmp_path):
     assert len((run / "metrics.csv").read_text().splitlines()) == 3  # header + steps 2 and 3, written once
 
 
+def test_keep_real_distillation_holds_real_descriptors_and_ignores_fakes(dataset, ir18_ckpt, tmp_path):
+    from fakeproof.distributed.process_group import DistInfo
+    from fakeproof.engine import resolve_model
+    from fakeproof.train.task import PairTask
+
+    cfg = _cfg(dataset, ir18_ckpt, tmp_path / "unused", keep_real=5.0)
+    enc = resolve_model("adaface_ir18", device="cpu", weights=str(ir18_ckpt)).encoder
+    task = PairTask(enc, cfg, DistInfo())
+    enc.eval()  # (IR-18's dropout would make two passes differ)
+    crops = np.random.default_rng(0).integers(0, 256, (4, 112, 112, 3), dtype=np.uint8)
+    x = enc.to_input(crops)
+    real = np.array([True, True, False, False])
+    with torch.no_grad():
+        assert float(task.keep_real_penalty(x, task.model(x), real)) == pytest.approx(0.0, abs=1e-9)  # the teacher is the start
+    with torch.no_grad():
+        enc.net.output_layer[3].weight.mul_(1.5)  # the student drifts
+    with torch.no_grad():
+        drift = float(task.keep_real_penalty(x, task.model(x), real))
+    assert drift > 0.01
+    # only the real rows count: other crops in the fake rows (2, 3) leave the penalty as it was
+    x2 = enc.to_input(np.concatenate([crops[:2], 255 - crops[2:]]))
+    with torch.no_grad():
+        assert float(task.keep_real_penalty(x2, task.model(x2), real)) == pytest.approx(drift, rel=1e-5)
+        assert float(task.keep_real_penalty(x, task.model(x), np.zeros(4, bool))) == 0.0
+    off = PairTask(enc, _cfg(dataset, ir18_ckpt, tmp_path / "unused", keep_real=0.0), DistInfo())
+    assert off.teacher is None and off.keep_real_penalty(x, off.model(x), real) == 0.0
+
+
 def test_l2sp_keeps_the_weights_near_the_pretrained_ones(dataset, ir18_ckpt, tmp_path):
     start = {k[len("model."):]: v for k, v in torch.load(ir18_ckpt, weights_only=True)["state_dict"].items()}
     moved = {}

@@ -12,6 +12,10 @@
 - :func:`local_consistency_features`: LOCAL noise, sharpness and colour statistics on a grid of
   patches of the full-size crop, pooled over the inner face, the blending ring and the outside, with
   the inner-minus-ring differences (a pasted face differs from the photo around it).
+- :func:`identity_consistency_features`: does the inner face carry the same identity as its
+  surroundings? The frozen dlib encoder's descriptors of five views of the full-size crop (tight inner
+  face, the template box, two wider ones, and the wide crop with the inner face greyed out) and their
+  pairwise cosines and distances: a face swap puts one person's inner face inside another's head.
 
 Both frozen networks share :func:`pooled_activations` (resize, normalise, run the stages in order,
 pool the tapped ones).
@@ -165,6 +169,56 @@ def local_consistency_features(crops: np.ndarray, grid: int = LOCAL_GRID, batch:
         regions[:, :_N_ENERGY] = np.log(regions[:, :_N_ENERGY] + eps)
         diffs = np.stack([regions[..., 0] - regions[..., 1], regions[..., 0] - regions[..., 2], regions[..., 1] - regions[..., 2]], -1)
         out[b:b + nb] = np.concatenate([patches.transpose(0, 3, 1, 2).reshape(nb, -1), regions.reshape(nb, -1), diffs.reshape(nb, -1)], 1)
+    return out
+
+
+# identity-consistency views: central squares of the full-size crop, as a share of the ArcFace template box
+# (which fills 1 / (1 + 2 * CROP_MARGIN) of it), then "context" = the whole crop with the inner face greyed
+CONSISTENCY_VIEWS = {"tight": 0.75, "template": 1.0, "mid": 1.25, "wide": None}
+CONSISTENCY_INNER_AXES = (0.42, 0.52)  # the greyed ellipse's half-axes, in template sides, centred 0.04 below the centre
+
+
+def consistency_views(crops: np.ndarray, margin: float) -> list[np.ndarray]:
+    """The five :func:`identity_consistency_features` views of uint8 RGB crops (N, S, S, 3) cut with ``margin``."""
+    s = crops.shape[1]
+    tmpl = s / (1 + 2 * margin)
+    out = []
+    for frac in CONSISTENCY_VIEWS.values():
+        if frac is None:
+            out.append(crops)
+            continue
+        a = int(round((s - frac * tmpl) / 2))
+        out.append(crops[:, a:s - a, a:s - a])
+    yy, xx = np.mgrid[:s, :s] + 0.5
+    ax, ay = (k * tmpl for k in CONSISTENCY_INNER_AXES)
+    inner = ((xx - s / 2) / ax) ** 2 + ((yy - s / 2 - 0.04 * tmpl) / ay) ** 2 <= 1
+    ctx = crops.copy()
+    ctx[:, inner] = 128
+    out.append(ctx)
+    return out
+
+
+def identity_consistency_features(crops: np.ndarray, net, margin: float, device: str = "cpu", batch: int = 64) -> np.ndarray:
+    """Cosines then Euclidean distances of the frozen dlib descriptors of every pair of the five
+    :func:`consistency_views` (20 numbers per crop)."""
+    import cv2
+    import torch
+
+    net = net.to(device).eval()
+    k = len(CONSISTENCY_VIEWS) + 1
+    iu = np.triu_indices(k, 1)
+    out = np.zeros((len(crops), 2 * len(iu[0])), np.float32)
+    with torch.inference_mode():
+        for b in range(0, len(crops), batch):
+            desc = []
+            for v in consistency_views(crops[b:b + batch], margin):
+                v = np.stack([cv2.resize(x, (DLIB_INPUT, DLIB_INPUT), interpolation=cv2.INTER_AREA if x.shape[0] > DLIB_INPUT else cv2.INTER_LINEAR) for x in v])
+                desc.append(net(net.normalise(torch.from_numpy(v).to(device))).float().cpu().numpy())
+            d = np.stack(desc, 1)  # (B, k, 128)
+            u = d / np.maximum(np.linalg.norm(d, axis=2, keepdims=True), 1e-9)
+            cos = np.einsum("bid,bjd->bij", u, u)[:, iu[0], iu[1]]
+            dist = np.linalg.norm(d[:, :, None] - d[:, None], axis=3)[:, iu[0], iu[1]]
+            out[b:b + len(d)] = np.concatenate([cos, dist], 1)
     return out
 
 

@@ -106,6 +106,10 @@ def run(
         items = check_corpus(cfg.artefact_corpus)
         if cfg.holdout_family:
             choose_holdout(items, (), cfg.holdout_family)
+    if cfg.check_pairs:  # CheckPairsError: one line naming the file, before any work
+        from .check_pairs import read_check_pairs
+
+        read_check_pairs(cfg.check_pairs)
     check_device(cfg.device)
     check_writable(out, "run folder", is_dir=True)
     settle_dataset(dataset)

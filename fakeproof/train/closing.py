@@ -19,8 +19,10 @@ across the models):
 The rule (``decision.json``), built so that following it never makes things worse than stock:
 
 - a model is **worse** than stock when its genuine-pair EER rises by more than the budget (the point
-  estimate: a rise is not excused by a wide interval on few validation pairs), or when it accepts more
-  deepfakes beyond noise (the difference's interval above 0);
+  estimate: a rise is not excused by a wide interval on few validation pairs) on the validation split
+  or on the ``--check-pairs`` set of many people when one is given (:mod:`.check_pairs`; a dozen
+  validation identities cannot see a half-point rise), or when it accepts more deepfakes beyond noise
+  (the difference's interval above 0);
 - ``heldout_attack`` is read for a guarded model only: for an encoder alone it is the share of
   genuine pairs accepted at its own EER threshold, about 1 - EER, so it only moves when the EER does
   (a WORSE encoder would look safer);
@@ -48,6 +50,8 @@ MEASURES = {
     "val_attack": "attack acceptance, dataset fakes (validation)",
     "heldout_attack": "attack acceptance, held-out family",
 }
+CHECK = "check_eer"  # the genuine-pair EER on --check-pairs (train/check_pairs.py), when given
+CHECK_LABEL = "genuine-pair EER (--check-pairs)"
 
 
 def _eer(scores, labels):
@@ -141,9 +145,10 @@ def _worse(d: dict, budget: float, guarded: bool) -> list[str]:
     """The measures on which a model is worse than stock: an EER rise above the budget (point estimate),
     or more deepfakes accepted beyond noise."""
     why = []
-    e = d["genuine_eer"]
-    if np.isfinite(e["diff"]) and e["diff"] > budget:
-        why.append(f"genuine-pair EER {e['diff'] * 100:+.2f} pt [{e['ci'][0] * 100:+.2f}, {e['ci'][1] * 100:+.2f}] (budget +{budget * 100:.1f} pt)")
+    for k, what in (("genuine_eer", "genuine-pair EER"), (CHECK, "genuine-pair EER on --check-pairs")):
+        e = d.get(k)
+        if e is not None and np.isfinite(e["diff"]) and e["diff"] > budget:
+            why.append(f"{what} {e['diff'] * 100:+.2f} pt [{e['ci'][0] * 100:+.2f}, {e['ci'][1] * 100:+.2f}] (budget +{budget * 100:.1f} pt)")
     for k in _attack_measures(guarded):
         if np.isfinite(d[k]["diff"]) and d[k]["ci"][0] > 0:
             why.append(f"{MEASURES[k]} {d[k]['diff'] * 100:+.1f} pt [{d[k]['ci'][0] * 100:+.1f}, {d[k]['ci'][1] * 100:+.1f}]")
@@ -188,6 +193,18 @@ def recommend(res: dict, budget: float, head_auc: dict | None = None) -> dict:
     return {"recommended": "trained", "guard": False, "reasons": reasons}
 
 
+def add_check(res: dict, check: dict, budget: float, head_auc: dict | None = None) -> dict:
+    """``res`` with the --check-pairs EERs (:func:`fakeproof.train.check_pairs.check_pairs_measure`) as one
+    more measure of every model, and the recommendation made again with it."""
+    for name, m in check["models"].items():
+        res["models"][name][CHECK] = m
+    for name, d in check["vs_stock"].items():
+        res["vs_stock"][name][CHECK] = d
+    res["check_pairs"] = {k: check[k] for k in ("source", "pairs", "left_out", "genuine")}
+    res.update(recommend(res, budget, head_auc))
+    return res
+
+
 def more_deepfakes_lines(res: dict, holdout: str | None) -> list[str]:
     """Plain sentences for every model that accepts more deepfakes than stock (point estimate)."""
     lines = []
@@ -210,6 +227,7 @@ def table_rows(res: dict) -> list[list[str]]:
         return "n/a" if not np.isfinite(v["value"]) else f"{v['value'] * scale:.1f}{unit} [{v['ci'][0] * scale:.1f}, {v['ci'][1] * scale:.1f}]"
 
     rows = []
-    for k, label in MEASURES.items():
+    labels = {**MEASURES, CHECK: f"{CHECK_LABEL}, {res['check_pairs']['pairs']} pairs"} if "check_pairs" in res else MEASURES
+    for k, label in labels.items():
         rows.append([label] + [fmt(res["models"][m][k]) if m in res["models"] else "-" for m in MODELS])
     return rows

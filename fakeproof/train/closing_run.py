@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..data import atomic_write_text, json_text
 from ..engine.encoders.guard import GuardedEncoder
 from ..ui import console, summary_table
-from .closing import DECISION_FILE, MODELS, Scored, closing_check, more_deepfakes_lines, table_rows
+from .closing import DECISION_FILE, MODELS, Scored, add_check, closing_check, more_deepfakes_lines, table_rows
 
 
 @torch.no_grad()
@@ -45,6 +45,37 @@ def _auc_with_ci(fake: np.ndarray, real: np.ndarray, units: np.ndarray, n_boot: 
     return {"value": float(roc_auc_score(y, s)), "ci": [float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))], "fakes": int(len(fake)), "reals": int(len(real))}
 
 
+class CheckSet:
+    """The --check-pairs photos aligned once by the run's face engine, scored by each model in turn."""
+
+    def __init__(self, tr):
+        from .check_pairs import read_check_pairs
+
+        self.pairs = read_check_pairs(tr.cfg.check_pairs)
+        _, crops = tr.engine.crops(self.pairs.paths, progress=tr.cfg.progress, desc="check pairs: aligning faces")
+        self.rows = np.array([i for i, c in enumerate(crops) if c is not None], int)
+        self.crops = np.stack([crops[i] for i in self.rows]) if len(self.rows) else None
+
+    def scores(self, enc, guarded: bool, batch_size: int) -> np.ndarray:
+        """The pair score of every pair (NaN where a photo has no crop): the identity cosine, times both
+        photos' realness for a guarded model (the closing check's :class:`~.closing.Scored`)."""
+        n = len(self.pairs.paths)
+        if not len(self.rows):
+            return np.full(len(self.pairs), np.nan)
+        pos = np.arange(len(self.rows))
+        of = lambda r: self.crops[r]  # noqa: E731
+        e = identity_embeddings(enc, of, pos, batch_size)
+        E = np.full((n, e.shape[1]), np.nan, np.float32)
+        E[self.rows] = e
+        if not guarded:
+            return Scored(E, self.pairs.a, self.pairs.b).score
+        from .artefact import head_logits
+
+        L = np.full(n, np.nan, np.float32)
+        L[self.rows] = head_logits(enc, of, pos, batch_size)
+        return Scored(E, self.pairs.a, self.pairs.b, L, float(enc.tau)).score
+
+
 def run_closing_check(tr) -> dict:
     """The closing check of a finished :class:`fakeproof.train.loop.Trainer` (rank 0)."""
     from ..engine import resolve_model
@@ -70,9 +101,15 @@ def run_closing_check(tr) -> dict:
     c_of = (lambda r: np.asarray(corpus.crops[r])) if corpus is not None else None  # noqa: E731
     ho_units = np.array([corpus.items[r].identity for r in ho_rows], dtype=object) if len(ho_rows) else None
 
-    def scored(enc, with_guard: bool) -> Scored:
+    check = CheckSet(tr) if cfg.check_pairs else None
+    check_scores: dict[str, np.ndarray] = {}
+
+    def scored(enc, with_guard: bool, name: str) -> Scored:
         E = identity_embeddings(enc, crops_of, rows, cfg.val_batch_size)
-        if not (with_guard and isinstance(enc, GuardedEncoder) and enc.calibrated):
+        guarded = with_guard and isinstance(enc, GuardedEncoder) and enc.calibrated
+        if check is not None:
+            check_scores[name] = check.scores(enc, guarded, cfg.val_batch_size)
+        if not guarded:
             return Scored(E, ia, ib)
         from .artefact import head_logits
 
@@ -80,14 +117,14 @@ def run_closing_check(tr) -> dict:
         hl = head_logits(enc, c_of, ho_rows, cfg.val_batch_size) if len(ho_rows) else None
         return Scored(E, ia, ib, L, float(enc.tau), hl)
 
-    models["stock"] = scored(stock, True)
+    models["stock"] = scored(stock, True, "stock")
     del stock
     best_dir = resolve_checkpoint(run_dir)
     trained, _ = load_trained_encoder(best_dir, device=device, models_dir=cfg.models_dir)
-    models["trained"] = Scored(identity_embeddings(trained, crops_of, rows, cfg.val_batch_size), ia, ib)
+    models["trained"] = scored(trained, False, "trained")
     head_auc = None
     if isinstance(trained, GuardedEncoder):
-        models["trained+guard"] = scored(trained, True)
+        models["trained+guard"] = scored(trained, True, "trained+guard")
         if len(ho_rows):  # how well the head ranks the unseen family against real photos of its own capture group
             from .artefact import head_logits
 
@@ -99,6 +136,10 @@ def run_closing_check(tr) -> dict:
             head_auc = _auc_with_ci(fl, rl, units)
     identity = val.identity if val.identity is not None else np.arange(len(val))
     res = closing_check(models, val.kind, val.label, identity, ho_units, seed=cfg.seed, budget=cfg.gate_eer_budget, head_auc=head_auc)
+    if check is not None:
+        from .check_pairs import check_pairs_measure
+
+        res = add_check(res, check_pairs_measure(check_scores, check.pairs, seed=cfg.seed), cfg.gate_eer_budget, head_auc)
     res["holdout_family"] = corpus.holdout if corpus is not None else None
     res["head_auc_heldout"] = head_auc
     res["seconds"] = round(time.time() - t0, 1)

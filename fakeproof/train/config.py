@@ -27,6 +27,9 @@ def _dlib_blocks() -> int:
 ENGINE = {f.name: f.metadata["option"] for f in fields(EngineOptions)}  # help shared with the infer commands
 
 
+KEEP_REAL = 100.0  # the keep-real distillation weight train run uses unless told (README "3. train")
+
+
 @dataclass
 class TrainConfig:
     """What ``train run`` is configured with; each field's default, help and range is its option's
@@ -48,6 +51,10 @@ class TrainConfig:
     lr: float = option(5e-6, "AdamW learning rate", min=0.0, lo_open=True)
     weight_decay: float = option(1e-2, "AdamW weight decay", min=0.0)
     l2sp: float = option(0.0, "L2-SP strength: adds l2sp/2 * sum ||w - w_pretrained||^2, keeps the encoder near what it knew about real faces (Li et al. 2018)", min=0.0)
+    keep_real: float = option(KEEP_REAL, (
+        "keep-real distillation: adds keep_real * mean ||f(x) - f0(x)||^2 / mean ||f0(x)||^2 over the batch's REAL crops, "
+        "f0 the frozen starting encoder: the pair loss may move deepfakes, the real faces' geometry stays (0: off)"
+    ), min=0.0)
     loss: str = option(DEFAULT_LOSS, "a registered pair loss (fakeproof.train.losses): adaptive_margin | contrastive | ...; its options follow")
     loss_options: dict = field(default_factory=dict)  # the loss's constructor options (each one a --option of its own)
     plateau_factor: float = option(0.5, "lr factor when the validation loss plateaus", min=0.0, max=1.0, lo_open=True)
@@ -67,6 +74,11 @@ class TrainConfig:
         "a deepfake corpus in deepfakes-train's layout (DIR/images.csv with path,label,family at least; images under DIR): its "
         "images train the artefact head beside the dataset's own fakes (implies --artefact-head), balanced per family and per "
         "real group, each re-encoded and resized at random; checked before any work"
+    ))
+    check_pairs: str | None = option(None, (
+        "a CSV of REAL pairs of many people (path_a,path_b,expected_accept, paths relative to its folder; e.g. "
+        "celeba-pairs/pairs.csv) on which the closing check also measures the genuine-pair EER of stock and trained: "
+        "a model whose EER rises there by more than --gate-eer-budget is not recommended; checked before any work"
     ))
     holdout_family: str | None = option(None, (
         "corpus family kept out of training for the closing check against stock "
@@ -96,7 +108,7 @@ class TrainConfig:
 
 
 # options a resumed run takes from its command line; everything else comes from RUN_DIR/run.json
-RESUME_OVERRIDES = {"max_steps", "max_minutes", "epochs", "device", "progress", "val_batch_size", "models_dir"}
+RESUME_OVERRIDES = {"max_steps", "max_minutes", "epochs", "device", "progress", "val_batch_size", "models_dir", "check_pairs"}
 
 
 class TrainError(FakeproofError, RuntimeError):

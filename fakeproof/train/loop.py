@@ -39,7 +39,7 @@ from .keeper import CheckpointKeeper
 from .records import MetricsLog, print_summary, validation_line
 from .run_data import build_run_data, load_run_pairs
 from .task import Optimisation, PairTask
-from ..metrics import METRIC_FIELDS, pair_metrics
+from ..metrics import KIND_CODE, METRIC_FIELDS, pair_metrics
 from .families import fake_families, family_summary, parse_holdout, stock_comparison
 from .artefact import HeadBatches, choose_gate
 from ..engine.encoders.guard import GuardedEncoder, guard
@@ -133,7 +133,7 @@ class Trainer:
             describe["started_from"] = start.name
         if guarded:
             describe["artefact_head"] = encoder.head_config()
-        trained_with = ("loss", "loss_options", "lr", "weight_decay", "l2sp", "batch_size", "seed", "bn", "tune")
+        trained_with = ("loss", "loss_options", "lr", "weight_decay", "l2sp", "keep_real", "batch_size", "seed", "bn", "tune")
         describe.update(frozen_blocks=self.task.frozen, train={k: getattr(cfg, k) for k in trained_with}, holdout_backend=cfg.holdout_backend)
         self.keeper = CheckpointKeeper(self.run_dir, info, describe, self.data.steps_per_epoch)
         self.metrics = MetricsLog(self.run_dir, self.main, self.log)
@@ -193,7 +193,8 @@ class Trainer:
             pi = idx[pos]
             ca = gather_crops(data.store, data.train.a[pi], flips[pos] if flips is not None else None)
             cb = gather_crops(data.store, data.train.b[pi], flips[B + pos] if flips is not None else None)
-            total += self.task.forward_backward(ca, cb, data.train.label[pi], self.opt.scaler, cfg.accum_steps, sync=m == cfg.accum_steps - 1)
+            real = data.train.kind[pi] != KIND_CODE["deepfake"]  # genuine and impostor pairs: both photos real
+            total += self.task.forward_backward(ca, cb, data.train.label[pi], self.opt.scaler, cfg.accum_steps, sync=m == cfg.accum_steps - 1, real=real)
         if self.head_batches is not None:
             crops, labels = self.head_batches(self.step)  # every rank draws the same batch and takes its share
             total += self.task.head_backward(crops[info.rank :: info.world_size], labels[info.rank :: info.world_size], self.opt.scaler)

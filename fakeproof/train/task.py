@@ -47,6 +47,8 @@ class PairTask:
         self.head_params = trainable_parameters(self.head) if self.head is not None else []
         # the starting point L2-SP pulls towards: the pretrained weights, taken before any --resume load
         self.anchor = [p.detach().clone() for p in self.params] if cfg.l2sp > 0 else None
+        # keep-real distillation: the frozen starting encoder whose descriptors of real photos the encoder keeps
+        self.teacher = frozen_copy(base) if cfg.keep_real > 0 and self.params else None
         self.amp_dtype = amp_dtype(info, cfg.amp)
         self.model = base  # what the pair loss runs
         self.head_model = self.head
@@ -75,9 +77,27 @@ class PairTask:
             return 0.0
         return (self.cfg.l2sp / 2) * sum(((w - w0) ** 2).sum() for w, w0 in zip(self.params, self.anchor))
 
-    def forward_backward(self, crops_a: np.ndarray, crops_b: np.ndarray, labels: np.ndarray, scaler: torch.amp.GradScaler, accum_steps: int = 1, sync: bool = True) -> float:
+    def _embed(self, x: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
+        """What the pair loss scores, with ``net`` as the encoder: a guarded encoder's identity (the
+        head learns from head_backward), else the raw descriptor."""
+        return self.encoder.identity(x, base=net) if self.head is not None else net(x)
+
+    def keep_real_penalty(self, x: torch.Tensor, raw: torch.Tensor, real: np.ndarray | None) -> torch.Tensor | float:
+        """``keep_real * mean ||f(x) - f0(x)||^2 / mean ||f0(x)||^2`` over the rows of ``x`` that are real
+        photos (``raw``: the encoder's raw descriptors of ``x``; 0 when off or no row is real)."""
+        if self.teacher is None or real is None or not real.any():
+            return 0.0
+        rows = torch.from_numpy(np.flatnonzero(real)).to(x.device)
+        with torch.no_grad(), self._autocast():
+            t = self._embed(x[rows], self.teacher.to(x.device)).float()
+        drift = ((raw[rows].float() - t) ** 2).sum(1).mean()
+        return self.cfg.keep_real * drift / (t ** 2).sum(1).mean().clamp_min(1e-12)
+
+    def forward_backward(self, crops_a: np.ndarray, crops_b: np.ndarray, labels: np.ndarray, scaler: torch.amp.GradScaler, accum_steps: int = 1,
+                         sync: bool = True, real: np.ndarray | None = None) -> float:
         """Loss of one micro-batch divided by ``accum_steps``, back-propagated through ``scaler``;
-        ``sync=False`` (all but the last micro-batch) skips DDP's gradient all-reduce."""
+        ``sync=False`` (all but the last micro-batch) skips DDP's gradient all-reduce; ``real``: the
+        pairs whose two photos are real (the keep-real distillation's rows)."""
         if not self.params:  # --tune head: only the artefact head learns (head_backward)
             return 0.0
         n = len(labels)
@@ -86,10 +106,11 @@ class PairTask:
         with self.model.no_sync() if (self.info.enabled and not sync) else nullcontext():
             with self._autocast():
                 # the pair loss trains identity; a guarded encoder's head learns from head_backward
-                e = self.encoder.identity(x, base=self.model) if self.head is not None else self.model(x)
-            e = F.normalize(e.float(), dim=1)
-            cos = (e[:n] * e[n:]).sum(1)
-            loss = (self.loss_fn(cos, y) + self.l2sp_penalty()) / accum_steps
+                e = self._embed(x, self.model)
+            keep = self.keep_real_penalty(x, e, None if real is None else np.concatenate([real, real]))
+            u = F.normalize(e.float(), dim=1)
+            cos = (u[:n] * u[n:]).sum(1)
+            loss = (self.loss_fn(cos, y) + self.l2sp_penalty() + keep) / accum_steps
             scaler.scale(loss).backward()
         return float(loss.detach())
 
@@ -114,6 +135,16 @@ class PairTask:
     def pair_loss(self, cos: np.ndarray, labels: np.ndarray) -> float:
         """The loss (without L2-SP) of already-scored pairs: the validation loss."""
         return float(self.loss_fn(torch.from_numpy(cos), torch.from_numpy(labels)))
+
+
+def frozen_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` in eval mode with no trainable parameter (a distillation teacher)."""
+    import copy
+
+    t = copy.deepcopy(module).eval()
+    for p in t.parameters():
+        p.requires_grad_(False)
+    return t
 
 
 @dataclass
