@@ -18,7 +18,7 @@ from fakeproof.detect_fakes.corpus import (
     read_training_layout,
 )
 from fakeproof.detect_fakes.crops import degrade
-from fakeproof.detect_fakes.gate import choose_tau, gated, realness
+from fakeproof.detect_fakes.gate import choose_tau, gated, realness, worst_case_rate
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -83,6 +83,12 @@ def test_gate_math_and_tau_choice():
     assert rises[0] <= 0.005 and rate < 0.3  # flagging 30% of real photos costs far more than half a point
     tau0, rate0, _ = choose_tau(np.r_[la, lb], [(sim, y, la, lb)], budget=-1.0)  # no budget: gate off
     assert tau0 == float("inf") and rate0 == 0.0
+    # genuine pairs with a wide margin: a measured EER sees no cost at 5% flagged; the worst-case cap
+    # (train run's gate) still flags at most half the budget's share of real photos
+    wide = np.r_[rng.normal(0.95, 0.01, 400), rng.normal(0.2, 0.05, 400)]
+    assert choose_tau(np.r_[la, lb], [(wide, y, la, lb)], budget=0.005)[1] >= 0.05
+    tau_c, rate_c, _ = choose_tau(np.r_[la, lb], [(wide, y, la, lb)], budget=0.005, max_rate=worst_case_rate(0.005))
+    assert rate_c == 0.0025 and np.mean(np.r_[la, lb] > tau_c) <= 0.0025
 
 
 def _textured_crops(n: int, size: int = 192, seed: int = 0) -> np.ndarray:

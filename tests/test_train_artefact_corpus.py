@@ -58,7 +58,7 @@ def test_train_run_uses_the_corpus_and_closes_with_a_decision(ds_and_corpus, tmp
     assert s["models"]["trained"]["check_eer"]["value"] == s["models"]["stock"]["check_eer"]["value"]
     assert s["vs_stock"]["trained"]["check_eer"]["diff"] == 0.0 and "check_eer" in s["models"]["trained+guard"]
     best = json.loads((run / "checkpoints" / "best" / "config.json").read_text())
-    assert best["gate"]["flag_rate"] >= 0 and best["gate"]["eer_rise"] <= 0.005 + 1e-12  # the gate under the 0.5-point budget
+    assert 0 <= best["gate"]["flag_rate"] <= 0.0025 and best["gate"]["eer_rise"] <= 0.005 + 1e-12  # under the 0.5-point budget, at most 0.25% flagged
     decision = json.loads((run / "decision.json").read_text())
     assert decision["recommended"] == s["recommended"] in ("stock", "trained", "trained+guard") and decision["stock_model"] == "auto"
 

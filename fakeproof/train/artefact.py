@@ -13,7 +13,9 @@ Before every validation the gate is set the issue's way (:func:`choose_gate`): `
 strictest candidate (a share of validation real photos above it: the dataset's validation reals and
 the artefact corpus's ``eval`` reals) whose gated genuine-pair EER on the validation identities' real
 pairs rises by at most ``--gate-eer-budget`` (0.5 point) over the ungated encoder's
-(:func:`fakeproof.detect_fakes.gate.choose_tau`). With ``--artefact-corpus`` the head also learns
+(:func:`fakeproof.detect_fakes.gate.choose_tau`), and that flags at most half the budget's share of
+those real photos (:func:`fakeproof.detect_fakes.gate.worst_case_rate`: the EER rise stays within the
+budget whatever the pairs' margins, where a dozen validation people cannot measure it). With ``--artefact-corpus`` the head also learns
 from the corpus (:mod:`.corpus_crops`), every real group and fake family drawn with equal weight.
 
 Batches are a pure function of (seed, step), like the pair batches, so ``--resume`` sees the same.
@@ -209,9 +211,10 @@ def corpus_reals_for_gate(corpus, limit: int = 400) -> np.ndarray:
 
 
 def choose_gate(guard: GuardedEncoder, store: CropStore, val: PairTable, budget: float, batch_size: int = 64, corpus=None, fallback: PairTable | None = None) -> dict | None:
-    """Set the guard's ``tau`` under the genuine-pair EER budget on ``val``'s real pairs; returns
+    """Set the guard's ``tau`` under the genuine-pair EER budget on ``val``'s real pairs, flagging at most
+    :func:`~fakeproof.detect_fakes.gate.worst_case_rate` of the real photos; returns
     ``{"tau", "flag_rate", "eer_rise", "val_reals"}`` or None when there are no real photos at all."""
-    from ..detect_fakes.gate import choose_tau
+    from ..detect_fakes.gate import choose_tau, worst_case_rate
 
     table = val if len(real_rows(val)) else fallback
     if table is None or not len(real_rows(table)):
@@ -231,7 +234,7 @@ def choose_gate(guard: GuardedEncoder, store: CropStore, val: PairTable, budget:
     y = table.label[real_pair]
     if len(y) and y.min() != y.max():
         sim = (emb[ia] * emb[ib]).sum(1)
-        tau, rate, rises = choose_tau(pool, [(sim, y, logit[ia], logit[ib])], budget=budget)
+        tau, rate, rises = choose_tau(pool, [(sim, y, logit[ia], logit[ib])], budget=budget, max_rate=worst_case_rate(budget))
     else:  # no genuine/impostor pairs to check a cost on: flag nothing seen real
         tau, rate, rises = float(np.max(pool)), 0.0, {}
     guard.tau.fill_(tau)
