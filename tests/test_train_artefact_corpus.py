@@ -33,9 +33,15 @@ def test_train_run_uses_the_corpus_and_closes_with_a_decision(ds_and_corpus, tmp
 
     ds, corpus = ds_and_corpus
     run = tmp_path / "run"
-    check = _check_pairs_csv(ds, tmp_path / "check")
     r = CliRunner().invoke(app, ["train", "run", str(ds), "--out", str(run), "--artefact-corpus", str(corpus), "--max-steps", "3", "--val-every", "3",
-                                 "--batch-size", "4", "--head-batch", "8", "--tune", "head", "--check-pairs", str(check), "--no-progress"])
+                                 "--batch-size", "4", "--head-batch", "8", "--tune", "head", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "check_pairs" not in json.loads((run / "summary.json").read_text())["closing"]
+    # a finished run checked again on real pairs of many people: --resume with nothing left to train re-runs the closing check only
+    check = _check_pairs_csv(ds, tmp_path / "check")
+    weights = (run / "checkpoints" / "best" / "model.safetensors").read_bytes()
+    r = CliRunner().invoke(app, ["train", "run", str(ds), "--out", str(run), "--resume", "--max-steps", "3", "--check-pairs", str(check), "--no-progress"])
+    assert (run / "checkpoints" / "best" / "model.safetensors").read_bytes() == weights
     assert r.exit_code == 0, r.output
     out = " ".join(r.output.split())
     assert "corpus family inswapper_128 (7 fakes) is held out of training (automatic" in out  # the family the dataset lacks, said at the start
