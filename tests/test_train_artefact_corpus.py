@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from conftest import package_image
 from fakeproof.cli import app
-from fakeproof.train.closing import Scored, closing_check, more_deepfakes_lines
+from fakeproof.train.closing import Scored, add_check, closing_check, more_deepfakes_lines
 from fakeproof.metrics import KIND_CODE
 from train_helpers import add_deepfakes, make_artefact_corpus
 
@@ -218,9 +218,14 @@ def test_closing_check_turns_the_guard_on_only_when_it_beats_stock():
     logits[ib[kinds == KIND_CODE["deepfake"]]] = 3.0  # the head flags the dataset's fakes
     units = np.array([f"v{i // 3}" for i in range(60)], dtype=object)
     flagged, missed = np.full(60, 3.0), np.full(60, -3.0)
+    checked = {"source": "c.csv", "pairs": 6000, "left_out": 0, "genuine": 3000, "models": {k: {"value": 0.04, "ci": [0.03, 0.05]} for k in ("stock", "trained", "trained+guard")},
+               "vs_stock": {k: {"diff": 0.001, "ci": [-0.002, 0.004]} for k in ("trained", "trained+guard")}}
     for hl, expect in ((flagged, "trained+guard"), (missed, None)):
         models = {"stock": Scored(E, ia, ib), "trained": Scored(E, ia, ib), "trained+guard": Scored(E, ia, ib, logits, 0.0, hl)}
         res = closing_check(models, kinds, label, ident, units, n_boot=200)
+        # not checked on real pairs of many people: the guard stays off whatever validation says
+        assert res["recommended"] == "stock" and not res["guard"] and "--check-pairs CSV" in res["reasons"][0]
+        res = add_check(res, checked, 0.005)
         assert res["models"]["trained+guard"]["genuine_eer"]["value"] == res["models"]["stock"]["genuine_eer"]["value"]
         if expect:
             assert res["recommended"] == "trained+guard" and res["guard"] and res["models"]["trained+guard"]["heldout_attack"]["value"] == 0
@@ -228,7 +233,7 @@ def test_closing_check_turns_the_guard_on_only_when_it_beats_stock():
             assert res["models"]["trained+guard"]["heldout_attack"]["value"] > 0.9
             assert res["recommended"] == "trained+guard"
     models = {"stock": Scored(E, ia, ib), "trained": Scored(E, ia, ib), "trained+guard": Scored(E, ia, ib, np.full(2 * n, -3.0), 0.0, missed)}
-    res = closing_check(models, kinds, label, ident, units, n_boot=200)
+    res = add_check(closing_check(models, kinds, label, ident, units, n_boot=200), checked, 0.005)
     # a guard that flags nothing is off; the trained encoder IS stock here, so it is not better: stock is kept
     assert res["recommended"] == "stock" and not res["guard"] and "switched off" in res["reasons"][0] and "stock is kept" in res["reasons"][-1]
 
@@ -240,7 +245,7 @@ def test_a_guard_blind_to_the_held_out_family_stays_off():
 
     vs = {"trained": {k: {"diff": 0.0, "ci": [-0.01, 0.01]} for k in ("genuine_eer", "val_attack", "heldout_attack")},
           "trained+guard": {"genuine_eer": {"diff": 0.0, "ci": [-0.01, 0.02]}, "val_attack": {"diff": -0.06, "ci": [-0.2, 0.0]},
-                            "heldout_attack": {"diff": -0.025, "ci": [-0.06, -0.001]}}}
+                            "heldout_attack": {"diff": -0.025, "ci": [-0.06, -0.001]}, "check_eer": {"diff": 0.002, "ci": [-0.001, 0.005]}}}
     assert recommend({"vs_stock": vs}, 0.005)["recommended"] == "trained+guard"
     blind = recommend({"vs_stock": vs}, 0.005, {"value": 0.508, "ci": [0.46, 0.558]})
     assert blind["recommended"] == "stock" and not blind["guard"] and "at random" in blind["reasons"][0]
