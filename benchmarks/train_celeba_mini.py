@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--freeze-blocks", type=int, default=26)
     ap.add_argument("--l2sp", type=float, default=0.0)
+    ap.add_argument("--keep-real", type=float, default=0.0, help="keep-real distillation weight (0: the recipe the README's table measured; train run's default is 100)")
     ap.add_argument("--val-every", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -82,7 +83,7 @@ def main() -> None:
         times["train run"] = cli(
             "train", "run", str(ds), "--out", str(run), "--pairs", str(pairs_csv), "--model", args.model,
             "--max-minutes", str(args.minutes), "--epochs", "1000", "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-            "--freeze-blocks", str(args.freeze_blocks), "--l2sp", str(args.l2sp), "--val-every", str(args.val_every), "--seed", str(args.seed), "--device", "cpu", "--no-progress",
+            "--freeze-blocks", str(args.freeze_blocks), "--l2sp", str(args.l2sp), "--keep-real", str(args.keep_real), "--val-every", str(args.val_every), "--seed", str(args.seed), "--device", "cpu", "--no-progress",
         )
 
     from fakeproof.engine import FaceEngine
@@ -126,7 +127,7 @@ def main() -> None:
         ["train pairs / val pairs", f"{summary['train_pairs']} / {summary['val_pairs']}"],
         ["train images/s (fwd+bwd, CPU)", round(summary["images_per_s"], 2)],
         ["threshold in checkpoint", round(conf["threshold"], 4) if conf.get("threshold") is not None else "n/a"],
-        ["settings", f"batch {args.batch_size}, lr {args.lr}, freeze {args.freeze_blocks} blocks, l2sp {args.l2sp}, budget {args.minutes} min"],
+        ["settings", f"batch {args.batch_size}, lr {args.lr}, freeze {args.freeze_blocks} blocks, l2sp {args.l2sp}, keep-real {args.keep_real}, budget {args.minutes} min"],
         *[[f"time: {k}", f"{v:.0f} s"] for k, v in times.items()],
         ["work folder", str(work)],
     ]
