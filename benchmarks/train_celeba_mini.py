@@ -83,7 +83,8 @@ def main() -> None:
         times["train run"] = cli(
             "train", "run", str(ds), "--out", str(run), "--pairs", str(pairs_csv), "--model", args.model,
             "--max-minutes", str(args.minutes), "--epochs", "1000", "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-            "--freeze-blocks", str(args.freeze_blocks), "--l2sp", str(args.l2sp), "--keep-real", str(args.keep_real), "--val-every", str(args.val_every), "--seed", str(args.seed), "--device", "cpu", "--no-progress",
+            "--freeze-blocks", str(args.freeze_blocks), "--l2sp", str(args.l2sp),
+            "--keep-real", str(args.keep_real), "--val-every", str(args.val_every), "--seed", str(args.seed), "--device", "cpu", "--no-progress",
         )
 
     from fakeproof.engine import FaceEngine
