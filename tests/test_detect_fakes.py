@@ -71,6 +71,19 @@ def test_degrade_keeps_size_and_changes_pixels():
     assert out.shape == img.shape and out.dtype == np.uint8 and np.abs(out.astype(int) - img).mean() > 1
 
 
+def test_degrade_also_shows_every_source_as_a_small_photo():
+    """Sizes carry no label: a large photo is sometimes brought down near MIN_SIDE (its fine detail gone),
+    whatever its own size."""
+    from fakeproof.detect_fakes.crops import MIN_SIDE
+
+    img = (np.random.default_rng(1).random((512, 384, 3)) * 255).astype(np.uint8)
+    lap = lambda x: float(np.abs(cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), cv2.CV_32F)).mean())  # noqa: E731
+    energy = [lap(degrade(img, np.random.default_rng([3, k]))) / lap(img) for k in range(40)]
+    assert min(energy) < 0.1 and max(energy) > 0.2  # some copies from near 72 px, some barely shrunk
+    small = (np.random.default_rng(2).random((60, 50, 3)) * 255).astype(np.uint8)  # already below MIN_SIDE: only re-encoded
+    assert max(small.shape[:2]) < MIN_SIDE and degrade(small, np.random.default_rng(0)).shape == small.shape
+
+
 def test_gate_math_and_tau_choice():
     r = realness([-1.0, 0.0, 0.5, 2.0], tau=0.0, width=1.0)
     assert np.allclose(r, [1, 1, 0.5, 0])
