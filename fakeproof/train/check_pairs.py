@@ -46,8 +46,9 @@ def read_check_pairs(csv_path) -> CheckPairs:
     root = p.parent.resolve()
     try:
         with p.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-            header = rows[0].keys() if rows else []
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise CheckPairsError(f"{p}: --check-pairs: cannot read as CSV ({e})") from None
     missing = [c for c in COLUMNS if c not in header]
@@ -82,30 +83,20 @@ def check_pairs_measure(scores: dict[str, np.ndarray], pairs: CheckPairs, n_boot
     """Genuine-pair EER of each model's ``scores`` on ``pairs`` (NaN = a photo without a crop: the
     pair is left out for every model), with intervals resampling people, and each model's paired
     difference against ``stock``."""
-    from ..metrics import compute_eer, group_bootstrap
+    from ..metrics import group_bootstrap
+    from .closing import interval, pair_eer
 
     ok = np.all([np.isfinite(s) for s in scores.values()], axis=0)
     y, person = pairs.label[ok], pairs.person[ok]
     s = {k: v[ok] for k, v in scores.items()}
-
-    def eer(v, idx=None):
-        yy, vv = (y, v) if idx is None else (y[idx], v[idx])
-        return float(compute_eer(yy, vv).eer) if 0 < yy.sum() < len(yy) else float("nan")
-
-    point = {k: eer(v) for k, v in s.items()}
+    point = {k: pair_eer(v, y)[0] for k, v in s.items()}
     boots = {k: [] for k in s}
     for idx in group_bootstrap(person, n_boot, seed):
         for k, v in s.items():
-            boots[k].append(eer(v, idx))
-
-    def ci(vals):
-        v = np.asarray(vals, np.float64)
-        v = v[np.isfinite(v)]
-        return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if len(v) else [float("nan")] * 2
-
+            boots[k].append(pair_eer(v[idx], y[idx])[0])
     out = {"source": pairs.source, "pairs": int(ok.sum()), "left_out": int((~ok).sum()), "genuine": int(y.sum()),
-           "models": {k: {"value": point[k], "ci": ci(boots[k])} for k in s}, "vs_stock": {}}
+           "models": {k: {"value": point[k], "ci": interval(boots[k])} for k in s}, "vs_stock": {}}
     for k in s:
         if k != "stock":
-            out["vs_stock"][k] = {"diff": point[k] - point["stock"], "ci": ci(np.asarray(boots[k]) - np.asarray(boots["stock"]))}
+            out["vs_stock"][k] = {"diff": point[k] - point["stock"], "ci": interval(np.asarray(boots[k]) - np.asarray(boots["stock"]))}
     return out

@@ -57,11 +57,20 @@ CHECK = "check_eer"  # the genuine-pair EER on --check-pairs (train/check_pairs.
 CHECK_LABEL = "genuine-pair EER (--check-pairs)"
 
 
-def _eer(scores, labels):
+def pair_eer(scores, labels) -> tuple[float, float]:
+    """(EER, threshold) of scored pairs; NaN when one kind is missing (a bootstrap draw may hold one)."""
+    labels = np.asarray(labels)
     if len(labels) == 0 or labels.min() == labels.max():
         return float("nan"), float("nan")
     e = compute_eer(labels, scores)
     return float(e.eer), float(e.threshold)
+
+
+def interval(vals) -> list[float]:
+    """The 95% percentile interval of bootstrap values (NaN draws left out; NaNs when none is left)."""
+    v = np.asarray(vals, np.float64)
+    v = v[np.isfinite(v)]
+    return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if len(v) else [float("nan")] * 2
 
 
 class Scored:
@@ -93,7 +102,7 @@ def closing_check(models: dict[str, Scored], kind: np.ndarray, label: np.ndarray
     n_f = 0 if heldout_units is None else len(heldout_units)
     thr, accept_df, accept_ho, point = {}, {}, {}, {}
     for name, m in models.items():
-        e, t = _eer(m.score[real], label[real])
+        e, t = pair_eer(m.score[real], label[real])
         thr[name] = t
         accept_df[name] = (m.score >= t).astype(np.float64)  # per pair (deepfake pairs read)
         if n_f:
@@ -118,21 +127,16 @@ def closing_check(models: dict[str, Scored], kind: np.ndarray, label: np.ndarray
         cf = np.bincount(f_idx, minlength=n_f).astype(np.float32) if n_f else None
         for name, m in models.items():
             b = boots[name]
-            b["genuine_eer"].append(_eer(m.score[r_idx], label[r_idx])[0])
+            b["genuine_eer"].append(pair_eer(m.score[r_idx], label[r_idx])[0])
             b["val_attack"].append(accept_df[name][d_idx].mean() if len(d_idx) else np.nan)
             b["heldout_attack"].append(float(cg @ accept_ho[name] @ cf) / max(cg.sum() * cf.sum(), 1) if n_f and cg.sum() else np.nan)
 
-    def ci(vals):
-        v = np.asarray(vals, np.float64)
-        v = v[np.isfinite(v)]
-        return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if len(v) else [float("nan")] * 2
-
     out = {"n_boot": n_boot, "thresholds": thr, "models": {}, "vs_stock": {}, "pairs": {"real": int(real.sum()), "genuine": int(gen.sum()), "deepfake": int(df.sum()), "heldout_fakes": n_f}}
     for name in models:
-        out["models"][name] = {k: {"value": point[name][k], "ci": ci(boots[name][k])} for k in MEASURES}
+        out["models"][name] = {k: {"value": point[name][k], "ci": interval(boots[name][k])} for k in MEASURES}
         if name != "stock":
             out["vs_stock"][name] = {
-                k: {"diff": point[name][k] - point["stock"][k], "ci": ci(np.asarray(boots[name][k]) - np.asarray(boots["stock"][k]))} for k in MEASURES
+                k: {"diff": point[name][k] - point["stock"][k], "ci": interval(np.asarray(boots[name][k]) - np.asarray(boots["stock"][k]))} for k in MEASURES
             }
     out.update(recommend(out, budget, head_auc))
     return out

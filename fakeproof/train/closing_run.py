@@ -55,16 +55,20 @@ class CheckSet:
         _, crops = tr.engine.crops(self.pairs.paths, progress=tr.cfg.progress, desc="check pairs: aligning faces")
         self.rows = np.array([i for i, c in enumerate(crops) if c is not None], int)
         self.crops = np.stack([crops[i] for i in self.rows]) if len(self.rows) else None
+        self._emb: dict[str, np.ndarray] = {}  # encoder key -> identity embeddings (trained and trained+guard share one)
 
-    def scores(self, enc, guarded: bool, batch_size: int) -> np.ndarray:
+    def scores(self, enc, key: str, guarded: bool, batch_size: int) -> np.ndarray:
         """The pair score of every pair (NaN where a photo has no crop): the identity cosine, times both
-        photos' realness for a guarded model (the closing check's :class:`~.closing.Scored`)."""
+        photos' realness for a guarded model (the closing check's :class:`~.closing.Scored`); ``key``
+        names the encoder, whose embeddings are computed once."""
         n = len(self.pairs.paths)
         if not len(self.rows):
             return np.full(len(self.pairs), np.nan)
         pos = np.arange(len(self.rows))
         of = lambda r: self.crops[r]  # noqa: E731
-        e = identity_embeddings(enc, of, pos, batch_size)
+        if key not in self._emb:
+            self._emb[key] = identity_embeddings(enc, of, pos, batch_size)
+        e = self._emb[key]
         E = np.full((n, e.shape[1]), np.nan, np.float32)
         E[self.rows] = e
         if not guarded:
@@ -104,11 +108,16 @@ def run_closing_check(tr) -> dict:
     check = CheckSet(tr) if cfg.check_pairs else None
     check_scores: dict[str, np.ndarray] = {}
 
+    val_emb: dict[str, np.ndarray] = {}  # encoder key -> identity embeddings of the validation crops
+
     def scored(enc, with_guard: bool, name: str) -> Scored:
-        E = identity_embeddings(enc, crops_of, rows, cfg.val_batch_size)
+        key = name.split("+")[0]  # "trained" and "trained+guard" are one encoder: embedded once
+        if key not in val_emb:
+            val_emb[key] = identity_embeddings(enc, crops_of, rows, cfg.val_batch_size)
+        E = val_emb[key]
         guarded = with_guard and isinstance(enc, GuardedEncoder) and enc.calibrated
         if check is not None:
-            check_scores[name] = check.scores(enc, guarded, cfg.val_batch_size)
+            check_scores[name] = check.scores(enc, key, guarded, cfg.val_batch_size)
         if not guarded:
             return Scored(E, ia, ib)
         from .artefact import head_logits

@@ -89,7 +89,7 @@ class PairTask:
             return 0.0
         rows = torch.from_numpy(np.flatnonzero(real)).to(x.device)
         with torch.no_grad(), self._autocast():
-            t = self._embed(x[rows], self.teacher.to(x.device)).float()
+            t = self._embed(x[rows], self.teacher).float()  # (a copy of the encoder, on its device)
         drift = ((raw[rows].float() - t) ** 2).sum(1).mean()
         return self.cfg.keep_real * drift / (t ** 2).sum(1).mean().clamp_min(1e-12)
 
